@@ -1,0 +1,83 @@
+//! The two traits every aggregate implements: [`Aggregate`] (decide and evolve) and
+//! [`DomainEvent`] (naming and (de)serialising events for the log).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::Context;
+use crate::error::DomainError;
+
+/// An event of one aggregate: an externally tagged enum whose variant names are the event types.
+pub trait DomainEvent:
+    Sized + Clone + std::fmt::Debug + PartialEq + Serialize + DeserializeOwned
+{
+    /// The event's type name, past tense, e.g. `"ItemCreated"` (the enum variant name).
+    fn event_type(&self) -> &'static str;
+
+    /// Current schema version of this event type's payload. The table lives in
+    /// [`crate::upcast::current_schema_version`], beside the upcasters.
+    fn schema_version(event_type: &str) -> i32 {
+        crate::upcast::current_schema_version(event_type)
+    }
+
+    /// Splits the event into its type and payload JSON (the externally tagged enum's single
+    /// key and value).
+    fn to_parts(&self) -> (&'static str, serde_json::Value) {
+        let payload = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map
+                .into_iter()
+                .next()
+                .map_or(serde_json::Value::Null, |(_, value)| value),
+            _ => serde_json::Value::Null,
+        };
+        (self.event_type(), payload)
+    }
+
+    /// Inverse of [`DomainEvent::to_parts`]; fails when the type is unknown or the payload does
+    /// not fit it. The payload must be at the current schema version (see
+    /// [`DomainEvent::from_stored`]).
+    fn from_parts(event_type: &str, payload: serde_json::Value) -> Result<Self, serde_json::Error> {
+        let mut map = serde_json::Map::with_capacity(1);
+        map.insert(event_type.to_owned(), payload);
+        serde_json::from_value(serde_json::Value::Object(map))
+    }
+
+    /// Reads a stored event of any schema version: upcasts it to the current version, then
+    /// deserialises it.
+    fn from_stored(
+        event_type: &str,
+        schema_version: i32,
+        payload: serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
+        let (_, payload) = crate::upcast::upcast(event_type, schema_version, payload);
+        Self::from_parts(event_type, payload)
+    }
+}
+
+/// An event-sourced aggregate: its state is a fold of its events; `decide` holds every rule.
+pub trait Aggregate: Default + Clone + std::fmt::Debug {
+    /// Stream type stored in the log: `"user"`, `"workspace"`, `"item"`.
+    const STREAM_TYPE: &'static str;
+    /// What may be asked of the aggregate.
+    type Command;
+    /// What the aggregate records.
+    type Event: DomainEvent;
+
+    /// Every rule. Pure. Returns the events to append (possibly empty for a no-op change).
+    fn decide(
+        &self,
+        command: Self::Command,
+        ctx: &Context,
+    ) -> Result<Vec<Self::Event>, DomainError>;
+
+    /// Applies a fact; never fails, never validates.
+    fn evolve(self, event: &Self::Event) -> Self;
+
+    /// Folds events, in order, starting from the default (non-existent) state.
+    fn fold<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self
+    where
+        Self::Event: 'a,
+    {
+        events.into_iter().fold(Self::default(), Self::evolve)
+    }
+}

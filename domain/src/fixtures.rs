@@ -1,0 +1,86 @@
+//! Shared test fixtures: a fixed clock, deterministic ids and parsed values.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::context::Context;
+use crate::ids::{ExportId, InviteId, ItemId, UserId, WorkspaceId};
+use crate::values::{DisplayName, Email, ItemBody, ItemTitle, ReferralCode, Tags, WorkspaceName};
+
+/// The fixed "now" of every test: 2025-01-01T12:00:00Z.
+pub fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_735_732_800, 0).expect("valid timestamp")
+}
+
+/// `t0` plus `days`.
+pub fn days(days: i64) -> DateTime<Utc> {
+    t0() + Duration::days(days)
+}
+
+pub fn user(n: u128) -> UserId {
+    UserId::from_uuid(Uuid::from_u128(n))
+}
+
+pub fn workspace_id() -> WorkspaceId {
+    WorkspaceId::from_uuid(Uuid::from_u128(1000))
+}
+
+pub fn other_workspace_id() -> WorkspaceId {
+    WorkspaceId::from_uuid(Uuid::from_u128(1001))
+}
+
+pub fn invite_id(n: u128) -> InviteId {
+    InviteId::from_uuid(Uuid::from_u128(2000 + n))
+}
+
+pub fn export_id(n: u128) -> ExportId {
+    ExportId::from_uuid(Uuid::from_u128(3000 + n))
+}
+
+pub fn item_id() -> ItemId {
+    ItemId::from_uuid(Uuid::from_u128(4000))
+}
+
+pub fn as_user(n: u128) -> Context {
+    Context::user(t0(), user(n))
+}
+
+pub fn as_user_at(n: u128, at: DateTime<Utc>) -> Context {
+    Context::user(at, user(n))
+}
+
+pub fn as_system() -> Context {
+    Context::system(t0(), "test-job")
+}
+
+pub fn as_system_at(at: DateTime<Utc>) -> Context {
+    Context::system(at, "test-job")
+}
+
+pub fn email(s: &str) -> Email {
+    Email::parse(s).expect("valid email")
+}
+
+pub fn display_name(s: &str) -> DisplayName {
+    DisplayName::parse(s).expect("valid display name")
+}
+
+pub fn ws_name(s: &str) -> WorkspaceName {
+    WorkspaceName::parse(s).expect("valid workspace name")
+}
+
+pub fn title(s: &str) -> ItemTitle {
+    ItemTitle::parse(s).expect("valid title")
+}
+
+pub fn body(s: &str) -> ItemBody {
+    ItemBody::parse(s).expect("valid body")
+}
+
+pub fn tags(list: &[&str]) -> Tags {
+    Tags::parse(list.iter().map(|s| (*s).to_owned()).collect()).expect("valid tags")
+}
+
+pub fn code(s: &str) -> ReferralCode {
+    ReferralCode::parse(s).expect("valid referral code")
+}

@@ -1,0 +1,186 @@
+use super::*;
+
+fn strings(n: usize, prefix: &str) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+#[test]
+fn email_is_trimmed_and_keeps_case_but_normalises_lowercase() {
+    let email = Email::parse("  Ada.Lovelace@Example.COM ").expect("valid");
+    assert_eq!(email.as_str(), "Ada.Lovelace@Example.COM");
+    assert_eq!(email.normalized(), "ada.lovelace@example.com");
+    assert!(email.matches(&Email::parse("ada.lovelace@example.com").expect("valid")));
+}
+
+#[test]
+fn email_rejects_bad_syntax() {
+    for bad in [
+        "",
+        "   ",
+        "plain",
+        "@example.com",
+        "ada@",
+        "ada@example",
+        "ada@@example.com",
+        "a@b@example.com",
+        "ada lovelace@example.com",
+        "ada@.example.com",
+        "ada@example.com.",
+        "ada@example..com",
+        "ada@-example.com",
+        "ada\u{0}@example.com",
+    ] {
+        let err = Email::parse(bad).expect_err(bad);
+        assert_eq!(err.field, "email", "{bad}");
+    }
+}
+
+#[test]
+fn email_length_limit_is_254() {
+    let local = "a".repeat(64);
+    let domain_254 = format!("{}.com", "b".repeat(254 - 64 - 1 - 4));
+    let ok = format!("{local}@{domain_254}");
+    assert_eq!(ok.chars().count(), 254);
+    assert!(Email::parse(&ok).is_ok());
+    let too_long = format!("{local}@b{domain_254}");
+    assert!(Email::parse(&too_long).is_err());
+    let long_local = format!("{}@example.com", "a".repeat(65));
+    assert!(Email::parse(&long_local).is_err());
+}
+
+#[test]
+fn display_and_workspace_names_are_1_to_100_chars_after_trim() {
+    assert_eq!(DisplayName::parse("  Ada ").expect("valid").as_str(), "Ada");
+    assert!(DisplayName::parse(&"x".repeat(100)).is_ok());
+    assert!(DisplayName::parse(&format!("  {}  ", "x".repeat(100))).is_ok());
+    assert!(DisplayName::parse(&"x".repeat(101)).is_err());
+    assert!(DisplayName::parse("   ").is_err());
+    assert!(DisplayName::parse("a\nb").is_err());
+    assert!(WorkspaceName::parse(&"é".repeat(100)).is_ok());
+    assert!(WorkspaceName::parse(&"é".repeat(101)).is_err());
+    assert_eq!(WorkspaceName::parse("").expect_err("blank").field, "name");
+}
+
+#[test]
+fn item_title_boundaries_200_and_201() {
+    assert!(ItemTitle::parse(&"t".repeat(200)).is_ok());
+    assert!(
+        ItemTitle::parse(&"ü".repeat(200)).is_ok(),
+        "counts characters, not bytes"
+    );
+    let err = ItemTitle::parse(&"t".repeat(201)).expect_err("too long");
+    assert_eq!(err.field, "title");
+    assert!(ItemTitle::parse(" \t ").is_err());
+    assert_eq!(
+        ItemTitle::parse("  Hello  ").expect("valid").as_str(),
+        "Hello"
+    );
+}
+
+#[test]
+fn item_body_boundaries_20000_and_20001() {
+    assert!(ItemBody::parse("").is_ok());
+    assert!(ItemBody::parse(&"b".repeat(20_000)).is_ok());
+    assert!(ItemBody::parse(&"ß".repeat(20_000)).is_ok());
+    let err = ItemBody::parse(&"b".repeat(20_001)).expect_err("too long");
+    assert_eq!(err.field, "body");
+    assert!(ItemBody::parse("line one\nline two\ttabbed").is_ok());
+    assert!(ItemBody::parse("nul \u{0} inside").is_err());
+}
+
+#[test]
+fn tag_boundaries_40_and_41() {
+    assert!(Tag::parse(&"g".repeat(40)).is_ok());
+    assert!(Tag::parse(&"g".repeat(41)).is_err());
+    assert!(Tag::parse("").is_err());
+    assert!(Tag::parse("a\u{7}b").is_err());
+    assert_eq!(Tag::parse(" rust ").expect("valid").as_str(), "rust");
+}
+
+#[test]
+fn tags_boundaries_20_and_21() {
+    assert_eq!(Tags::parse(strings(20, "t")).expect("valid").len(), 20);
+    let err = Tags::parse(strings(21, "t")).expect_err("too many");
+    assert_eq!(err.field, "tags");
+}
+
+#[test]
+fn tags_are_deduplicated_keeping_first_order() {
+    let tags = Tags::parse(vec![
+        "b".into(),
+        "a".into(),
+        " b ".into(),
+        "c".into(),
+        "a".into(),
+    ])
+    .expect("valid");
+    let names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
+    assert_eq!(names, ["b", "a", "c"]);
+    let mut many = strings(20, "t");
+    many.push("t0".into());
+    assert_eq!(
+        Tags::parse(many).expect("duplicates do not count").len(),
+        20
+    );
+}
+
+#[test]
+fn tags_report_which_tag_is_invalid() {
+    let err = Tags::parse(vec!["ok".into(), "x".repeat(41)]).expect_err("too long");
+    assert_eq!(err.field, "tags");
+    assert!(err.message.starts_with("tag 2:"), "{}", err.message);
+}
+
+#[test]
+fn referral_codes_are_uppercased_alphanumerics() {
+    assert_eq!(
+        ReferralCode::parse(" ab12cd ").expect("valid").as_str(),
+        "AB12CD"
+    );
+    assert!(ReferralCode::parse("abc").is_err());
+    assert!(ReferralCode::parse(&"a".repeat(33)).is_err());
+    assert!(ReferralCode::parse("ab-12").is_err());
+}
+
+#[test]
+fn values_serialise_as_plain_strings_and_revalidate() {
+    let title = ItemTitle::parse("Hello").expect("valid");
+    assert_eq!(serde_json::to_value(&title).expect("serialise"), "Hello");
+    let tags = Tags::parse(vec!["a".into(), "b".into()]).expect("valid");
+    assert_eq!(
+        serde_json::to_value(&tags).expect("serialise"),
+        serde_json::json!(["a", "b"])
+    );
+    assert!(serde_json::from_value::<ItemTitle>(serde_json::json!("")).is_err());
+    assert!(serde_json::from_value::<Email>(serde_json::json!("nope")).is_err());
+    let back: Tags = serde_json::from_value(serde_json::json!(["a", "b"])).expect("valid");
+    assert_eq!(back, tags);
+}
+
+#[test]
+fn enums_use_their_documented_text_forms() {
+    assert_eq!(serde_json::to_value(Role::Owner).expect("ser"), "OWNER");
+    assert_eq!(serde_json::to_value(Region::Eu).expect("ser"), "eu");
+    assert_eq!(
+        serde_json::to_value(ItemStatus::Archived).expect("ser"),
+        "ARCHIVED"
+    );
+    assert_eq!(
+        serde_json::to_value(StaffRole::Analyst).expect("ser"),
+        "ANALYST"
+    );
+    assert_eq!(serde_json::to_value(ExportFormat::Pdf).expect("ser"), "PDF");
+    assert_eq!(serde_json::to_value(Plan::Trial).expect("ser"), "TRIAL");
+    assert_eq!(Region::Us.to_string(), "us");
+    assert_eq!(Role::Viewer.to_string(), "VIEWER");
+    assert_eq!("admin".parse::<Role>(), Ok(Role::Admin));
+    assert_eq!("EU".parse::<Region>(), Ok(Region::Eu));
+    assert_eq!("PRO".parse::<Plan>(), Ok(Plan::Pro));
+    assert_eq!("csv".parse::<ExportFormat>(), Ok(ExportFormat::Csv));
+    assert_eq!("Support".parse::<StaffRole>(), Ok(StaffRole::Support));
+    assert_eq!("draft".parse::<ItemStatus>(), Ok(ItemStatus::Draft));
+    assert_eq!("GOD".parse::<Role>().expect_err("unknown").field, "role");
+    for role in Role::ALL {
+        assert_eq!(role.to_string().parse::<Role>(), Ok(*role));
+    }
+}

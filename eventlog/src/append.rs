@@ -1,0 +1,244 @@
+//! Appending events to a stream.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::hash::{GENESIS, Hashed};
+use crate::{Appended, Error, EventLog, ExpectedVersion, NewEvent, Position, StreamRef};
+
+/// How often an `ExpectedVersion::Any` append retries after losing a race.
+const ANY_VERSION_ATTEMPTS: usize = 16;
+
+impl EventLog {
+    /// Appends `events` to `stream` in a transaction of its own, then announces them.
+    ///
+    /// A retry of an append whose events are all stored already (same event ids) returns the
+    /// stored positions with `already_stored` set and writes nothing — also when the two race.
+    #[tracing::instrument(skip(self, events), fields(stream = %stream.stream_id, n = events.len()))]
+    pub async fn append(
+        &self,
+        stream: &StreamRef,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Appended, Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.pool().begin().await?;
+            let result = self.append_in(&mut tx, stream, expected, events).await;
+            match result {
+                Ok(appended) => {
+                    if !appended.already_stored {
+                        tx.commit().await?;
+                        self.announce_append();
+                    }
+                    return Ok(appended);
+                }
+                Err(err @ (Error::Conflict { .. } | Error::DuplicateEvent(_))) => {
+                    drop(tx);
+                    // Lost a race: maybe to an earlier attempt of this very append.
+                    let mut conn = self.pool().acquire().await?;
+                    if let Some(stored) = stored_positions(&mut conn, events).await? {
+                        return Ok(stored);
+                    }
+                    let retry = expected == ExpectedVersion::Any
+                        && matches!(err, Error::Conflict { .. })
+                        && attempt < ANY_VERSION_ATTEMPTS;
+                    if !retry {
+                        return Err(err);
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Appends `events` to `stream` inside the caller's transaction, so that read models can
+    /// be updated atomically with the append. After committing, call
+    /// [`EventLog::announce_append`]. On `Conflict` or `DuplicateEvent` the transaction is
+    /// aborted and must be rolled back.
+    pub async fn append_in(
+        &self,
+        conn: &mut PgConnection,
+        stream: &StreamRef,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Appended, Error> {
+        if events.is_empty() {
+            return Err(Error::EmptyAppend);
+        }
+        if let Some(stored) = stored_positions(conn, events).await? {
+            return Ok(stored);
+        }
+
+        let head = sqlx::query!(
+            r#"SELECT stream_type, stream_version, hash
+               FROM events WHERE stream_id = $1
+               ORDER BY stream_version DESC LIMIT 1"#,
+            stream.stream_id
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        let (current, mut previous_hash) = match head {
+            Some(head) if head.stream_type != stream.stream_type => {
+                return Err(Error::StreamTypeMismatch {
+                    stream_id: stream.stream_id,
+                    requested: stream.stream_type.to_string(),
+                    actual: head.stream_type,
+                });
+            }
+            Some(head) => (head.stream_version as u64, head.hash),
+            None => (0, GENESIS.to_vec()),
+        };
+        if !expected.admits(current) {
+            return Err(Error::Conflict {
+                stream_id: stream.stream_id,
+                expected,
+                actual: Some(current),
+            });
+        }
+
+        let recorded_at = now_micros();
+        let mut rows = Rows::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let version = current + 1 + i as u64;
+            let metadata = serde_json::to_value(&event.metadata).map_err(|err| Error::Corrupt {
+                event_id: event.event_id,
+                reason: err.to_string(),
+            })?;
+            let hash = Hashed {
+                event_id: event.event_id,
+                stream_type: stream.stream_type,
+                stream_id: stream.stream_id,
+                stream_version: version,
+                workspace_id: stream.workspace_id,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: &event.payload,
+                metadata: &metadata,
+                recorded_at,
+            }
+            .link(&previous_hash);
+            rows.event_ids.push(event.event_id);
+            rows.versions.push(version as i64);
+            rows.event_types.push(event.event_type.clone());
+            rows.schema_versions.push(event.schema_version);
+            rows.payloads.push(event.payload.clone());
+            rows.metadata.push(metadata);
+            rows.hashes.push(hash.clone());
+            previous_hash = hash;
+        }
+
+        let inserted = sqlx::query!(
+            r#"INSERT INTO events (event_id, stream_type, stream_id, stream_version, workspace_id,
+                                   event_type, schema_version, payload, metadata, recorded_at, hash)
+               SELECT e.event_id, $2, $3, e.stream_version, $4, e.event_type, e.schema_version,
+                      e.payload, e.metadata, $5, e.hash
+               FROM UNNEST($1::uuid[], $6::bigint[], $7::text[], $8::int[], $9::jsonb[],
+                           $10::jsonb[], $11::bytea[])
+                    AS e(event_id, stream_version, event_type, schema_version, payload, metadata, hash)
+               RETURNING event_id, tx_id, seq"#,
+            &rows.event_ids,
+            stream.stream_type,
+            stream.stream_id,
+            stream.workspace_id,
+            recorded_at,
+            &rows.versions,
+            &rows.event_types,
+            &rows.schema_versions,
+            &rows.payloads,
+            &rows.metadata,
+            &rows.hashes,
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|err| Error::from_insert(err, stream.stream_id, expected, events[0].event_id))?;
+
+        let positions = events
+            .iter()
+            .map(|event| {
+                inserted
+                    .iter()
+                    .find(|row| row.event_id == event.event_id)
+                    .map(|row| Position::new(row.tx_id, row.seq))
+                    .ok_or(Error::Corrupt {
+                        event_id: event.event_id,
+                        reason: "insert returned no position".into(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Appended {
+            positions,
+            stream_version: current + events.len() as u64,
+            already_stored: false,
+        })
+    }
+}
+
+/// Column arrays for one multi-row insert.
+struct Rows {
+    event_ids: Vec<Uuid>,
+    versions: Vec<i64>,
+    event_types: Vec<String>,
+    schema_versions: Vec<i32>,
+    payloads: Vec<serde_json::Value>,
+    metadata: Vec<serde_json::Value>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl Rows {
+    fn with_capacity(n: usize) -> Rows {
+        Rows {
+            event_ids: Vec::with_capacity(n),
+            versions: Vec::with_capacity(n),
+            event_types: Vec::with_capacity(n),
+            schema_versions: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            metadata: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+        }
+    }
+}
+
+/// The stored positions of `events` when every one of them is stored already; `None` when none
+/// is; an error when only some are.
+async fn stored_positions(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+) -> Result<Option<Appended>, Error> {
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let stored = sqlx::query!(
+        r#"SELECT event_id, tx_id, seq, stream_version FROM events WHERE event_id = ANY($1)"#,
+        &ids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if stored.is_empty() {
+        return Ok(None);
+    }
+    if stored.len() != events.len() {
+        return Err(Error::PartialDuplicate);
+    }
+    let mut positions = Vec::with_capacity(ids.len());
+    let mut stream_version = 0;
+    for id in &ids {
+        let row = stored
+            .iter()
+            .find(|row| row.event_id == *id)
+            .ok_or(Error::PartialDuplicate)?;
+        positions.push(Position::new(row.tx_id, row.seq));
+        stream_version = stream_version.max(row.stream_version as u64);
+    }
+    Ok(Some(Appended {
+        positions,
+        stream_version,
+        already_stored: true,
+    }))
+}
+
+/// The current time at PostgreSQL's precision, so the hashed time is the stored time.
+fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}

@@ -1,0 +1,100 @@
+//! The PostgreSQL event log: the single source of truth of Chronicle (SPEC §3, §4).
+//!
+//! Events are appended to streams (one per aggregate) with an expected version, atomically and
+//! idempotently (an event id is stored at most once). Each stream is a hash chain, so editing a
+//! stored event by hand is detected by [`EventLog::verify`]. The whole log is read in an order
+//! that never skips an event whose transaction commits late (see [`Position`]), and readers on
+//! every node are woken by `pg_notify` after each append ([`Tail`]), polling only as a fallback.
+//! Old payload versions are upcast on read by a hook supplied by the caller.
+//!
+//! This crate knows nothing of the business: payloads are JSON. The api connects the
+//! domain's aggregates to streams.
+
+mod append;
+mod error;
+mod event;
+mod hash;
+mod position;
+mod read;
+mod tail;
+mod verify;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, watch};
+
+pub use error::Error;
+pub use event::{Actor, Appended, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamRef};
+pub use position::{InvalidPosition, Position};
+pub use tail::Tail;
+pub use verify::{BrokenLink, VerifyReport};
+
+/// Chronicle's database schema (all crates' tables), applied by `chronicle migrate` and at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Reads an old `(schema_version, payload)` of an event type as the current one.
+pub type Upcaster = fn(&str, i32, serde_json::Value) -> (i32, serde_json::Value);
+
+/// The `pg_notify` channel appends are announced on.
+const CHANNEL: &str = "chronicle_events";
+
+/// A handle to the log. Cheap to clone; clones share one listener and one notifier.
+#[derive(Clone)]
+pub struct EventLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    upcaster: Upcaster,
+    /// Bumped whenever the log may have grown: a local append or a notification.
+    wake: watch::Sender<u64>,
+    /// Asks the notifier task to announce an append to other nodes.
+    announce: mpsc::Sender<()>,
+    /// Dropped with the last handle, which stops the background tasks.
+    _shutdown: watch::Sender<()>,
+}
+
+fn no_upcast(_: &str, version: i32, payload: serde_json::Value) -> (i32, serde_json::Value) {
+    (version, payload)
+}
+
+impl EventLog {
+    /// A log on `pool`. Starts (on the current tokio runtime) the listener that wakes this
+    /// node's readers when any node appends, and the notifier that tells the other nodes.
+    pub fn new(pool: PgPool) -> EventLog {
+        EventLog::with_upcaster(pool, no_upcast)
+    }
+
+    /// Like [`EventLog::new`], reading old schema versions through `upcaster`.
+    pub fn with_upcaster(pool: PgPool, upcaster: Upcaster) -> EventLog {
+        let (wake, _) = watch::channel(0);
+        let (announce, announcements) = mpsc::channel(1);
+        let (shutdown, shutdown_rx) = watch::channel(());
+        tokio::spawn(tail::notify_other_nodes(pool.clone(), announcements));
+        tokio::spawn(tail::listen(pool.clone(), wake.clone(), shutdown_rx));
+        EventLog {
+            inner: Arc::new(Inner {
+                pool,
+                upcaster,
+                wake,
+                announce,
+                _shutdown: shutdown,
+            }),
+        }
+    }
+
+    /// The connection pool the log uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Wakes this node's readers and announces the append to other nodes. Call after
+    /// committing a transaction that used [`EventLog::append_in`].
+    pub fn announce_append(&self) {
+        self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
+        // A full channel means an announcement is already pending: it will cover this one.
+        let _ = self.inner.announce.try_send(());
+    }
+}

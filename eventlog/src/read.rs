@@ -1,0 +1,117 @@
+//! Reading streams and the whole log.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{Error, EventLog, Metadata, Position, RecordedEvent};
+
+/// An `events` row as selected by the readers below.
+pub(crate) struct EventRow {
+    pub tx_id: i64,
+    pub seq: i64,
+    pub event_id: Uuid,
+    pub stream_type: String,
+    pub stream_id: Uuid,
+    pub stream_version: i64,
+    pub workspace_id: Option<Uuid>,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: serde_json::Value,
+    pub metadata: serde_json::Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl EventLog {
+    /// Every event of one stream, oldest first.
+    #[tracing::instrument(skip(self))]
+    pub async fn read_stream(&self, stream_id: Uuid) -> Result<Vec<RecordedEvent>, Error> {
+        let rows = sqlx::query_as!(
+            EventRow,
+            r#"SELECT tx_id, seq, event_id, stream_type, stream_id, stream_version, workspace_id,
+                      event_type, schema_version, payload, metadata, recorded_at
+               FROM events WHERE stream_id = $1 ORDER BY stream_version"#,
+            stream_id
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(|row| self.decode(row)).collect()
+    }
+
+    /// Up to `limit` events after `after`, in log order.
+    ///
+    /// Only events of transactions older than every transaction of this database still running
+    /// are returned (see `events_read_horizon` in the migrations), so a transaction that commits
+    /// later can never add an event before the last one read: resuming after the last returned
+    /// position never skips anything.
+    #[tracing::instrument(skip(self))]
+    pub async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let rows = sqlx::query_as!(
+            EventRow,
+            r#"SELECT tx_id, seq, event_id, stream_type, stream_id, stream_version, workspace_id,
+                      event_type, schema_version, payload, metadata, recorded_at
+               FROM events
+               WHERE (tx_id, seq) > ($1, $2)
+                 AND tx_id < events_read_horizon()
+               ORDER BY tx_id, seq
+               LIMIT $3"#,
+            after.tx_id(),
+            after.seq(),
+            limit.min(i64::MAX as usize) as i64
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(|row| self.decode(row)).collect()
+    }
+
+    /// Whether events after `after` exist that [`EventLog::read_all`] cannot return yet,
+    /// because an older transaction is still open.
+    pub async fn has_held_back_events(&self, after: Position) -> Result<bool, Error> {
+        let held = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, seq) > ($1, $2)) AS "held!""#,
+            after.tx_id(),
+            after.seq()
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(held)
+    }
+
+    /// The position of the last event readers can see now ([`Position::START`] if none).
+    pub async fn head(&self) -> Result<Position, Error> {
+        let head = sqlx::query!(
+            r#"SELECT tx_id, seq FROM events
+               WHERE tx_id < events_read_horizon()
+               ORDER BY tx_id DESC, seq DESC LIMIT 1"#
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(head.map_or(Position::START, |row| Position::new(row.tx_id, row.seq)))
+    }
+
+    fn decode(&self, row: EventRow) -> Result<RecordedEvent, Error> {
+        let metadata: Metadata =
+            serde_json::from_value(row.metadata).map_err(|err| Error::Corrupt {
+                event_id: row.event_id,
+                reason: format!("metadata: {err}"),
+            })?;
+        let (schema_version, payload) =
+            (self.inner.upcaster)(&row.event_type, row.schema_version, row.payload);
+        Ok(RecordedEvent {
+            position: Position::new(row.tx_id, row.seq),
+            event_id: row.event_id,
+            stream_type: row.stream_type,
+            stream_id: row.stream_id,
+            stream_version: row.stream_version as u64,
+            workspace_id: row.workspace_id,
+            event_type: row.event_type,
+            schema_version,
+            payload,
+            metadata,
+            recorded_at: row.recorded_at,
+        })
+    }
+}

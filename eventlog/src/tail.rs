@@ -1,0 +1,166 @@
+//! Following the log live: notifications between nodes and a reader that waits for them.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::{CHANNEL, Error, EventLog, Position, RecordedEvent};
+
+/// How long a tail waits for a notification before looking anyway.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How soon a tail looks again while an open transaction holds events back.
+const HELD_BACK_RETRY: Duration = Duration::from_millis(10);
+/// Events fetched per read.
+const BATCH: usize = 512;
+
+/// Reads the log from a position onwards: first what is there, then each new event as it is
+/// appended on any node. Every event is returned exactly once, in log order.
+pub struct Tail {
+    log: EventLog,
+    after: Position,
+    buffer: VecDeque<RecordedEvent>,
+    wake: watch::Receiver<u64>,
+    poll_interval: Duration,
+}
+
+impl EventLog {
+    /// A tail that returns the events after `after`.
+    pub fn tail(&self, after: Position) -> Tail {
+        Tail {
+            log: self.clone(),
+            after,
+            buffer: VecDeque::new(),
+            wake: self.inner.wake.subscribe(),
+            poll_interval: POLL_INTERVAL,
+        }
+    }
+}
+
+impl Tail {
+    /// Sets how long to wait without a notification before polling (the fallback).
+    pub fn with_poll_interval(mut self, interval: Duration) -> Tail {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// The position of the last event returned (or the starting point).
+    pub fn position(&self) -> Position {
+        self.after
+    }
+
+    /// The next event, waiting for one to be appended if need be.
+    pub async fn next(&mut self) -> Result<RecordedEvent, Error> {
+        let mut held_back_delay = HELD_BACK_RETRY;
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                self.after = event.position;
+                return Ok(event);
+            }
+            // Mark notifications seen *before* reading, so one arriving during the read wakes us.
+            self.wake.borrow_and_update();
+            let batch = self.log.read_all(self.after, BATCH).await?;
+            if !batch.is_empty() {
+                self.buffer.extend(batch);
+                continue;
+            }
+            let delay = if self.log.has_held_back_events(self.after).await? {
+                // An open transaction holds events back; its commit may not be announced
+                // (it may not be an append at all), so look again soon.
+                let delay = held_back_delay;
+                held_back_delay = (held_back_delay * 2).min(self.poll_interval);
+                delay
+            } else {
+                held_back_delay = HELD_BACK_RETRY;
+                self.poll_interval
+            };
+            tokio::select! {
+                changed = self.wake.changed() => {
+                    if changed.is_err() {
+                        // The log handle is gone; keep polling.
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// The next event if one is readable now, without waiting.
+    pub async fn try_next(&mut self) -> Result<Option<RecordedEvent>, Error> {
+        if self.buffer.is_empty() {
+            self.buffer
+                .extend(self.log.read_all(self.after, BATCH).await?);
+        }
+        Ok(self
+            .buffer
+            .pop_front()
+            .inspect(|event| self.after = event.position))
+    }
+}
+
+/// Announces appends to every node, coalescing a burst of appends into one notification.
+pub(crate) async fn notify_other_nodes(pool: PgPool, mut announcements: mpsc::Receiver<()>) {
+    while announcements.recv().await.is_some() {
+        if let Err(err) = sqlx::query!("SELECT pg_notify($1, '')", CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %err, "could not announce an append; other nodes will poll");
+        }
+    }
+}
+
+/// Wakes this node's tails whenever any node announces an append. Reconnects when the
+/// connection drops, waking every tail after reconnecting (it may have missed notifications).
+pub(crate) async fn listen(
+    pool: PgPool,
+    wake: watch::Sender<u64>,
+    mut shutdown: watch::Receiver<()>,
+) {
+    let bump = || wake.send_modify(|n| *n = n.wrapping_add(1));
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connected = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            _ = shutdown.changed() => return,
+            connected = connected => match connected {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::warn!(error = %err, "event listener cannot connect; retrying");
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
+        };
+        backoff = Duration::from_millis(100);
+        bump();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                received = listener.try_recv() => match received {
+                    Ok(Some(_)) => bump(),
+                    // The connection was lost; the listener reconnects on the next call.
+                    Ok(None) => {
+                        tracing::warn!("event listener connection lost; reconnecting");
+                        bump();
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "event listener failed; reconnecting");
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}

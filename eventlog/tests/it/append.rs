@@ -1,0 +1,263 @@
+use std::collections::HashSet;
+
+use eventlog::{Error, ExpectedVersion};
+use futures::future::join_all;
+use uuid::Uuid;
+
+use crate::{event, item_stream, setup};
+
+#[tokio::test]
+async fn appends_and_reads_a_stream_with_full_metadata() {
+    let (_db, log) = setup().await;
+    let stream = item_stream(Uuid::now_v7());
+    let batch = vec![event(1), event(2), event(3)];
+    let appended = log
+        .append(&stream, ExpectedVersion::NoStream, &batch)
+        .await
+        .unwrap();
+    assert_eq!(appended.stream_version, 3);
+    assert!(!appended.already_stored);
+    assert!(appended.positions.windows(2).all(|p| p[0] < p[1]));
+
+    let read = log.read_stream(stream.stream_id).await.unwrap();
+    assert_eq!(read.len(), 3);
+    for (i, (stored, sent)) in read.iter().zip(&batch).enumerate() {
+        assert_eq!(stored.stream_version, i as u64 + 1);
+        assert_eq!(stored.event_id, sent.event_id);
+        assert_eq!(stored.payload, sent.payload);
+        assert_eq!(stored.metadata, sent.metadata);
+        assert_eq!(stored.workspace_id, stream.workspace_id);
+        assert_eq!(stored.position, appended.positions[i]);
+    }
+
+    let next = log
+        .append(&stream, ExpectedVersion::Exact(3), &[event(4)])
+        .await
+        .unwrap();
+    assert_eq!(next.stream_version, 4);
+    assert!(next.position() > appended.position());
+}
+
+#[tokio::test]
+async fn wrong_expected_version_is_a_conflict_and_writes_nothing() {
+    let (_db, log) = setup().await;
+    let stream = item_stream(Uuid::now_v7());
+    log.append(&stream, ExpectedVersion::NoStream, &[event(1)])
+        .await
+        .unwrap();
+    for expected in [
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Exact(0),
+        ExpectedVersion::Exact(2),
+    ] {
+        let err = log
+            .append(&stream, expected, &[event(2)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Conflict {
+                    actual: Some(1),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    let err = log
+        .append(
+            &item_stream(Uuid::now_v7()),
+            ExpectedVersion::Exact(1),
+            &[event(1)],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Conflict {
+                actual: Some(0),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(log.read_stream(stream.stream_id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_id_keeps_its_type_and_empty_appends_are_refused() {
+    let (_db, log) = setup().await;
+    let stream = item_stream(Uuid::now_v7());
+    log.append(&stream, ExpectedVersion::NoStream, &[event(1)])
+        .await
+        .unwrap();
+    let as_user = eventlog::StreamRef {
+        stream_type: "user",
+        workspace_id: None,
+        ..stream.clone()
+    };
+    let err = log
+        .append(&as_user, ExpectedVersion::Any, &[event(2)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::StreamTypeMismatch { .. }), "{err:?}");
+    let err = log
+        .append(&stream, ExpectedVersion::Any, &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EmptyAppend), "{err:?}");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_appends_with_one_expected_version_one_wins() {
+    let (_db, log) = setup().await;
+    let stream = item_stream(Uuid::now_v7());
+    log.append(&stream, ExpectedVersion::NoStream, &[event(0)])
+        .await
+        .unwrap();
+
+    let attempts = (0..50).map(|n| {
+        let (log, stream) = (log.clone(), stream.clone());
+        tokio::spawn(async move {
+            log.append(&stream, ExpectedVersion::Exact(1), &[event(n)])
+                .await
+        })
+    });
+    let results: Vec<_> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::Conflict { .. })))
+        .count();
+    assert_eq!((won, conflicts), (1, 49), "{results:?}");
+
+    let versions: Vec<u64> = log
+        .read_stream(stream.stream_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn any_version_appends_all_land_contiguously() {
+    let (_db, log) = setup().await;
+    let stream = item_stream(Uuid::now_v7());
+    let attempts = (0..20).map(|n| {
+        let (log, stream) = (log.clone(), stream.clone());
+        tokio::spawn(async move { log.append(&stream, ExpectedVersion::Any, &[event(n)]).await })
+    });
+    for result in join_all(attempts).await {
+        result.unwrap().unwrap();
+    }
+    let versions: Vec<u64> = log
+        .read_stream(stream.stream_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, (1..=20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn the_same_event_appended_twice_in_sequence_is_stored_once() {
+    let (db, log) = setup().await;
+    let stream = item_stream(Uuid::now_v7());
+    let batch = vec![event(1), event(2)];
+    let first = log
+        .append(&stream, ExpectedVersion::NoStream, &batch)
+        .await
+        .unwrap();
+    // The retry even carries a now-stale expected version: it is still the same append.
+    let again = log
+        .append(&stream, ExpectedVersion::NoStream, &batch)
+        .await
+        .unwrap();
+    assert!(again.already_stored);
+    assert_eq!(again.positions, first.positions);
+    assert_eq!(again.stream_version, 2);
+    assert_eq!(count_events(&db).await, 2);
+
+    // Mixing a stored event with a new one is not a retry.
+    let err = log
+        .append(
+            &stream,
+            ExpectedVersion::Exact(2),
+            &[batch[0].clone(), event(3)],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::PartialDuplicate), "{err:?}");
+    assert_eq!(count_events(&db).await, 2);
+}
+
+#[tokio::test]
+async fn the_same_event_appended_concurrently_is_stored_once() {
+    let (db, log) = setup().await;
+    let stream = item_stream(Uuid::now_v7());
+    log.append(&stream, ExpectedVersion::NoStream, &[event(0)])
+        .await
+        .unwrap();
+    let same = event(1);
+    for expected in [ExpectedVersion::Exact(1), ExpectedVersion::Any] {
+        let attempts = (0..20).map(|_| {
+            let (log, stream, same) = (log.clone(), stream.clone(), same.clone());
+            tokio::spawn(async move { log.append(&stream, expected, &[same]).await })
+        });
+        let results: Vec<_> = join_all(attempts)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        let positions: HashSet<_> = results.iter().map(|a| a.position()).collect();
+        assert_eq!(
+            positions.len(),
+            1,
+            "every caller gets the one stored position"
+        );
+    }
+    assert_eq!(count_events(&db).await, 2);
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_update_or_delete_events() {
+    let (db, log) = setup().await;
+    log.append(
+        &item_stream(Uuid::now_v7()),
+        ExpectedVersion::NoStream,
+        &[event(1)],
+    )
+    .await
+    .unwrap();
+    for statement in [
+        "UPDATE events SET payload = '{}'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+    ] {
+        let err = sqlx::raw_sql(statement)
+            .execute(db.pool())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
+    }
+    assert_eq!(count_events(&db).await, 1);
+}
+
+pub async fn count_events(db: &pgcluster::TestDatabase) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}

@@ -1,0 +1,199 @@
+//! Fresh, migrated databases for tests.
+//!
+//! With `DATABASE_URL` set, test databases are created on that server; otherwise one private
+//! cluster is started per test process (and removed when the process exits). Each test gets its
+//! own database cloned from a migrated template, and drops it when done.
+
+use std::sync::OnceLock;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+// Database names below are generated here, never taken from input.
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+
+use crate::{Cluster, Lifetime};
+
+/// Where test databases are created: a server URL (any database on it).
+fn server_url() -> &'static str {
+    static SERVER: OnceLock<String> = OnceLock::new();
+    SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+            let cluster = CLUSTER.get_or_init(|| {
+                let dir = tempfile::Builder::new()
+                    .prefix("chronicle-test-")
+                    .tempdir_in("/tmp")
+                    .expect("create a temporary directory for the test cluster")
+                    .keep();
+                Cluster::start(&dir, Lifetime::Temporary)
+                    .unwrap_or_else(|err| panic!("cannot provision PostgreSQL for tests: {err}"))
+            });
+            cluster.url("postgres")
+        }
+    })
+}
+
+/// A database that exists for one test.
+pub struct TestDatabase {
+    name: String,
+    options: PgConnectOptions,
+    pool: PgPool,
+}
+
+impl TestDatabase {
+    /// Creates a fresh database with `migrator` applied.
+    pub async fn create(migrator: &'static Migrator) -> TestDatabase {
+        let server: PgConnectOptions = server_url().parse().expect("a valid DATABASE_URL");
+        let template = template(&server, migrator).await;
+        let name = format!("chronicle_test_{}", uuid_like());
+        let mut admin = server
+            .clone()
+            .database("postgres")
+            .connect()
+            .await
+            .expect("connect to the test server");
+        // Concurrent CREATE DATABASE from one template can collide briefly; retry.
+        let mut attempts = 0;
+        loop {
+            let created = sqlx::raw_sql(AssertSqlSafe(format!(
+                r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#
+            )))
+            .execute(&mut admin)
+            .await;
+            match created {
+                Ok(_) => break,
+                Err(err) if attempts < 20 => {
+                    attempts += 1;
+                    tracing::debug!(%err, "retrying CREATE DATABASE");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempts)).await;
+                }
+                Err(err) => panic!("cannot create test database: {err}"),
+            }
+        }
+        let options = server.database(&name);
+        let pool = PgPoolOptions::new()
+            .max_connections(60)
+            .connect_with(options.clone())
+            .await
+            .expect("connect to the test database");
+        TestDatabase {
+            name,
+            options,
+            pool,
+        }
+    }
+
+    /// A pool connected to this database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Connection options for this database (to open more pools or single connections).
+    pub fn options(&self) -> &PgConnectOptions {
+        &self.options
+    }
+
+    /// The connection URL of this database.
+    pub fn url(&self) -> String {
+        self.options.to_url_lossy().to_string()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let admin = self.options.clone().database("postgres");
+        // Dropping runs on a plain thread: we may be inside (or after) the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
+                    let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The name of a migrated template database, created once per process (and per set of
+/// migrations when sharing a server).
+async fn template(server: &PgConnectOptions, migrator: &'static Migrator) -> &'static str {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let checksum: String = migrator
+                .iter()
+                .flat_map(|m| m.checksum.iter().take(2))
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            let digest = checksum.get(..16).unwrap_or(&checksum).to_string();
+            let name = format!("chronicle_template_{digest}_{}", migrator.iter().count());
+            let mut admin = server
+                .clone()
+                .database("postgres")
+                .connect()
+                .await
+                .expect("connect to the test server");
+            // Several test processes may share one server: serialise template creation.
+            sqlx::raw_sql("SELECT pg_advisory_lock(727274)")
+                .execute(&mut admin)
+                .await
+                .expect("lock template creation");
+            let exists: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                    .bind(&name)
+                    .fetch_optional(&mut admin)
+                    .await
+                    .expect("look up the template database");
+            if exists.is_none() {
+                sqlx::raw_sql(AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create the template database");
+                let mut conn = server
+                    .clone()
+                    .database(&name)
+                    .connect()
+                    .await
+                    .expect("connect to the template database");
+                migrator
+                    .run(&mut conn)
+                    .await
+                    .expect("migrate the template database");
+                conn.close().await.expect("close the template connection");
+            }
+            sqlx::raw_sql("SELECT pg_advisory_unlock(727274)")
+                .execute(&mut admin)
+                .await
+                .expect("unlock template creation");
+            name
+        })
+        .await
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{}_{nanos:x}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
