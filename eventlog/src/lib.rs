@@ -7,9 +7,10 @@
 //! every node are woken by `pg_notify` after each append ([`Tail`]), polling only as a fallback.
 //! Old payload versions are upcast on read by a hook supplied by the caller.
 //!
-//! This crate knows nothing of the business: payloads are JSON. The api connects the
+//! This crate knows nothing of the business: payloads are JSON. [`aggregates`] connects the
 //! domain's aggregates to streams.
 
+pub mod aggregates;
 mod append;
 mod error;
 mod event;

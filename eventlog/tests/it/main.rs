@@ -1,5 +1,6 @@
 //! Event log tests against a real PostgreSQL (one fresh database per test).
 
+mod aggregates;
 mod append;
 mod gaps;
 mod restart;
