@@ -1,1 +1,12 @@
+//! How Chronicle is served: the `chronicle` binary's commands, configuration, the database
+//! connection (or a private PostgreSQL cluster), the actix-web application with its health
+//! endpoints, and the async-graphql schema at `/graphql`. Business rules live in `domain`,
+//! storage in `eventlog`; this crate wires them to HTTP.
 
+pub mod cli;
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod graphql;
+pub mod health;
+pub mod startup;

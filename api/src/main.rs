@@ -1,1 +1,18 @@
-fn main() {}
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use api::cli::Cli;
+use api::config::{Config, Environment};
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.environment {
+        Environment::Production => logs.json().init(),
+        Environment::Development => logs.init(),
+    }
+    cli.run(config).await
+}

@@ -1,1 +1,65 @@
-fn main() {}
+//! Chronicle's benchmark harness: measures the hot paths against a raw PostgreSQL baseline taken
+//! in the same run on the same server, and records the figures in `BENCHMARKS.md` (SPEC §10).
+//!
+//! - `append`: throughput and latency of [`eventlog::EventLog::append`] (one realistic event per
+//!   append, each appender editing its own stream with an exact expected version), at 1 and 32
+//!   concurrent appenders, next to pgbench's TPS for a single-row `INSERT` of the same row into
+//!   a copy of the `events` table.
+//!
+//! Run from the workspace root, in release mode:
+//!
+//! ```text
+//! cargo run --release -p bench -- append --seconds 10
+//! ```
+//!
+//! With `DATABASE_URL` set, the benchmark creates (and afterwards drops) a fresh database on that
+//! server and runs `pgbench` from `PATH`; otherwise it starts a private throw-away PostgreSQL
+//! cluster (see the `pgcluster` crate) and uses that cluster's `pgbench`. Each subcommand
+//! replaces only its own section of `BENCHMARKS.md`.
+
+mod append;
+mod latency;
+mod machine;
+mod pgbench;
+mod report;
+mod sample;
+mod server;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::server::Server;
+
+#[derive(Parser)]
+#[command(name = "chronicle-bench", about = "Chronicle's benchmark harness")]
+struct Cli {
+    #[command(subcommand)]
+    benchmark: Benchmark,
+}
+
+#[derive(Subcommand)]
+enum Benchmark {
+    /// Event log append throughput vs. raw PostgreSQL single-row inserts (pgbench).
+    Append(append::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Starting a private cluster is synchronous: do it before the runtime exists.
+    let server = Server::provision()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        match cli.benchmark {
+            Benchmark::Append(args) => append::run(&args, &server).await,
+        }
+    })
+}
+
+/// The command line that reproduces this run, as written in `BENCHMARKS.md`.
+fn reproduce_command() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("cargo run --release -p bench -- {}", args.join(" "))
+}

@@ -115,3 +115,19 @@ impl EventLog {
         })
     }
 }
+
+impl EventLog {
+    /// How long the oldest write transaction of this database that is still open has been
+    /// running: readers cannot pass its transaction id, so a long one stalls every projection
+    /// and tail. `None` when no write transaction is open.
+    pub async fn reader_stall(&self) -> Result<Option<std::time::Duration>, Error> {
+        let seconds = sqlx::query_scalar!(
+            r#"SELECT EXTRACT(EPOCH FROM now() - min(xact_start))::float8 AS "seconds"
+               FROM pg_stat_activity
+               WHERE datname = current_database() AND backend_xid IS NOT NULL"#
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(seconds.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))))
+    }
+}

@@ -1,0 +1,169 @@
+//! Configuration: a typed struct read once from the environment (`CHRONICLE_*`, `DATABASE_URL`).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Development serves GraphiQL and introspection; production does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Everything `chronicle` can be configured with.
+#[derive(Clone)]
+pub struct Config {
+    /// `DATABASE_URL`. When unset, a private PostgreSQL cluster is run in `data_dir`.
+    pub database_url: Option<String>,
+    /// `CHRONICLE_DATA_DIR`: local state (the private cluster). Default `.chronicle`, or
+    /// `/var/lib/chronicle` when running as root (PostgreSQL then runs as `postgres`, which
+    /// must be able to reach it).
+    pub data_dir: PathBuf,
+    /// `CHRONICLE_HOST` (default `0.0.0.0`).
+    pub host: IpAddr,
+    /// `CHRONICLE_PORT` (default 8080; 0 picks a free port).
+    pub port: u16,
+    /// `CHRONICLE_ENV`: `development` (default) or `production`.
+    pub environment: Environment,
+}
+
+/// A setting that could not be understood.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ConfigError {
+    name: &'static str,
+    message: String,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads the configuration from `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        fn parse<T: std::str::FromStr>(
+            name: &'static str,
+            value: Option<String>,
+            default: T,
+        ) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            match value {
+                None => Ok(default),
+                Some(text) => text.parse().map_err(|err: T::Err| ConfigError {
+                    name,
+                    message: err.to_string(),
+                }),
+            }
+        }
+        let environment = match lookup("CHRONICLE_ENV").as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "CHRONICLE_ENV",
+                    message: format!("`{other}` is neither `development` nor `production`"),
+                });
+            }
+        };
+        Ok(Config {
+            database_url: lookup("DATABASE_URL"),
+            data_dir: lookup("CHRONICLE_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(default_data_dir),
+            host: parse(
+                "CHRONICLE_HOST",
+                lookup("CHRONICLE_HOST"),
+                IpAddr::from([0, 0, 0, 0]),
+            )?,
+            port: parse("CHRONICLE_PORT", lookup("CHRONICLE_PORT"), 8080)?,
+            environment,
+        })
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        PathBuf::from("/var/lib/chronicle")
+    } else {
+        PathBuf::from(".chronicle")
+    }
+}
+
+/// Secrets stay out of logs: the database URL's password is masked.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(mask_password),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("environment", &self.environment)
+            .finish()
+    }
+}
+
+fn mask_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_serve_on_8080_in_development() {
+        let config = config(&[]).unwrap();
+        assert_eq!(
+            (config.port, config.environment, config.database_url),
+            (8080, Environment::Development, None)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = config(&[("CHRONICLE_PORT", "eighty")]).unwrap_err();
+        assert!(err.to_string().starts_with("CHRONICLE_PORT"), "{err}");
+        assert!(config(&[("CHRONICLE_ENV", "staging")]).is_err());
+    }
+
+    #[test]
+    fn the_database_password_never_reaches_the_logs() {
+        let config =
+            config(&[("DATABASE_URL", "postgres://app:s3cret@db:5432/chronicle")]).unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("app:***@db"),
+            "{shown}"
+        );
+    }
+}

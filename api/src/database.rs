@@ -1,0 +1,74 @@
+//! Getting a migrated database: the configured one, or a private cluster run from the
+//! machine's PostgreSQL binaries.
+
+use pgcluster::{Cluster, Lifetime};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::config::Config;
+
+/// The database this process uses, and the private cluster serving it (if any). Dropping it
+/// stops the private cluster.
+pub struct Database {
+    pub pool: PgPool,
+    cluster: Option<Cluster>,
+}
+
+/// The database name used inside a private cluster.
+const PRIVATE_DATABASE: &str = "chronicle";
+
+impl Database {
+    /// Connects to `DATABASE_URL`, or starts the private cluster in the data directory and
+    /// creates its database. Does not migrate (see [`Database::migrate`]).
+    #[tracing::instrument(skip_all)]
+    pub async fn open(config: &Config) -> anyhow::Result<Database> {
+        let (url, cluster) = match &config.database_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let data = config.data_dir.join("postgres");
+                tracing::info!(dir = %data.display(), "no DATABASE_URL: running a private PostgreSQL");
+                let cluster = tokio::task::spawn_blocking(move || {
+                    Cluster::start(&data, Lifetime::Persistent)
+                })
+                .await??;
+                create_database_if_missing(&cluster).await?;
+                (cluster.url(PRIVATE_DATABASE), Some(cluster))
+            }
+        };
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(64)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot connect to the database: {err}"))?;
+        Ok(Database { pool, cluster })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        eventlog::MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether this database is a private cluster run by this process.
+    pub fn is_private(&self) -> bool {
+        self.cluster.is_some()
+    }
+}
+
+async fn create_database_if_missing(cluster: &Cluster) -> anyhow::Result<()> {
+    let options: PgConnectOptions = cluster.url("postgres").parse()?;
+    let mut conn = options.connect().await?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(PRIVATE_DATABASE)
+        .fetch_optional(&mut conn)
+        .await?;
+    if exists.is_none() {
+        sqlx::raw_sql(r#"CREATE DATABASE "chronicle""#)
+            .execute(&mut conn)
+            .await?;
+    }
+    conn.close().await?;
+    Ok(())
+}

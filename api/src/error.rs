@@ -1,0 +1,128 @@
+//! The API's error type and its mapping to GraphQL `extensions.code` — the one place where
+//! errors of every crate become the codes of SPEC §8.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::{Response, ServerError};
+
+/// Every error code a client can see, as documented in SPEC §8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    Conflict,
+    FeatureLocked,
+    RateLimited,
+    NotYetConsistent,
+    Internal,
+}
+
+impl Code {
+    /// The code as it appears in `extensions.code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::Forbidden => "FORBIDDEN",
+            Code::NotFound => "NOT_FOUND",
+            Code::BadUserInput => "BAD_USER_INPUT",
+            Code::Conflict => "CONFLICT",
+            Code::FeatureLocked => "FEATURE_LOCKED",
+            Code::RateLimited => "RATE_LIMITED",
+            Code::NotYetConsistent => "NOT_YET_CONSISTENT",
+            Code::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// What a resolver can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] domain::DomainError),
+    #[error(transparent)]
+    Log(#[from] eventlog::Error),
+    /// Something unexpected; the client sees only `INTERNAL`.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// The code and the message a client may see.
+    pub fn public(&self) -> (Code, String) {
+        use domain::DomainError as D;
+        match self {
+            ApiError::Domain(err) => {
+                let code = match err {
+                    D::Validation(_) => Code::BadUserInput,
+                    D::NotFound { .. } => Code::NotFound,
+                    D::Forbidden { .. } => Code::Forbidden,
+                    D::Conflict { .. } | D::LastOwner | D::InvalidTransition { .. } => {
+                        Code::Conflict
+                    }
+                    D::FeatureLocked { .. } => Code::FeatureLocked,
+                    D::InviteExpired => Code::BadUserInput,
+                };
+                (code, err.to_string())
+            }
+            ApiError::Log(eventlog::Error::Conflict { .. }) => (
+                Code::Conflict,
+                "someone else changed this first; reload and try again".into(),
+            ),
+            ApiError::Log(_) | ApiError::Internal(_) => (Code::Internal, "internal error".into()),
+        }
+    }
+}
+
+/// The one place where errors become codes: every error in every response gets an
+/// `extensions.code`. Resolvers simply return [`ApiError`] (or anything else, through `?`):
+/// - an [`ApiError`] gets its code and its public message;
+/// - an error the GraphQL engine raised before running resolvers (syntax, validation, variable
+///   types, limits) is the client's: `BAD_USER_INPUT`;
+/// - anything else is unexpected: logged in full, shown as `INTERNAL` with nothing more.
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            assign_code(error);
+        }
+        response
+    }
+}
+
+fn assign_code(error: &mut ServerError) {
+    let preset = error
+        .extensions
+        .as_ref()
+        .and_then(|ext| ext.get("code"))
+        .is_some();
+    let (code, message) = if let Some(api) = error.source::<ApiError>() {
+        if matches!(api, ApiError::Log(_) | ApiError::Internal(_)) {
+            tracing::error!(error = ?api, path = ?error.path, "internal error");
+        }
+        api.public()
+    } else if preset {
+        return;
+    } else if error.path.is_empty() && error.source.is_none() {
+        (Code::BadUserInput, error.message.clone())
+    } else {
+        tracing::error!(message = %error.message, path = ?error.path, "unexpected error");
+        (Code::Internal, "internal error".into())
+    };
+    error.message = message;
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
+}

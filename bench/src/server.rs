@@ -1,0 +1,169 @@
+//! The PostgreSQL server the benchmarks run against, and the fresh database each run gets.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use pgcluster::{Cluster, Lifetime};
+use sqlx::postgres::PgPoolOptions;
+// Database names are generated here, never taken from input.
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+/// Connections in a benchmark database's pool: 32 appenders plus the log's listener and
+/// notifier and a little slack.
+const POOL_SIZE: u32 = 40;
+
+/// A PostgreSQL server: `DATABASE_URL`'s, or a private cluster that lives as long as this value.
+pub struct Server {
+    /// A URL of any database on the server, to create and drop databases from.
+    admin_url: String,
+    /// The `pgbench` matching the server.
+    pgbench: PathBuf,
+    /// Where the server runs, for the report (never the URL: it may hold a password).
+    description: &'static str,
+    /// Dropping the cluster stops it and removes its files.
+    _cluster: Option<Cluster>,
+}
+
+impl Server {
+    /// Uses `DATABASE_URL` when set, else starts a throw-away cluster from the local binaries.
+    pub fn provision() -> anyhow::Result<Server> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Ok(Server {
+                admin_url: url,
+                pgbench: PathBuf::from("pgbench"),
+                description: "the server at DATABASE_URL",
+                _cluster: None,
+            }),
+            _ => {
+                let dir = tempfile::Builder::new()
+                    .prefix("chronicle-bench-")
+                    .tempdir_in("/tmp")
+                    .context("creating a directory for the benchmark cluster")?
+                    // The cluster's watchdog removes it when this process exits.
+                    .keep();
+                let cluster = Cluster::start(&dir, Lifetime::Temporary)
+                    .context("starting a private PostgreSQL cluster")?;
+                Ok(Server {
+                    admin_url: cluster.url("postgres"),
+                    pgbench: cluster.bin_dir().join("pgbench"),
+                    description: "a private cluster started by the harness on this machine \
+                                  (default settings: fsync and synchronous_commit on)",
+                    _cluster: Some(cluster),
+                })
+            }
+        }
+    }
+
+    pub fn pgbench(&self) -> &PathBuf {
+        &self.pgbench
+    }
+
+    pub fn description(&self) -> &'static str {
+        self.description
+    }
+
+    /// Creates a database of its own for this run, with Chronicle's schema applied.
+    pub async fn create_database(&self) -> anyhow::Result<Database> {
+        let name = format!("chronicle_bench_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&self.admin_url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        sqlx::raw_sql(AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+            .execute(&mut admin)
+            .await
+            .context("creating the benchmark database")?;
+        let url = with_database(&self.admin_url, &name)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect(&url)
+            .await
+            .context("connecting to the benchmark database")?;
+        eventlog::MIGRATOR
+            .run(&pool)
+            .await
+            .context("applying Chronicle's migrations")?;
+        Ok(Database { name, url, pool })
+    }
+
+    /// Drops a database made by [`Server::create_database`].
+    pub async fn drop_database(&self, database: Database) -> anyhow::Result<()> {
+        database.pool.close().await;
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            r#"DROP DATABASE "{}" WITH (FORCE)"#,
+            database.name
+        )))
+        .execute(&mut admin)
+        .await
+        .context("dropping the benchmark database")?;
+        Ok(())
+    }
+}
+
+/// A fresh, migrated database.
+pub struct Database {
+    name: String,
+    /// A libpq-compatible URL of it (sqlx and pgbench both accept it).
+    pub url: String,
+    pub pool: PgPool,
+}
+
+impl Database {
+    /// A server setting, as `SHOW` reports it.
+    pub async fn setting(&self, name: &'static str) -> anyhow::Result<String> {
+        // `name` is a constant of this program, never input.
+        let value: String = sqlx::query_scalar(AssertSqlSafe(format!("SHOW {name}")))
+            .fetch_one(&self.pool)
+            .await
+            .with_context(|| format!("reading the setting {name}"))?;
+        Ok(value)
+    }
+
+    /// Flushes dirty pages, so that a checkpoint does not land in the middle of a measurement.
+    /// Needs superuser rights; without them the measurement just goes ahead.
+    pub async fn checkpoint(&self) {
+        if let Err(err) = sqlx::query("CHECKPOINT").execute(&self.pool).await {
+            eprintln!("note: CHECKPOINT failed ({err}); measuring without it");
+        }
+    }
+}
+
+/// `url` with its database (the path) replaced by `database`, keeping everything else.
+fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
+    let authority_start = url
+        .find("://")
+        .map(|i| i + 3)
+        .context("DATABASE_URL is not a postgres:// URL")?;
+    let rest = &url[authority_start..];
+    let authority_end = authority_start + rest.find(['/', '?']).unwrap_or(rest.len());
+    let query_start = url[authority_end..]
+        .find('?')
+        .map_or(url.len(), |i| authority_end + i);
+    Ok(format!(
+        "{}/{database}{}",
+        &url[..authority_end],
+        &url[query_start..]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_only_the_database() {
+        let cases = [
+            (
+                "postgres://u:p@h:5432/app?sslmode=require",
+                "postgres://u:p@h:5432/b?sslmode=require",
+            ),
+            ("postgres://u@h/app", "postgres://u@h/b"),
+            ("postgresql://h", "postgresql://h/b"),
+            ("postgres://h?host=/tmp/x", "postgres://h/b?host=/tmp/x"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(with_database(url, "b").unwrap(), expected);
+        }
+    }
+}
