@@ -384,7 +384,7 @@ impl Workspace {
     pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
         self.core
             .as_ref()
-            .is_some_and(|c| c.plan == Plan::Trial && now >= c.trial_ends_at)
+            .is_some_and(|c| trial_locked(c.plan, c.trial_ends_at, now))
     }
 
     /// Members and their roles.
@@ -964,3 +964,9 @@ impl Aggregate for Workspace {
 
 #[cfg(test)]
 mod tests;
+
+/// The trial lock rule: a `TRIAL` workspace is locked from the end of its trial on. (For
+/// callers that hold a workspace's plan and trial end rather than its state, e.g. read models.)
+pub fn trial_locked(plan: Plan, trial_ends_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    plan == Plan::Trial && now >= trial_ends_at
+}

@@ -171,6 +171,7 @@ impl EventLog {
         Ok(Appended {
             positions,
             stream_version: current + events.len() as u64,
+            recorded_at,
             already_stored: false,
         })
     }
@@ -209,7 +210,8 @@ async fn stored_positions(
 ) -> Result<Option<Appended>, Error> {
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
     let stored = sqlx::query!(
-        r#"SELECT event_id, tx_id, seq, stream_version FROM events WHERE event_id = ANY($1)"#,
+        r#"SELECT event_id, tx_id, seq, stream_version, recorded_at
+           FROM events WHERE event_id = ANY($1)"#,
         &ids
     )
     .fetch_all(&mut *conn)
@@ -222,6 +224,7 @@ async fn stored_positions(
     }
     let mut positions = Vec::with_capacity(ids.len());
     let mut stream_version = 0;
+    let recorded_at = stored[0].recorded_at;
     for id in &ids {
         let row = stored
             .iter()
@@ -233,6 +236,7 @@ async fn stored_positions(
     Ok(Some(Appended {
         positions,
         stream_version,
+        recorded_at,
         already_stored: true,
     }))
 }

@@ -137,6 +137,8 @@ pub struct Appended {
     pub positions: Vec<Position>,
     /// The stream's version after the append.
     pub stream_version: u64,
+    /// When the events were recorded (all events of one append share it).
+    pub recorded_at: DateTime<Utc>,
     /// True when every event was already stored: nothing was written.
     pub already_stored: bool,
 }

@@ -131,3 +131,35 @@ impl EventLog {
         Ok(seconds.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))))
     }
 }
+
+impl EventLog {
+    /// Up to `limit` events of streams of `stream_type`, ordered by stream and version, after
+    /// `after` (a stream id and version), read on the caller's connection with its snapshot —
+    /// for replays that hold locks keeping writers out (see `projections::inline::rebuild`).
+    pub async fn read_streams_of_type_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        stream_type: &str,
+        after: Option<(Uuid, u64)>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let (after_stream, after_version) =
+            after.map_or((Uuid::nil(), 0), |(id, v)| (id, v as i64));
+        let rows = sqlx::query_as!(
+            EventRow,
+            r#"SELECT tx_id, seq, event_id, stream_type, stream_id, stream_version, workspace_id,
+                      event_type, schema_version, payload, metadata, recorded_at
+               FROM events
+               WHERE stream_type = $1 AND (stream_id, stream_version) > ($2, $3)
+               ORDER BY stream_id, stream_version
+               LIMIT $4"#,
+            stream_type,
+            after_stream,
+            after_version,
+            limit.min(i64::MAX as usize) as i64
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.into_iter().map(|row| self.decode(row)).collect()
+    }
+}

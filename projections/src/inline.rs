@@ -1,0 +1,369 @@
+//! Inline read models: `users`, `workspaces`, `members`, `items`.
+//!
+//! [`apply`] is the only code that writes these tables. It runs inside the appending
+//! transaction (live) and in [`rebuild`] (replay), so both produce the same rows. Every value
+//! written comes from the event and its envelope (version, recorded time), never from the
+//! clock, which is what makes a rebuild equal to the live tables.
+
+use chrono::{DateTime, Utc};
+use domain::{Aggregate, Item, ItemEvent, Tags, User, UserEvent, Workspace, WorkspaceEvent};
+use eventlog::aggregates::decode;
+use eventlog::{EventLog, RecordedEvent};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::Error;
+
+/// A domain event of any aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyEvent {
+    User(UserEvent),
+    Workspace(WorkspaceEvent),
+    Item(ItemEvent),
+}
+
+impl From<UserEvent> for AnyEvent {
+    fn from(event: UserEvent) -> Self {
+        AnyEvent::User(event)
+    }
+}
+
+impl From<WorkspaceEvent> for AnyEvent {
+    fn from(event: WorkspaceEvent) -> Self {
+        AnyEvent::Workspace(event)
+    }
+}
+
+impl From<ItemEvent> for AnyEvent {
+    fn from(event: ItemEvent) -> Self {
+        AnyEvent::Item(event)
+    }
+}
+
+impl AnyEvent {
+    /// Decodes a recorded event by its stream type; `None` for streams no read model follows.
+    pub fn decode(recorded: &RecordedEvent) -> Result<Option<AnyEvent>, eventlog::Error> {
+        Ok(match recorded.stream_type.as_str() {
+            User::STREAM_TYPE => Some(AnyEvent::User(decode(recorded)?)),
+            Workspace::STREAM_TYPE => Some(AnyEvent::Workspace(decode(recorded)?)),
+            Item::STREAM_TYPE => Some(AnyEvent::Item(decode(recorded)?)),
+            _ => None,
+        })
+    }
+}
+
+/// An event with the envelope fields the read models record.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    pub stream_id: Uuid,
+    pub stream_version: u64,
+    pub recorded_at: DateTime<Utc>,
+    pub event: &'a AnyEvent,
+}
+
+/// Applies one event to the read models, on the caller's connection (normally inside the
+/// transaction that appended it).
+pub async fn apply(conn: &mut PgConnection, envelope: Envelope<'_>) -> Result<(), Error> {
+    let Envelope {
+        stream_id: id,
+        stream_version,
+        recorded_at: at,
+        event,
+    } = envelope;
+    let version = stream_version as i64;
+    match event {
+        AnyEvent::User(event) => apply_user(conn, id, version, at, event).await,
+        AnyEvent::Workspace(event) => apply_workspace(conn, id, version, at, event).await,
+        AnyEvent::Item(event) => apply_item(conn, id, version, at, event).await,
+    }
+}
+
+async fn apply_user(
+    conn: &mut PgConnection,
+    id: Uuid,
+    version: i64,
+    at: DateTime<Utc>,
+    event: &UserEvent,
+) -> Result<(), Error> {
+    match event {
+        UserEvent::UserSignedUp {
+            user_id: _,
+            email,
+            display_name,
+            referral_code,
+            referred_by,
+        } => {
+            sqlx::query!(
+                r#"INSERT INTO users (id, email, email_normalized, display_name, referral_code, referred_by,
+                                      created_at, updated_at, version)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)"#,
+                id,
+                email.as_str(),
+                email.normalized(),
+                display_name.as_str(),
+                referral_code.as_str(),
+                referred_by.map(|u| u.as_uuid()),
+                at,
+                version
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        UserEvent::UserRenamed { to, .. } => {
+            sqlx::query!(
+                "UPDATE users SET display_name = $2, updated_at = $3, version = $4 WHERE id = $1",
+                id,
+                to.as_str(),
+                at,
+                version
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        UserEvent::StaffRoleGranted { role } => {
+            sqlx::query!(
+                r#"UPDATE users SET staff_roles = array_append(array_remove(staff_roles, $2), $2),
+                                    updated_at = $3, version = $4
+                   WHERE id = $1"#,
+                id,
+                role.as_str(),
+                at,
+                version
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        UserEvent::StaffRoleRevoked { role } => {
+            sqlx::query!(
+                r#"UPDATE users SET staff_roles = array_remove(staff_roles, $2), updated_at = $3, version = $4
+                   WHERE id = $1"#,
+                id,
+                role.as_str(),
+                at,
+                version
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn apply_workspace(
+    conn: &mut PgConnection,
+    id: Uuid,
+    version: i64,
+    at: DateTime<Utc>,
+    event: &WorkspaceEvent,
+) -> Result<(), Error> {
+    use WorkspaceEvent as E;
+    if let E::WorkspaceCreated {
+        workspace_id: _,
+        name,
+        region,
+        plan,
+        trial_ends_at,
+        owner,
+        created_at,
+    } = event
+    {
+        sqlx::query!(
+            r#"INSERT INTO workspaces (id, name, region, plan, trial_ends_at, created_at, updated_at, version)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+            id,
+            name.as_str(),
+            region.as_str(),
+            plan.as_str(),
+            trial_ends_at,
+            created_at,
+            at,
+            version
+        )
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO members (workspace_id, user_id, role, joined_at) VALUES ($1, $2, 'OWNER', $3)",
+            id,
+            owner.as_uuid(),
+            at
+        )
+        .execute(&mut *conn)
+        .await?;
+        return Ok(());
+    }
+
+    // Every later event moves the workspace's version; some also change a column or a member.
+    let (name, plan, trial_ends_at) = match event {
+        E::WorkspaceRenamed { to, .. } => (Some(to.as_str()), None, None),
+        E::PlanUpgraded { to, .. } => (None, Some(to.as_str()), None),
+        E::TrialExtended { to, .. } => (None, None, Some(*to)),
+        _ => (None, None, None),
+    };
+    sqlx::query!(
+        r#"UPDATE workspaces
+           SET name = COALESCE($2, name), plan = COALESCE($3, plan),
+               trial_ends_at = COALESCE($4, trial_ends_at), updated_at = $5, version = $6
+           WHERE id = $1"#,
+        id,
+        name,
+        plan,
+        trial_ends_at,
+        at,
+        version
+    )
+    .execute(&mut *conn)
+    .await?;
+    match event {
+        E::MemberAdded { user_id, role } => {
+            sqlx::query!(
+                "INSERT INTO members (workspace_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+                id,
+                user_id.as_uuid(),
+                role.as_str(),
+                at
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        E::MemberRoleChanged { user_id, to, .. } => {
+            sqlx::query!(
+                "UPDATE members SET role = $3 WHERE workspace_id = $1 AND user_id = $2",
+                id,
+                user_id.as_uuid(),
+                to.as_str()
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        E::MemberRemoved { user_id, .. } => {
+            sqlx::query!(
+                "DELETE FROM members WHERE workspace_id = $1 AND user_id = $2",
+                id,
+                user_id.as_uuid()
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn apply_item(
+    conn: &mut PgConnection,
+    id: Uuid,
+    version: i64,
+    at: DateTime<Utc>,
+    event: &ItemEvent,
+) -> Result<(), Error> {
+    use ItemEvent as E;
+    let tag_strings = |tags: &Tags| {
+        tags.iter()
+            .map(|t| t.as_str().to_string())
+            .collect::<Vec<_>>()
+    };
+    match event {
+        E::ItemCreated {
+            item_id: _,
+            workspace_id,
+            title,
+            body,
+            tags,
+            status,
+            author,
+            created_at,
+        } => {
+            sqlx::query!(
+                r#"INSERT INTO items (id, workspace_id, title, body, tags, status, author_id, created_at, updated_at, version)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
+                id,
+                workspace_id.as_uuid(),
+                title.as_str(),
+                body.as_str(),
+                &tag_strings(tags),
+                status.as_str(),
+                author.as_uuid(),
+                created_at,
+                at,
+                version
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        E::ItemDeleted { .. } => {
+            sqlx::query!("DELETE FROM items WHERE id = $1", id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        _ => {
+            let (title, body, tags, status) = match event {
+                E::ItemRetitled { to, .. } => (Some(to.as_str()), None, None, None),
+                E::ItemBodyEdited { to, .. } => (None, Some(to.as_str()), None, None),
+                E::ItemRetagged { to, .. } => (None, None, Some(tag_strings(to)), None),
+                E::ItemPublished { .. } => (None, None, None, Some(domain::ItemStatus::Active)),
+                E::ItemArchived { .. } => (None, None, None, Some(domain::ItemStatus::Archived)),
+                E::ItemRestored { to, .. } => (None, None, None, Some(*to)),
+                E::ItemCreated { .. } | E::ItemDeleted { .. } => unreachable!("handled above"),
+            };
+            sqlx::query!(
+                r#"UPDATE items
+                   SET title = COALESCE($2, title), body = COALESCE($3, body), tags = COALESCE($4, tags),
+                       status = COALESCE($5, status), updated_at = $6, version = $7
+                   WHERE id = $1"#,
+                id,
+                title,
+                body,
+                tags.as_deref(),
+                status.map(|s| s.as_str()),
+                at,
+                version
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Replays the whole log into the inline read models, in one transaction, and returns the
+/// number of events applied. Readers keep seeing the old rows until it commits; writers wait:
+/// the exclusive lock is only granted once every transaction that wrote these tables has
+/// finished, so every event whose effect is in the tables is visible to the replay, and every
+/// later one applies its effect on top of the rebuilt rows after the commit.
+#[tracing::instrument(skip_all)]
+pub async fn rebuild(log: &EventLog) -> Result<u64, Error> {
+    const BATCH: usize = 2_000;
+    let mut tx = log.pool().begin().await?;
+    sqlx::raw_sql(
+        "LOCK TABLE users, workspaces, members, items IN EXCLUSIVE MODE;
+         DELETE FROM items; DELETE FROM members; DELETE FROM workspaces; DELETE FROM users;",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let mut applied = 0;
+    // Users and workspaces first: later tables refer to them. Within a stream, version order.
+    for stream_type in [User::STREAM_TYPE, Workspace::STREAM_TYPE, Item::STREAM_TYPE] {
+        let mut after = None;
+        loop {
+            let batch = log
+                .read_streams_of_type_in(&mut tx, stream_type, after, BATCH)
+                .await?;
+            let Some(last) = batch.last() else { break };
+            after = Some((last.stream_id, last.stream_version));
+            for recorded in &batch {
+                if let Some(event) = AnyEvent::decode(recorded)? {
+                    let envelope = Envelope {
+                        stream_id: recorded.stream_id,
+                        stream_version: recorded.stream_version,
+                        recorded_at: recorded.recorded_at,
+                        event: &event,
+                    };
+                    apply(&mut tx, envelope).await?;
+                    applied += 1;
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(applied)
+}

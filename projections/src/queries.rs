@@ -1,0 +1,371 @@
+//! Reads of the inline read models, scoped by membership: a row of a workspace the reader is
+//! not a member of is never returned (callers answer `NOT_FOUND`, revealing nothing).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::Error;
+
+/// A row of `users`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub referral_code: String,
+    pub staff_roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A row of `workspaces`, with the reader's role in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceRow {
+    pub id: Uuid,
+    pub name: String,
+    pub region: String,
+    pub plan: String,
+    pub trial_ends_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+    pub viewer_role: String,
+}
+
+/// A row of `members`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRow {
+    pub workspace_id: Uuid,
+    pub user_id: Uuid,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// A row of `items`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub title: String,
+    pub body: String,
+    pub tags: Vec<String>,
+    pub status: String,
+    pub author_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// Which items a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct ItemFilter {
+    pub status: Option<String>,
+    /// Items carrying all of these tags.
+    pub tags: Vec<String>,
+    pub author_id: Option<Uuid>,
+}
+
+/// The sort of an item list; ties are broken by id, so pages are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemOrder {
+    CreatedAsc,
+    CreatedDesc,
+    UpdatedAsc,
+    UpdatedDesc,
+    TitleAsc,
+    TitleDesc,
+}
+
+/// Where a page starts: the sort key and id of the last item of the previous page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum ItemCursor {
+    Time(DateTime<Utc>, Uuid),
+    Title(String, Uuid),
+}
+
+impl ItemRow {
+    /// This row's cursor under `order`.
+    pub fn cursor(&self, order: ItemOrder) -> ItemCursor {
+        match order {
+            ItemOrder::CreatedAsc | ItemOrder::CreatedDesc => {
+                ItemCursor::Time(self.created_at, self.id)
+            }
+            ItemOrder::UpdatedAsc | ItemOrder::UpdatedDesc => {
+                ItemCursor::Time(self.updated_at, self.id)
+            }
+            ItemOrder::TitleAsc | ItemOrder::TitleDesc => {
+                ItemCursor::Title(self.title.clone(), self.id)
+            }
+        }
+    }
+}
+
+/// A user by id.
+pub async fn user(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>, Error> {
+    Ok(sqlx::query_as!(
+        UserRow,
+        "SELECT id, email, display_name, referral_code, staff_roles, created_at FROM users WHERE id = $1",
+        id
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// A user by email (any case).
+pub async fn user_by_email(
+    db: impl PgExecutor<'_>,
+    email_normalized: &str,
+) -> Result<Option<UserRow>, Error> {
+    Ok(sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, email, display_name, referral_code, staff_roles, created_at
+           FROM users WHERE email_normalized = $1"#,
+        email_normalized
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// A user by referral code.
+pub async fn user_by_referral_code(
+    db: impl PgExecutor<'_>,
+    code: &str,
+) -> Result<Option<UserRow>, Error> {
+    Ok(sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, email, display_name, referral_code, staff_roles, created_at
+           FROM users WHERE referral_code = $1"#,
+        code
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// The reader's role in a workspace (`None`: not a member, or no such workspace).
+pub async fn member_role(
+    db: impl PgExecutor<'_>,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<String>, Error> {
+    Ok(sqlx::query_scalar!(
+        "SELECT role FROM members WHERE workspace_id = $1 AND user_id = $2",
+        workspace_id,
+        user_id
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// A workspace the reader is a member of.
+pub async fn workspace(db: &PgPool, id: Uuid, reader: Uuid) -> Result<Option<WorkspaceRow>, Error> {
+    Ok(sqlx::query_as!(
+        WorkspaceRow,
+        r#"SELECT w.id, w.name, w.region, w.plan, w.trial_ends_at, w.created_at, w.updated_at, w.version,
+                  m.role AS viewer_role
+           FROM workspaces w JOIN members m ON m.workspace_id = w.id AND m.user_id = $2
+           WHERE w.id = $1"#,
+        id,
+        reader
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// The workspaces the reader is a member of, by name then id, after `after` (name, id).
+pub async fn workspaces_of(
+    db: &PgPool,
+    reader: Uuid,
+    after: Option<(String, Uuid)>,
+    limit: i64,
+) -> Result<Vec<WorkspaceRow>, Error> {
+    let (after_name, after_id) = after.unzip();
+    Ok(sqlx::query_as!(
+        WorkspaceRow,
+        r#"SELECT w.id, w.name, w.region, w.plan, w.trial_ends_at, w.created_at, w.updated_at, w.version,
+                  m.role AS viewer_role
+           FROM workspaces w JOIN members m ON m.workspace_id = w.id AND m.user_id = $1
+           WHERE $2::text IS NULL OR (w.name, w.id) > ($2, $3)
+           ORDER BY w.name, w.id
+           LIMIT $4"#,
+        reader,
+        after_name,
+        after_id,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Members of a workspace, by join time then user id, after `after` (joined_at, user id).
+pub async fn members(
+    db: &PgPool,
+    workspace_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<MemberRow>, Error> {
+    let (after_joined, after_user) = after.unzip();
+    Ok(sqlx::query_as!(
+        MemberRow,
+        r#"SELECT workspace_id, user_id, role, joined_at FROM members
+           WHERE workspace_id = $1 AND ($2::timestamptz IS NULL OR (joined_at, user_id) > ($2, $3))
+           ORDER BY joined_at, user_id
+           LIMIT $4"#,
+        workspace_id,
+        after_joined,
+        after_user,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// An item in a workspace the reader is a member of.
+pub async fn item(db: &PgPool, id: Uuid, reader: Uuid) -> Result<Option<ItemRow>, Error> {
+    Ok(sqlx::query_as!(
+        ItemRow,
+        r#"SELECT i.id, i.workspace_id, i.title, i.body, i.tags, i.status, i.author_id, i.created_at,
+                  i.updated_at, i.version
+           FROM items i JOIN members m ON m.workspace_id = i.workspace_id AND m.user_id = $2
+           WHERE i.id = $1"#,
+        id,
+        reader
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// One page of a workspace's items (the caller has checked membership).
+macro_rules! items_page {
+    ($db:expr, $column:literal, $cmp:literal, $dir:literal, $key_type:literal,
+     $workspace:expr, $filter:expr, $after_key:expr, $after_id:expr, $limit:expr) => {
+        sqlx::query_as!(
+            ItemRow,
+            "SELECT id, workspace_id, title, body, tags, status, author_id, created_at, updated_at, version
+             FROM items
+             WHERE workspace_id = $1
+               AND ($2::text IS NULL OR status = $2)
+               AND tags @> $3::text[]
+               AND ($4::uuid IS NULL OR author_id = $4)
+               AND ($5::" + $key_type + " IS NULL OR (" + $column + ", id) " + $cmp + " ($5, $6))
+             ORDER BY " + $column + " " + $dir + ", id " + $dir + "
+             LIMIT $7",
+            $workspace,
+            $filter.status.as_deref(),
+            &$filter.tags,
+            $filter.author_id,
+            $after_key,
+            $after_id,
+            $limit
+        )
+        .fetch_all($db)
+        .await?
+    };
+}
+
+/// Up to `limit` items of a workspace matching `filter`, in `order`, after `after`.
+pub async fn items(
+    db: &PgPool,
+    workspace_id: Uuid,
+    filter: &ItemFilter,
+    order: ItemOrder,
+    after: Option<ItemCursor>,
+    limit: i64,
+) -> Result<Vec<ItemRow>, Error> {
+    use ItemOrder as O;
+    let (time, title, id) = match after {
+        Some(ItemCursor::Time(at, id)) => (Some(at), None, Some(id)),
+        Some(ItemCursor::Title(title, id)) => (None, Some(title), Some(id)),
+        None => (None, None, None),
+    };
+    // A cursor of the other kind than the order (a client mixing pages) starts from the top.
+    Ok(match order {
+        O::CreatedAsc => items_page!(
+            db,
+            "created_at",
+            ">",
+            "ASC",
+            "timestamptz",
+            workspace_id,
+            filter,
+            time,
+            id,
+            limit
+        ),
+        O::CreatedDesc => items_page!(
+            db,
+            "created_at",
+            "<",
+            "DESC",
+            "timestamptz",
+            workspace_id,
+            filter,
+            time,
+            id,
+            limit
+        ),
+        O::UpdatedAsc => items_page!(
+            db,
+            "updated_at",
+            ">",
+            "ASC",
+            "timestamptz",
+            workspace_id,
+            filter,
+            time,
+            id,
+            limit
+        ),
+        O::UpdatedDesc => items_page!(
+            db,
+            "updated_at",
+            "<",
+            "DESC",
+            "timestamptz",
+            workspace_id,
+            filter,
+            time,
+            id,
+            limit
+        ),
+        O::TitleAsc => items_page!(
+            db,
+            "title",
+            ">",
+            "ASC",
+            "text",
+            workspace_id,
+            filter,
+            title,
+            id,
+            limit
+        ),
+        O::TitleDesc => items_page!(
+            db,
+            "title",
+            "<",
+            "DESC",
+            "text",
+            workspace_id,
+            filter,
+            title,
+            id,
+            limit
+        ),
+    })
+}
+
+/// One membership.
+pub async fn member(
+    db: &PgPool,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<MemberRow>, Error> {
+    Ok(sqlx::query_as!(
+        MemberRow,
+        "SELECT workspace_id, user_id, role, joined_at FROM members WHERE workspace_id = $1 AND user_id = $2",
+        workspace_id,
+        user_id
+    )
+    .fetch_optional(db)
+    .await?)
+}
