@@ -18,7 +18,7 @@ use crate::server::Server;
 
 /// The concurrency levels measured; the target applies to the last.
 const CONCURRENCY: [usize; 2] = [1, 32];
-/// Unmeasured appending before each measurement (fills caches, warms the pool's connections).
+/// Unmeasured work before each measurement, on both sides (fills caches, opens connections).
 const WARM_UP: Duration = Duration::from_secs(2);
 /// The bar: append throughput at 32 appenders as a fraction of raw insert TPS.
 const TARGET_RATIO: f64 = 0.8;
@@ -52,6 +52,7 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     let database = server.create_database().await?;
     let log = EventLog::new(database.pool.clone());
     let baseline = Baseline::prepare(server, &database).await?;
+    let context = Context::gather(server, &database).await?;
 
     let mut rows = Vec::new();
     for appenders in CONCURRENCY {
@@ -60,7 +61,7 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
         let (appends_per_second, latencies) = measure(&log, appenders, duration).await?;
         database.checkpoint().await;
         eprintln!("pgbench: {appenders} client(s), {}s", duration.as_secs());
-        let raw_tps = baseline.tps(appenders, duration).await?;
+        let raw_tps = baseline.tps(appenders, WARM_UP, duration).await?;
         rows.push(Row {
             appenders,
             appends_per_second,
@@ -69,7 +70,6 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
         });
     }
 
-    let context = Context::gather(server, &database).await?;
     drop(log);
     server.drop_database(database).await?;
 
@@ -91,10 +91,8 @@ async fn measure(
     let started = Instant::now();
     let (_, latencies) = append_for(log, items, duration).await?;
     let elapsed = started.elapsed().as_secs_f64();
-    Ok((
-        latencies.count() as f64 / elapsed,
-        Latencies::new(latencies),
-    ))
+    let latencies = Latencies::new(latencies);
+    Ok((latencies.count() as f64 / elapsed, latencies))
 }
 
 /// Runs one appender per item until `duration` has passed; returns the items (at their new

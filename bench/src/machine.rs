@@ -3,15 +3,18 @@
 use std::fmt;
 use std::fs;
 
-/// CPU model, core count and memory of this machine.
+/// CPU model, core count and memory of this machine, and how busy it was.
 pub struct Machine {
     cpu: String,
     cores: usize,
     memory_gib: Option<f64>,
+    /// The 1-minute load average when the benchmark started: other work shares the cores.
+    load: Option<String>,
 }
 
 impl Machine {
-    /// Reads `/proc/cpuinfo` and `/proc/meminfo` (what is missing is reported as unknown).
+    /// Reads `/proc/cpuinfo`, `/proc/meminfo` and `/proc/loadavg` (what is missing is reported
+    /// as unknown).
     pub fn this() -> Machine {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = field(&cpuinfo, "model name")
@@ -22,10 +25,14 @@ impl Machine {
         let memory_gib = field(&meminfo, "MemTotal")
             .and_then(|kib| kib.trim_end_matches("kB").trim().parse::<f64>().ok())
             .map(|kib| kib / (1024.0 * 1024.0));
+        let load = fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|text| text.split_whitespace().next().map(str::to_string));
         Machine {
             cpu,
             cores,
             memory_gib,
+            load,
         }
     }
 }
@@ -34,8 +41,12 @@ impl fmt::Display for Machine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}, {} cores", self.cpu, self.cores)?;
         match self.memory_gib {
-            Some(gib) => write!(f, ", {gib:.1} GiB memory"),
-            None => write!(f, ", unknown memory"),
+            Some(gib) => write!(f, ", {gib:.1} GiB memory")?,
+            None => write!(f, ", unknown memory")?,
+        }
+        match &self.load {
+            Some(load) => write!(f, "; load average {load} when the run started"),
+            None => Ok(()),
         }
     }
 }

@@ -29,9 +29,6 @@ VALUES (gen_random_uuid(), 'item', md5(:run::text || '/' || :client_id::text)::u
         sha256(gen_random_uuid()::text::bytea));
 ";
 
-/// Unmeasured run before each measured one.
-const WARM_UP: Duration = Duration::from_secs(2);
-
 /// A pgbench set up to run the insert script against a benchmark database.
 pub struct Baseline {
     program: PathBuf,
@@ -61,9 +58,15 @@ impl Baseline {
         })
     }
 
-    /// Insert transactions per second with `clients` connections, after a warm-up.
-    pub async fn tps(&self, clients: usize, duration: Duration) -> anyhow::Result<f64> {
-        self.run(clients, WARM_UP).await?;
+    /// Insert transactions per second with `clients` connections over `duration`, after an
+    /// unmeasured run of `warm_up`.
+    pub async fn tps(
+        &self,
+        clients: usize,
+        warm_up: Duration,
+        duration: Duration,
+    ) -> anyhow::Result<f64> {
+        self.run(clients, warm_up).await?;
         self.run(clients, duration).await
     }
 

@@ -30,7 +30,7 @@ cargo run --release -p bench -- append --seconds 10
 section below; the others are kept.
 ";
 
-/// The circumstances of a run, stated at the top of every section.
+/// The circumstances of a run, stated at the top of every section (gathered when it starts).
 pub struct Context {
     date: String,
     machine: Machine,

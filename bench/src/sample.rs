@@ -40,10 +40,8 @@ pub fn payload(item_id: Uuid, version: u64) -> Value {
     json!({
         "item_id": item_id,
         "title": format!("Reconcile Q3 vendor invoices (revision {version})"),
-        "body": "Match every open invoice from the three logistics vendors against the purchase \
-                 orders in the ledger, flag mismatches above 50 EUR and attach the signed PDFs.",
+        "body": "Match open invoices against the purchase orders; flag gaps over 50 EUR.",
         "tags": ["finance", "q3", "vendors", "review"],
-        "assignee_id": EDITOR,
     })
 }
 
@@ -53,9 +51,7 @@ pub fn metadata(request: Uuid) -> Metadata {
         request_id: Some(format!("req-{}", request.simple())),
         correlation_id: Some(request),
         client_ip: Some("203.0.113.42".into()),
-        user_agent: Some(
-            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into(),
-        ),
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0".into()),
         operation_name: Some("UpdateItem".into()),
         ..Metadata::for_actor(Actor::User {
             id: EDITOR,

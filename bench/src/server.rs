@@ -47,8 +47,7 @@ impl Server {
                 Ok(Server {
                     admin_url: cluster.url("postgres"),
                     pgbench: cluster.bin_dir().join("pgbench"),
-                    description: "a private cluster started by the harness on this machine \
-                                  (default settings: fsync and synchronous_commit on)",
+                    description: "a private cluster started by the harness on this machine",
                     _cluster: Some(cluster),
                 })
             }

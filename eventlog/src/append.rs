@@ -11,10 +11,13 @@ use crate::{Appended, Error, EventLog, ExpectedVersion, NewEvent, Position, Stre
 const ANY_VERSION_ATTEMPTS: usize = 16;
 
 impl EventLog {
-    /// Appends `events` to `stream` in a transaction of its own, then announces them.
+    /// Appends `events` to `stream` on a connection of its own, then announces them.
     ///
-    /// A retry of an append whose events are all stored already (same event ids) returns the
-    /// stored positions with `already_stored` set and writes nothing — also when the two race.
+    /// The multi-row insert is one atomic statement, and a concurrent append to the stream is
+    /// caught by the unique (stream, version) key, so no explicit transaction is needed: two
+    /// round trips and one commit. A retry of an append whose events are all stored already
+    /// (same event ids) returns the stored positions with `already_stored` set and writes
+    /// nothing — also when the two race.
     #[tracing::instrument(skip(self, events), fields(stream = %stream.stream_id, n = events.len()))]
     pub async fn append(
         &self,
@@ -22,23 +25,17 @@ impl EventLog {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<Appended, Error> {
+        let mut conn = self.pool().acquire().await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut tx = self.pool().begin().await?;
-            let result = self.append_in(&mut tx, stream, expected, events).await;
-            match result {
+            match self.append_in(&mut conn, stream, expected, events).await {
                 Ok(appended) => {
-                    if !appended.already_stored {
-                        tx.commit().await?;
-                        self.announce_append();
-                    }
+                    self.announce_append();
                     return Ok(appended);
                 }
                 Err(err @ (Error::Conflict { .. } | Error::DuplicateEvent(_))) => {
-                    drop(tx);
-                    // Lost a race: maybe to an earlier attempt of this very append.
-                    let mut conn = self.pool().acquire().await?;
+                    // Lost a race, or a retry: maybe to an earlier attempt of this very append.
                     if let Some(stored) = stored_positions(&mut conn, events).await? {
                         return Ok(stored);
                     }
@@ -54,10 +51,10 @@ impl EventLog {
         }
     }
 
-    /// Appends `events` to `stream` inside the caller's transaction, so that read models can
-    /// be updated atomically with the append. After committing, call
-    /// [`EventLog::announce_append`]. On `Conflict` or `DuplicateEvent` the transaction is
-    /// aborted and must be rolled back.
+    /// Appends `events` to `stream` on the caller's connection — normally inside the caller's
+    /// transaction, so that read models are updated atomically with the append. After
+    /// committing, call [`EventLog::announce_append`]. On `Conflict` or `DuplicateEvent` the
+    /// transaction is aborted and must be rolled back (an event id is never stored twice).
     pub async fn append_in(
         &self,
         conn: &mut PgConnection,
@@ -67,9 +64,6 @@ impl EventLog {
     ) -> Result<Appended, Error> {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
-        }
-        if let Some(stored) = stored_positions(conn, events).await? {
-            return Ok(stored);
         }
 
         let head = sqlx::query!(

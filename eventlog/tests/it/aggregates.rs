@@ -12,7 +12,7 @@ use crate::setup;
 
 fn decide(item: &Item, action: ItemAction, access: &Access) -> Vec<domain::ItemEvent> {
     let ctx = Context::user(Utc::now(), access.user_id);
-    item.decide(ItemCommand::new(access.clone(), action), &ctx)
+    item.decide(ItemCommand::new(*access, action), &ctx)
         .unwrap()
 }
 

@@ -35,14 +35,14 @@ async fn a_reader_waits_for_an_open_transaction_then_sees_both_in_order() {
         &mut tx_a,
         &item_stream(Uuid::now_v7()),
         ExpectedVersion::NoStream,
-        &[a.clone()],
+        std::slice::from_ref(&a),
     )
     .await
     .unwrap();
     log.append(
         &item_stream(Uuid::now_v7()),
         ExpectedVersion::NoStream,
-        &[b.clone()],
+        std::slice::from_ref(&b),
     )
     .await
     .unwrap();
@@ -78,7 +78,7 @@ async fn a_reader_moves_on_when_the_open_transaction_rolls_back() {
     log.append(
         &item_stream(Uuid::now_v7()),
         ExpectedVersion::NoStream,
-        &[b.clone()],
+        std::slice::from_ref(&b),
     )
     .await
     .unwrap();
@@ -109,7 +109,7 @@ async fn an_event_committed_late_with_a_lower_sequence_number_is_not_skipped() {
             &mut tx_b,
             &item_stream(Uuid::now_v7()),
             ExpectedVersion::NoStream,
-            &[b.clone()],
+            std::slice::from_ref(&b),
         )
         .await
         .unwrap();
@@ -118,7 +118,7 @@ async fn an_event_committed_late_with_a_lower_sequence_number_is_not_skipped() {
             &mut tx_a,
             &item_stream(Uuid::now_v7()),
             ExpectedVersion::NoStream,
-            &[a.clone()],
+            std::slice::from_ref(&a),
         )
         .await
         .unwrap();

@@ -21,7 +21,7 @@ async fn a_tail_catches_up_then_follows_appends_from_another_node() {
         .append(
             &item_stream(Uuid::now_v7()),
             ExpectedVersion::NoStream,
-            &[history.clone()],
+            std::slice::from_ref(&history),
         )
         .await
         .unwrap();
@@ -38,7 +38,7 @@ async fn a_tail_catches_up_then_follows_appends_from_another_node() {
         .append(
             &item_stream(Uuid::now_v7()),
             ExpectedVersion::NoStream,
-            &[live.clone()],
+            std::slice::from_ref(&live),
         )
         .await
         .unwrap();
@@ -75,7 +75,7 @@ async fn a_tail_survives_its_listener_connection_being_killed() {
             .append(
                 &item_stream(Uuid::now_v7()),
                 ExpectedVersion::NoStream,
-                &[e.clone()],
+                std::slice::from_ref(&e),
             )
             .await
             .unwrap();
