@@ -35,7 +35,7 @@ impl Cli {
                 Ok(())
             }
             Command::Serve => {
-                let app = Application::build(&config, database.pool.clone())?;
+                let app = Application::build(&config, database.pool.clone()).await?;
                 tracing::info!(address = %app.address(), private_database = database.is_private(), "serving");
                 app.run_until_stopped().await?;
                 tracing::info!("stopped");

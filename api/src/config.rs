@@ -3,6 +3,9 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::auth::AuthSettings;
+use crate::limits::Limits;
+
 /// Development serves GraphiQL and introspection; production does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -25,6 +28,11 @@ pub struct Config {
     pub port: u16,
     /// `CHRONICLE_ENV`: `development` (default) or `production`.
     pub environment: Environment,
+    /// Abuse limits (`CHRONICLE_MAX_*`, `CHRONICLE_REQUEST_TIMEOUT_MS`).
+    pub limits: Limits,
+    /// Tokens and login throttling; `CHRONICLE_JWT_SECRET` (default: a secret kept in the
+    /// database, shared by every node on it).
+    pub auth: AuthSettings,
 }
 
 /// A setting that could not be understood.
@@ -81,6 +89,45 @@ impl Config {
             )?,
             port: parse("CHRONICLE_PORT", lookup("CHRONICLE_PORT"), 8080)?,
             environment,
+            limits: {
+                let d = Limits::default();
+                Limits {
+                    max_depth: parse(
+                        "CHRONICLE_MAX_DEPTH",
+                        lookup("CHRONICLE_MAX_DEPTH"),
+                        d.max_depth,
+                    )?,
+                    max_complexity: parse(
+                        "CHRONICLE_MAX_COMPLEXITY",
+                        lookup("CHRONICLE_MAX_COMPLEXITY"),
+                        d.max_complexity,
+                    )?,
+                    max_aliases: parse(
+                        "CHRONICLE_MAX_ALIASES",
+                        lookup("CHRONICLE_MAX_ALIASES"),
+                        d.max_aliases,
+                    )?,
+                    max_batch: parse(
+                        "CHRONICLE_MAX_BATCH",
+                        lookup("CHRONICLE_MAX_BATCH"),
+                        d.max_batch,
+                    )?,
+                    max_body_bytes: parse(
+                        "CHRONICLE_MAX_BODY_BYTES",
+                        lookup("CHRONICLE_MAX_BODY_BYTES"),
+                        d.max_body_bytes,
+                    )?,
+                    request_timeout: std::time::Duration::from_millis(parse(
+                        "CHRONICLE_REQUEST_TIMEOUT_MS",
+                        lookup("CHRONICLE_REQUEST_TIMEOUT_MS"),
+                        d.request_timeout.as_millis() as u64,
+                    )?),
+                }
+            },
+            auth: AuthSettings {
+                jwt_secret: lookup("CHRONICLE_JWT_SECRET"),
+                ..AuthSettings::default()
+            },
         })
     }
 }
@@ -106,6 +153,8 @@ impl std::fmt::Debug for Config {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("environment", &self.environment)
+            .field("limits", &self.limits)
+            .field("jwt_secret", &self.auth.jwt_secret.as_ref().map(|_| "***"))
             .finish()
     }
 }

@@ -40,6 +40,22 @@ impl Code {
 /// What a resolver can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// No valid credentials for something that needs them.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Input the domain never sees (ids, cursors, keys) is malformed.
+    #[error("{0}")]
+    BadInput(String),
+    /// The thing does not exist or the caller may not know it exists.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The same idempotency key was used with different input.
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyMismatch,
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    ReadModel(#[from] projections::Error),
     #[error(transparent)]
     Domain(#[from] domain::DomainError),
     #[error(transparent)]
@@ -52,8 +68,21 @@ pub enum ApiError {
 impl ApiError {
     /// The code and the message a client may see.
     pub fn public(&self) -> (Code, String) {
+        use crate::auth::AuthError as A;
         use domain::DomainError as D;
         match self {
+            ApiError::Unauthenticated(message) => (Code::Unauthenticated, (*message).into()),
+            ApiError::BadInput(message) => (Code::BadUserInput, message.clone()),
+            ApiError::NotFound(_) => (Code::NotFound, self.to_string()),
+            ApiError::IdempotencyMismatch => (Code::BadUserInput, self.to_string()),
+            ApiError::Auth(err) => match err {
+                A::InvalidCredentials | A::InvalidToken | A::TokenReused => {
+                    (Code::Unauthenticated, err.to_string())
+                }
+                A::RateLimited { .. } => (Code::RateLimited, err.to_string()),
+                A::WeakPassword(message) => (Code::BadUserInput, message.clone()),
+                A::Internal(_) => (Code::Internal, "internal error".into()),
+            },
             ApiError::Domain(err) => {
                 let code = match err {
                     D::Validation(_) => Code::BadUserInput,
@@ -71,7 +100,9 @@ impl ApiError {
                 Code::Conflict,
                 "someone else changed this first; reload and try again".into(),
             ),
-            ApiError::Log(_) | ApiError::Internal(_) => (Code::Internal, "internal error".into()),
+            ApiError::Log(_) | ApiError::ReadModel(_) | ApiError::Internal(_) => {
+                (Code::Internal, "internal error".into())
+            }
         }
     }
 }
@@ -108,7 +139,7 @@ fn assign_code(error: &mut ServerError) {
         .and_then(|ext| ext.get("code"))
         .is_some();
     let (code, message) = if let Some(api) = error.source::<ApiError>() {
-        if matches!(api, ApiError::Log(_) | ApiError::Internal(_)) {
+        if api.public().0 == Code::Internal {
             tracing::error!(error = ?api, path = ?error.path, "internal error");
         }
         api.public()

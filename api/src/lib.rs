@@ -3,10 +3,15 @@
 //! endpoints, and the async-graphql schema at `/graphql`. Business rules live in `domain`,
 //! storage in `eventlog`; this crate wires them to HTTP.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod database;
 pub mod error;
 pub mod graphql;
 pub mod health;
+pub mod http;
+pub mod limits;
+pub mod request;
 pub mod startup;
+pub mod writes;

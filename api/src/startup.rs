@@ -6,13 +6,14 @@ use std::net::{SocketAddr, TcpListener};
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, guard, web};
 use async_graphql::http::GraphiQLSource;
-use async_graphql_actix_web::GraphQL;
 use eventlog::EventLog;
 use sqlx::PgPool;
 
+use crate::auth::Auth;
 use crate::config::{Config, Environment};
 use crate::graphql::build_schema;
-use crate::health;
+use crate::writes::Writes;
+use crate::{health, http};
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
@@ -22,23 +23,39 @@ pub struct Application {
 
 impl Application {
     /// Binds `config.host:config.port` and prepares the server on `pool` (already migrated).
-    pub fn build(config: &Config, pool: PgPool) -> anyhow::Result<Application> {
+    pub async fn build(config: &Config, pool: PgPool) -> anyhow::Result<Application> {
         let listener = TcpListener::bind((config.host, config.port)).map_err(|err| {
             anyhow::anyhow!("cannot listen on {}:{}: {err}", config.host, config.port)
         })?;
         let address = listener.local_addr()?;
-        let log = EventLog::with_upcaster(pool, domain::upcast::upcast);
-        let schema = build_schema(log.clone(), config.environment);
+        let log = EventLog::with_upcaster(pool.clone(), domain::upcast::upcast);
+        let auth = Auth::new(pool, config.auth.clone()).await?;
+        let schema = build_schema(
+            Writes::new(log.clone()),
+            auth.clone(),
+            config.environment,
+            &config.limits,
+        );
+        let schema = web::Data::new(schema);
+        let (log, auth, limits) = (
+            web::Data::new(log),
+            web::Data::new(auth),
+            web::Data::new(config.limits),
+        );
         let environment = config.environment;
         let server = HttpServer::new(move || {
             let app = App::new()
-                .app_data(web::Data::new(log.clone()))
+                .app_data(log.clone())
+                .app_data(auth.clone())
+                .app_data(schema.clone())
+                .app_data(limits.clone())
+                .app_data(web::PayloadConfig::new(limits.max_body_bytes))
                 .service(health::healthz)
                 .service(health::readyz)
                 .service(
                     web::resource("/graphql")
                         .guard(guard::Any(guard::Post()).or(guard::Get()))
-                        .to(GraphQL::new(schema.clone())),
+                        .to(http::graphql),
                 );
             match environment {
                 Environment::Development => app.route("/graphiql", web::get().to(graphiql)),

@@ -1,19 +1,45 @@
-//! The GraphQL schema: its root types and how it is built.
+//! The GraphQL schema: root types, how the schema is built, and the SDL committed as
+//! `schema.graphql`.
 
-use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Schema};
-use eventlog::EventLog;
+mod ids;
+mod mutation;
+mod pagination;
+pub(crate) mod query;
+mod types;
 
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+
+use crate::auth::Auth;
 use crate::config::Environment;
-use crate::error::{ApiError, ErrorCodes};
+use crate::error::ErrorCodes;
+use crate::limits::{AliasLimit, Limits};
+use crate::writes::Writes;
+
+pub use mutation::Mutation;
+pub use query::Query;
 
 /// Chronicle's GraphQL schema.
-pub type ChronicleSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type ChronicleSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Builds the schema served at `/graphql`. Introspection is off in production.
-pub fn build_schema(log: EventLog, environment: Environment) -> ChronicleSchema {
-    let builder = Schema::build(Query, EmptyMutation, EmptySubscription)
-        .extension(ErrorCodes)
-        .data(log);
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation::default(), EmptySubscription).extension(ErrorCodes)
+}
+
+/// Builds the schema served at `/graphql`, with the query-level abuse limits. Introspection
+/// is off in production.
+pub fn build_schema(
+    writes: Writes,
+    auth: Auth,
+    environment: Environment,
+    limits: &Limits,
+) -> ChronicleSchema {
+    let builder = builder()
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .extension(AliasLimit(limits.max_aliases))
+        .data(writes.log().clone())
+        .data(writes)
+        .data(auth);
     match environment {
         Environment::Development => builder.finish(),
         Environment::Production => builder.disable_introspection().finish(),
@@ -22,27 +48,5 @@ pub fn build_schema(log: EventLog, environment: Environment) -> ChronicleSchema 
 
 /// The schema as SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
-        .finish()
-        .sdl()
-}
-
-/// Read-only entry points.
-pub struct Query;
-
-#[Object]
-impl Query {
-    /// The position of the newest event in the log that readers can see now (an opaque string
-    /// that sorts like the log; empty log: `"0000…"`). Positions are the log's consistency
-    /// tokens: every mutation will return the one it wrote.
-    async fn log_position(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        let log = ctx.data::<EventLog>()?;
-        let head = log.head().await.map_err(ApiError::from)?;
-        Ok(head.to_string())
-    }
-
-    /// The version of the Chronicle server answering.
-    async fn server_version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
+    builder().finish().sdl()
 }

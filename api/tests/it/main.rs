@@ -1,11 +1,17 @@
 //! API tests through the real HTTP endpoint, each on its own fresh database.
 
+mod accounts;
+mod auth;
 mod binary;
 mod graphql;
 mod health;
+mod items;
+mod limits;
 mod schema;
+mod workspaces;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use api::config::Config;
 use api::startup::Application;
@@ -16,26 +22,43 @@ use serde_json::{Value, json};
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
-    pub db: TestDatabase,
+    pub db: Arc<TestDatabase>,
 }
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        let db = TestDatabase::create(&eventlog::MIGRATOR).await;
+        let db = Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
+        let address = Self::serve(&db).await;
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            db,
+        }
+    }
+
+    /// Another node (server process state) on the same database.
+    pub async fn spawn_on(db: &Arc<TestDatabase>) -> TestApp {
+        let address = Self::serve(db).await;
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            db: db.clone(),
+        }
+    }
+
+    async fn serve(db: &TestDatabase) -> SocketAddr {
         let config = Config::from_lookup(|name| match name {
             "CHRONICLE_HOST" => Some("127.0.0.1".into()),
             "CHRONICLE_PORT" => Some("0".into()),
             _ => None,
         })
         .unwrap();
-        let app = Application::build(&config, db.pool().clone()).unwrap();
+        let app = Application::build(&config, db.pool().clone())
+            .await
+            .unwrap();
         let address = app.address();
         tokio::spawn(app.run_until_stopped());
-        TestApp {
-            address,
-            client: reqwest::Client::new(),
-            db,
-        }
+        address
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -44,15 +67,54 @@ impl TestApp {
 
     /// POSTs a GraphQL request and returns the JSON response.
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        self.client
+        self.request(None, query, variables).await
+    }
+
+    /// POSTs a GraphQL request as the holder of `token` (if any).
+    pub async fn request(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
             .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Signs up a user and returns them, signed in.
+    pub async fn sign_up(&self, name: &str) -> Session {
+        let response = self
+            .graphql(
+                "mutation($input: SignUpInput!) { signUp(input: $input) {
+                    accessToken refreshToken user { id email displayName } } }",
+                json!({ "input": { "email": format!("{name}@example.com"), "password": "correct horse battery",
+                                   "displayName": name } }),
+            )
+            .await;
+        let payload = &response["data"]["signUp"];
+        assert!(payload.is_object(), "sign-up failed: {response}");
+        Session {
+            token: payload["accessToken"].as_str().unwrap().to_string(),
+            refresh_token: payload["refreshToken"].as_str().unwrap().to_string(),
+            user_id: payload["user"]["id"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+/// A signed-in test user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub refresh_token: String,
+    /// Global id.
+    pub user_id: String,
+}
+
+impl Session {
+    /// Runs a GraphQL request as this user.
+    pub async fn gql(&self, app: &TestApp, query: &str, variables: Value) -> Value {
+        app.request(Some(&self.token), query, variables).await
     }
 }
 

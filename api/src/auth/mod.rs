@@ -1,0 +1,316 @@
+//! Authentication: passwords, sessions and tokens (SPEC §8). Passwords are hashed with argon2id;
+//! log-ins are throttled per account and per client address; a session is a family of rotating,
+//! single-use refresh tokens (stored only as sha256 hashes) plus short-lived HS256 access tokens
+//! that name the session, so revoking the family ends both. All state lives in PostgreSQL (the
+//! signing key too, unless one is configured), so a token issued by one node is accepted by every
+//! node. Errors never reveal whether an email address has an account, and passwords are never
+//! logged.
+
+mod password;
+mod refresh;
+mod throttle;
+mod tokens;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::types::PgInterval;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+pub use password::{MAX_CHARS as PASSWORD_MAX_CHARS, MIN_CHARS as PASSWORD_MIN_CHARS};
+
+use password::Passwords;
+use throttle::Throttle;
+use tokens::AccessTokens;
+
+/// How authentication behaves.
+#[derive(Clone)]
+pub struct AuthSettings {
+    /// The HS256 signing key (at least 32 bytes). `None`: a random key generated once and kept in
+    /// the database's `server_secrets` table, shared by every node on that database.
+    pub jwt_secret: Option<String>,
+    /// The access tokens' `iss`.
+    pub issuer: String,
+    /// The access tokens' `aud`.
+    pub audience: String,
+    /// How long an access token is valid.
+    pub access_ttl: chrono::Duration,
+    /// How long a refresh token is valid (each rotation starts a new period).
+    pub refresh_ttl: chrono::Duration,
+    /// Failed log-ins allowed per account (normalized email) in one window.
+    pub max_failures_per_account: u32,
+    /// Failed log-ins allowed per client address in one window.
+    pub max_failures_per_ip: u32,
+    /// The throttling window, starting at the first failure.
+    pub failure_window: chrono::Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> AuthSettings {
+        AuthSettings {
+            jwt_secret: None,
+            issuer: "chronicle".into(),
+            audience: "chronicle-api".into(),
+            access_ttl: chrono::Duration::minutes(15),
+            refresh_ttl: chrono::Duration::days(30),
+            max_failures_per_account: 5,
+            max_failures_per_ip: 50,
+            failure_window: chrono::Duration::minutes(15),
+        }
+    }
+}
+
+/// The signing key stays out of logs.
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("max_failures_per_account", &self.max_failures_per_account)
+            .field("max_failures_per_ip", &self.max_failures_per_ip)
+            .field("failure_window", &self.failure_window)
+            .finish()
+    }
+}
+
+/// A signed-in session's tokens.
+pub struct Session {
+    pub user_id: Uuid,
+    /// Bearer token for requests.
+    pub access_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    /// Single-use token to get the next [`Session`] from [`Auth::refresh`].
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// The tokens stay out of logs.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user_id", &self.user_id)
+            .field("access_token", &"***")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_token", &"***")
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish()
+    }
+}
+
+/// Who a request is made by: a user, in one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: Uuid,
+    /// The session (refresh-token family) the access token belongs to.
+    pub session_id: Uuid,
+}
+
+/// Why authentication failed. Messages are safe to show to the client, except `Internal`'s
+/// source, which is for the logs only.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong email or wrong password: deliberately the same.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("too many failed log-in attempts; try again in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
+    /// A token that is malformed, tampered with, expired, unknown or revoked.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// A refresh token was presented a second time: it leaked, so its session was ended.
+    #[error("this refresh token was already used; the session has been ended, please log in again")]
+    TokenReused,
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(err: sqlx::Error) -> AuthError {
+        AuthError::Internal(anyhow::Error::new(err).context("auth database query failed"))
+    }
+}
+
+/// The authentication service; cheap to clone.
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    settings: AuthSettings,
+    tokens: AccessTokens,
+    passwords: Passwords,
+    /// Verified against when an email has no account, so that unknown emails cost as much time
+    /// as wrong passwords.
+    dummy_hash: String,
+}
+
+impl Auth {
+    /// Loads (or creates, once per database) the signing key and prepares hashing.
+    #[tracing::instrument(name = "auth_new", skip_all)]
+    pub async fn new(pool: PgPool, settings: AuthSettings) -> anyhow::Result<Auth> {
+        let secret = tokens::signing_secret(&pool, settings.jwt_secret.as_deref()).await?;
+        let tokens = AccessTokens::new(&secret, &settings);
+        let passwords = Passwords::new();
+        let dummy_hash = passwords
+            .hash(&refresh::NewToken::generate().token)
+            .await
+            .context("cannot prepare the dummy password hash")?;
+        Ok(Auth {
+            inner: Arc::new(Inner {
+                pool,
+                settings,
+                tokens,
+                passwords,
+                dummy_hash,
+            }),
+        })
+    }
+
+    /// Validates (8..=256 chars, else [`AuthError::WeakPassword`]) and hashes with argon2id.
+    pub async fn hash_password(&self, password: &str) -> Result<String, AuthError> {
+        password::check_strength(password)?;
+        Ok(self.inner.passwords.hash(password).await?)
+    }
+
+    /// Stores a user's password hash inside the caller's transaction (the sign-up transaction).
+    #[tracing::instrument(skip(conn, password_hash))]
+    pub async fn store_credentials(
+        conn: &mut PgConnection,
+        user_id: Uuid,
+        password_hash: &str,
+    ) -> Result<(), AuthError> {
+        sqlx::query!(
+            r#"INSERT INTO user_credentials (user_id, password_hash) VALUES ($1, $2)"#,
+            user_id,
+            password_hash
+        )
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Starts a session for a user: a new refresh-token family and a first access token.
+    #[tracing::instrument(skip(self))]
+    pub async fn issue_session(&self, user_id: Uuid) -> Result<Session, AuthError> {
+        let issued =
+            refresh::start_family(&self.inner.pool, user_id, self.inner.settings.refresh_ttl)
+                .await?;
+        self.session(issued)
+    }
+
+    /// Logs in with an email and password. Throttling (per normalized email, and per client
+    /// address when known) is applied before the password is looked at; an unknown email costs
+    /// one argon2 verification like a known one, and fails with the same error.
+    #[tracing::instrument(skip(self, email, password))]
+    pub async fn log_in(
+        &self,
+        email: &str,
+        password: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Session, AuthError> {
+        let account = email.trim().to_lowercase();
+        let ip = client_ip.map(throttle::ip_subject);
+        let throttle = Throttle {
+            pool: &self.inner.pool,
+            settings: &self.inner.settings,
+        };
+        throttle.reserve(&account, ip.as_deref()).await?;
+
+        let found = sqlx::query!(
+            r#"
+            SELECT c.user_id, c.password_hash
+              FROM users u JOIN user_credentials c ON c.user_id = u.id
+             WHERE u.email_normalized = $1
+            "#,
+            account
+        )
+        .fetch_optional(&self.inner.pool)
+        .await?;
+        let (user_id, hash) = match found {
+            Some(row) => (Some(row.user_id), row.password_hash),
+            None => (None, self.inner.dummy_hash.clone()),
+        };
+        let matches = self.inner.passwords.verify(password, hash).await?;
+        let Some(user_id) = user_id.filter(|_| matches) else {
+            tracing::info!("log-in failed");
+            return Err(AuthError::InvalidCredentials);
+        };
+
+        throttle.succeeded(&account, ip.as_deref()).await?;
+        self.issue_session(user_id).await
+    }
+
+    /// Rotates: the presented refresh token is marked used and its successor in the same family
+    /// is issued with a new access token. A used token presented again revokes the family
+    /// ([`AuthError::TokenReused`]); unknown, expired or revoked tokens are
+    /// [`AuthError::InvalidToken`]. Of two concurrent refreshes of one token, one wins and the
+    /// other is reuse.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Session, AuthError> {
+        let issued = refresh::rotate(
+            &self.inner.pool,
+            refresh_token,
+            self.inner.settings.refresh_ttl,
+        )
+        .await?;
+        self.session(issued)
+    }
+
+    /// Ends the session of this refresh token: it, its successors and every access token of the
+    /// session stop working.
+    #[tracing::instrument(skip_all)]
+    pub async fn log_out(&self, refresh_token: &str) -> Result<(), AuthError> {
+        let family_id = refresh::end_family(&self.inner.pool, refresh_token).await?;
+        tracing::info!(%family_id, "logged out");
+        Ok(())
+    }
+
+    /// Verifies a bearer access token: HS256 only, `exp`, `iss`, `aud` and `sub` required and
+    /// checked, and its session (`sid`) not revoked.
+    #[tracing::instrument(skip_all)]
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+        let claims = self.inner.tokens.verify(access_token)?;
+        if !refresh::is_active(&self.inner.pool, claims.sid, claims.sub).await? {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(Principal {
+            user_id: claims.sub,
+            session_id: claims.sid,
+        })
+    }
+
+    fn session(&self, issued: refresh::Issued) -> Result<Session, AuthError> {
+        let (access_token, access_expires_at) =
+            self.inner.tokens.issue(issued.user_id, issued.family_id)?;
+        Ok(Session {
+            user_id: issued.user_id,
+            access_token,
+            access_expires_at,
+            refresh_token: issued.token,
+            refresh_expires_at: issued.expires_at,
+        })
+    }
+}
+
+/// A duration as a PostgreSQL interval (to the microsecond), for times computed by the database
+/// clock, which every node shares.
+fn pg_interval(duration: chrono::Duration) -> Result<PgInterval, AuthError> {
+    let microseconds = duration
+        .num_microseconds()
+        .context("duration out of range for an interval")?;
+    Ok(PgInterval {
+        months: 0,
+        days: 0,
+        microseconds,
+    })
+}

@@ -1,0 +1,77 @@
+//! Relay-style pagination shared by every list: `first` / `after`, opaque cursors, `pageInfo`.
+
+use async_graphql::OutputType;
+use async_graphql::connection::{Connection, Edge};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+
+/// A requested page: how many, and after which cursor.
+pub struct Page<'a> {
+    first: usize,
+    after: Option<&'a str>,
+}
+
+impl<'a> Page<'a> {
+    /// Validates `first` (1–100, default 20).
+    pub fn new(first: Option<i32>, after: Option<&'a str>) -> Result<Page<'a>, ApiError> {
+        let first = match first {
+            None => DEFAULT_PAGE,
+            Some(n) if (1..=MAX_PAGE as i32).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(ApiError::BadInput(format!(
+                    "`first` must be between 1 and {MAX_PAGE}, not {n}"
+                )));
+            }
+        };
+        Ok(Page { first, after })
+    }
+
+    /// The decoded `after` cursor.
+    pub fn after<T: DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
+        self.after
+            .map(|cursor| {
+                URL_SAFE_NO_PAD
+                    .decode(cursor)
+                    .ok()
+                    .and_then(|json| serde_json::from_slice(&json).ok())
+                    .ok_or_else(|| {
+                        ApiError::BadInput("`after` is not a cursor from this list".into())
+                    })
+            })
+            .transpose()
+    }
+
+    /// Rows to fetch: one more than the page, to know whether there is a next page.
+    pub fn fetch(&self) -> i64 {
+        self.first as i64 + 1
+    }
+
+    /// The connection for the fetched `rows`.
+    pub fn connection<R, N: OutputType>(
+        &self,
+        mut rows: Vec<R>,
+        cursor: impl Fn(&R) -> String,
+        node: impl Fn(R) -> N,
+    ) -> Connection<String, N> {
+        let has_next = rows.len() > self.first;
+        rows.truncate(self.first);
+        let mut connection = Connection::new(self.after.is_some(), has_next);
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|row| Edge::new(cursor(&row), node(row))),
+        );
+        connection
+    }
+}
+
+/// An opaque cursor for a sort key.
+pub fn encode_cursor<T: Serialize>(key: &T) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
+}

@@ -1,0 +1,188 @@
+//! Read-only entry points. Everything is scoped to the caller's memberships: another
+//! workspace's ids answer `NOT_FOUND`.
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Enum, ID, InputObject, Object};
+use eventlog::EventLog;
+use projections::queries::{self, ItemCursor, ItemOrder};
+use uuid::Uuid;
+
+use super::ids::{Kind, decode};
+use super::pagination::{Page, encode_cursor};
+use super::types::{Item, ItemStatus, User, Workspace, pool};
+use crate::error::ApiError;
+use crate::request::RequestContext;
+
+/// Which items to list.
+#[derive(InputObject, Default)]
+pub struct ItemFilter {
+    /// Only items with this status.
+    pub status: Option<ItemStatus>,
+    /// Only items carrying all of these tags.
+    pub tags: Option<Vec<String>>,
+    /// Only items created by this user.
+    pub author_id: Option<ID>,
+}
+
+/// What to sort items by.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ItemOrderField {
+    /// Creation time.
+    CreatedAt,
+    /// Last change.
+    UpdatedAt,
+    /// Title, alphabetically (byte order).
+    Title,
+}
+
+/// Sort direction.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum OrderDirection {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// How to sort items; ties are broken by id, so pages never repeat or skip an item.
+#[derive(InputObject)]
+pub struct ItemOrderBy {
+    pub field: ItemOrderField,
+    pub direction: OrderDirection,
+}
+
+impl ItemOrderBy {
+    fn order(&self) -> ItemOrder {
+        use ItemOrderField as F;
+        use OrderDirection as D;
+        match (self.field, self.direction) {
+            (F::CreatedAt, D::Asc) => ItemOrder::CreatedAsc,
+            (F::CreatedAt, D::Desc) => ItemOrder::CreatedDesc,
+            (F::UpdatedAt, D::Asc) => ItemOrder::UpdatedAsc,
+            (F::UpdatedAt, D::Desc) => ItemOrder::UpdatedDesc,
+            (F::Title, D::Asc) => ItemOrder::TitleAsc,
+            (F::Title, D::Desc) => ItemOrder::TitleDesc,
+        }
+    }
+}
+
+fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestContext> {
+    ctx.data::<RequestContext>()
+}
+
+/// The caller, who must be signed in.
+pub(crate) fn caller(ctx: &Context<'_>) -> async_graphql::Result<Uuid> {
+    Ok(request(ctx)?.user()?.user_id)
+}
+
+/// Read-only entry points.
+#[derive(Default)]
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let user_id = caller(ctx)?;
+        let row = queries::user(pool(ctx)?, user_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(User(row.ok_or(ApiError::Unauthenticated(
+            "this account no longer exists",
+        ))?))
+    }
+
+    /// A workspace the caller is a member of.
+    async fn workspace(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Workspace> {
+        let user_id = caller(ctx)?;
+        let id = decode(Kind::Workspace, &id)?;
+        let row = queries::workspace(pool(ctx)?, id, user_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Workspace(row.ok_or(ApiError::NotFound("workspace"))?))
+    }
+
+    /// The caller's workspaces, by name.
+    async fn workspaces(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Workspace>> {
+        let user_id = caller(ctx)?;
+        let page = Page::new(first, after.as_deref())?;
+        let rows = queries::workspaces_of(pool(ctx)?, user_id, page.after()?, page.fetch())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(page.connection(rows, |row| encode_cursor(&(&row.name, row.id)), Workspace))
+    }
+
+    /// An item in one of the caller's workspaces.
+    async fn item(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Item> {
+        let user_id = caller(ctx)?;
+        let id = decode(Kind::Item, &id)?;
+        let row = queries::item(pool(ctx)?, id, user_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Item(row.ok_or(ApiError::NotFound("item"))?))
+    }
+
+    /// A workspace's items: filtered, sorted (newest first by default) and paginated.
+    async fn items(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        filter: Option<ItemFilter>,
+        order_by: Option<ItemOrderBy>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Item>> {
+        let user_id = caller(ctx)?;
+        let workspace_id = decode(Kind::Workspace, &workspace_id)?;
+        let pool = pool(ctx)?;
+        if queries::member_role(pool, workspace_id, user_id)
+            .await
+            .map_err(ApiError::from)?
+            .is_none()
+        {
+            return Err(ApiError::NotFound("workspace").into());
+        }
+        let filter = filter.unwrap_or_default();
+        let filter = queries::ItemFilter {
+            status: filter
+                .status
+                .map(|s| domain::ItemStatus::from(s).as_str().to_string()),
+            tags: filter.tags.unwrap_or_default(),
+            author_id: filter
+                .author_id
+                .map(|id| decode(Kind::User, &id))
+                .transpose()?,
+        };
+        let order = order_by.map_or(ItemOrder::CreatedDesc, |o| o.order());
+        let page = Page::new(first, after.as_deref())?;
+        let rows = queries::items(
+            pool,
+            workspace_id,
+            &filter,
+            order,
+            page.after::<ItemCursor>()?,
+            page.fetch(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(page.connection(rows, |row| encode_cursor(&row.cursor(order)), Item))
+    }
+
+    /// The position of the newest event in the log that readers can see now (an opaque string
+    /// that sorts like the log). Mutations return the position they wrote.
+    async fn log_position(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        let log = ctx.data::<EventLog>()?;
+        let head = log.head().await.map_err(ApiError::from)?;
+        Ok(head.to_string())
+    }
+
+    /// The version of the Chronicle server answering.
+    async fn server_version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+}

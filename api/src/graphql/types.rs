@@ -1,0 +1,279 @@
+//! The GraphQL object and enum types, over read-model rows.
+
+use async_graphql::connection::Connection;
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use projections::queries::{self, ItemRow, MemberRow, UserRow, WorkspaceRow};
+use sqlx::PgPool;
+
+use super::ids::{Kind, encode};
+use super::pagination::{self, Page};
+use crate::error::ApiError;
+
+/// A member's role in a workspace.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[graphql(remote = "domain::Role")]
+pub enum Role {
+    /// Everything, including billing and deleting the workspace; at least one per workspace.
+    Owner,
+    /// Manages members (except owners) and content.
+    Admin,
+    /// Creates content and edits their own.
+    Member,
+    /// Reads only.
+    Viewer,
+}
+
+/// A workspace's plan.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[graphql(remote = "domain::Plan")]
+pub enum Plan {
+    /// Free for 14 days; then exports and invites lock until upgraded.
+    Trial,
+    /// Paid: nothing locks.
+    Pro,
+}
+
+/// Where a workspace's data lives; fixed at creation.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[graphql(remote = "domain::Region")]
+pub enum Region {
+    /// The European Union.
+    Eu,
+    /// The United States.
+    Us,
+}
+
+/// An item's lifecycle status.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[graphql(remote = "domain::ItemStatus")]
+pub enum ItemStatus {
+    /// Not yet published.
+    Draft,
+    /// Published.
+    Active,
+    /// Put away; restorable.
+    Archived,
+}
+
+/// Parses a value the read model stored from a domain enum's `as_str`.
+fn stored<T: std::str::FromStr>(value: &str) -> Result<T, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::Internal(anyhow::anyhow!(
+            "read model holds an unknown value `{value}`"
+        ))
+    })
+}
+
+pub(crate) fn pool<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a PgPool> {
+    Ok(ctx.data::<crate::writes::Writes>()?.log().pool())
+}
+
+/// A person with an account.
+pub struct User(pub UserRow);
+
+#[Object]
+impl User {
+    /// Global id.
+    async fn id(&self) -> ID {
+        encode(Kind::User, self.0.id)
+    }
+    /// Email address as given at sign-up (unique, compared case-insensitively).
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    /// Name shown to others.
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+    /// The code others can sign up with to reward this user.
+    async fn referral_code(&self) -> &str {
+        &self.0.referral_code
+    }
+    /// When the account was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A tenant: members and their content.
+pub struct Workspace(pub WorkspaceRow);
+
+#[Object]
+impl Workspace {
+    /// Global id.
+    async fn id(&self) -> ID {
+        encode(Kind::Workspace, self.0.id)
+    }
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Where the data lives.
+    async fn region(&self) -> async_graphql::Result<Region> {
+        Ok(stored::<domain::Region>(&self.0.region)?.into())
+    }
+    /// Current plan.
+    async fn plan(&self) -> async_graphql::Result<Plan> {
+        Ok(stored::<domain::Plan>(&self.0.plan)?.into())
+    }
+    /// When the trial ends (or ended).
+    async fn trial_ends_at(&self) -> DateTime<Utc> {
+        self.0.trial_ends_at
+    }
+    /// True when the trial has ended without an upgrade: exports and invites are refused
+    /// (`FEATURE_LOCKED`) until `upgradePlan`.
+    async fn locked(&self) -> async_graphql::Result<bool> {
+        let plan = stored::<domain::Plan>(&self.0.plan)?;
+        Ok(domain::workspace::trial_locked(
+            plan,
+            self.0.trial_ends_at,
+            Utc::now(),
+        ))
+    }
+    /// The caller's role here.
+    async fn viewer_role(&self) -> async_graphql::Result<Role> {
+        Ok(stored::<domain::Role>(&self.0.viewer_role)?.into())
+    }
+    /// When the workspace was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the workspace (name, plan, members…) last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Number of changes so far (the event stream's version).
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
+    /// Members, oldest first.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Member>> {
+        let page = Page::new(first, after.as_deref())?;
+        let cursor = page.after::<(DateTime<Utc>, uuid::Uuid)>()?;
+        let rows = queries::members(pool(ctx)?, self.0.id, cursor, page.fetch())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(page.connection(
+            rows,
+            |row| pagination::encode_cursor(&(row.joined_at, row.user_id)),
+            Member,
+        ))
+    }
+}
+
+/// A user's membership of a workspace.
+pub struct Member(pub MemberRow);
+
+#[Object]
+impl Member {
+    /// The member.
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let row = queries::user(pool(ctx)?, self.0.user_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(User(row.ok_or(ApiError::NotFound("user"))?))
+    }
+    /// Their role.
+    async fn role(&self) -> async_graphql::Result<Role> {
+        Ok(stored::<domain::Role>(&self.0.role)?.into())
+    }
+    /// When they joined.
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.joined_at
+    }
+}
+
+/// A piece of content in a workspace.
+pub struct Item(pub ItemRow);
+
+#[Object]
+impl Item {
+    /// Global id.
+    async fn id(&self) -> ID {
+        encode(Kind::Item, self.0.id)
+    }
+    /// The workspace it belongs to.
+    async fn workspace_id(&self) -> ID {
+        encode(Kind::Workspace, self.0.workspace_id)
+    }
+    /// Title, 1–200 characters.
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    /// Body text, up to 20,000 characters.
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    /// Up to 20 tags of 1–40 characters.
+    async fn tags(&self) -> &[String] {
+        &self.0.tags
+    }
+    /// Lifecycle status.
+    async fn status(&self) -> async_graphql::Result<ItemStatus> {
+        Ok(stored::<domain::ItemStatus>(&self.0.status)?.into())
+    }
+    /// Who created it.
+    async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let row = queries::user(pool(ctx)?, self.0.author_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(User(row.ok_or(ApiError::NotFound("user"))?))
+    }
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Number of changes so far: pass it as `expectedVersion` to `updateItem`.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
+}
+
+/// A session: who signed in, and the tokens to use.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct AuthPayload {
+    #[graphql(skip)]
+    pub user_id: uuid::Uuid,
+    /// Send as `Authorization: Bearer …`; short-lived.
+    pub access_token: String,
+    /// When the access token expires.
+    pub access_token_expires_at: DateTime<Utc>,
+    /// Exchange for new tokens with `refreshToken`; each works once.
+    pub refresh_token: String,
+    /// When the refresh token expires.
+    pub refresh_token_expires_at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl AuthPayload {
+    /// The signed-in user.
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let row = queries::user(pool(ctx)?, self.user_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(User(row.ok_or(ApiError::NotFound("user"))?))
+    }
+}
+
+impl From<crate::auth::Session> for AuthPayload {
+    fn from(session: crate::auth::Session) -> Self {
+        AuthPayload {
+            user_id: session.user_id,
+            access_token: session.access_token,
+            access_token_expires_at: session.access_expires_at,
+            refresh_token: session.refresh_token,
+            refresh_token_expires_at: session.refresh_expires_at,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The `/graphql` endpoint over HTTP, per GraphQL-over-HTTP: POST with a JSON body, GET with
+//! the query in the URL (queries only), responses as `application/json` or, when asked for,
+//! `application/graphql-response+json`. Enforces the request-level abuse limits, authenticates
+//! the bearer token, and hands every operation its [`RequestContext`].
+
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_graphql::{BatchRequest, Request};
+use serde_json::json;
+
+use crate::auth::{Auth, AuthError};
+use crate::error::Code;
+use crate::graphql::ChronicleSchema;
+use crate::limits::Limits;
+use crate::request::RequestContext;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// Serves one GraphQL request (or a batch).
+pub async fn graphql(
+    schema: web::Data<ChronicleSchema>,
+    auth: web::Data<Auth>,
+    limits: web::Data<Limits>,
+    http: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let batch = match parse(&http, &body) {
+        Ok(batch) => batch,
+        Err(message) => {
+            return refuse(&http, StatusCode::BAD_REQUEST, Code::BadUserInput, &message);
+        }
+    };
+    let operations = batch.iter().count();
+    if operations == 0 || operations > limits.max_batch {
+        let message = format!(
+            "a batch holds 1 to {} operations, not {operations}",
+            limits.max_batch
+        );
+        return refuse(&http, StatusCode::BAD_REQUEST, Code::BadUserInput, &message);
+    }
+    if http.method() == Method::GET && batch.iter().any(is_mutation) {
+        let mut response = refuse(
+            &http,
+            StatusCode::METHOD_NOT_ALLOWED,
+            Code::BadUserInput,
+            "mutations must be sent with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return response;
+    }
+
+    let principal = match bearer_token(&http) {
+        None => Ok(None),
+        Some(token) => match auth.authenticate(token).await {
+            Ok(principal) => Ok(Some(principal)),
+            Err(AuthError::Internal(err)) => {
+                tracing::error!(error = ?err, "cannot check an access token");
+                Err(())
+            }
+            Err(_) => Err(()),
+        },
+    };
+    let attach = |request: Request| {
+        let context = RequestContext::new(&http, request.operation_name.clone(), principal);
+        request.data(context)
+    };
+    let batch = match batch {
+        BatchRequest::Single(request) => BatchRequest::Single(attach(request)),
+        BatchRequest::Batch(requests) => {
+            BatchRequest::Batch(requests.into_iter().map(attach).collect())
+        }
+    };
+    match tokio::time::timeout(limits.request_timeout, schema.execute_batch(batch)).await {
+        Ok(response) => respond(&http, StatusCode::OK, &response),
+        Err(_) => refuse(
+            &http,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::Internal,
+            "the request took too long",
+        ),
+    }
+}
+
+fn parse(http: &HttpRequest, body: &[u8]) -> Result<BatchRequest, String> {
+    if http.method() == Method::GET {
+        return async_graphql::http::parse_query_string(http.query_string())
+            .map(BatchRequest::Single)
+            .map_err(|err| format!("invalid query string: {err}"));
+    }
+    let content_type = http
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if !content_type.starts_with("application/json")
+        && !content_type.starts_with(GRAPHQL_RESPONSE_JSON)
+    {
+        return Err(format!(
+            "send the request as application/json, not {content_type}"
+        ));
+    }
+    let not_a_request = |detail: String| format!("the body is not a GraphQL request: {detail}");
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|err| not_a_request(err.to_string()))?;
+    // A request is an object, a batch a non-empty array of objects (serde would also read a
+    // request from an array, so the shape is checked first).
+    let well_formed = match &json {
+        serde_json::Value::Object(_) => true,
+        serde_json::Value::Array(items) => {
+            !items.is_empty() && items.iter().all(serde_json::Value::is_object)
+        }
+        _ => false,
+    };
+    if !well_formed {
+        return Err(not_a_request(
+            "expected an object or an array of objects".into(),
+        ));
+    }
+    serde_json::from_value(json).map_err(|err| not_a_request(err.to_string()))
+}
+
+/// A JSON response, typed as the client asked.
+fn respond(http: &HttpRequest, status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+    let accepts_graphql_json = http
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains(GRAPHQL_RESPONSE_JSON));
+    let content_type = if accepts_graphql_json {
+        GRAPHQL_RESPONSE_JSON
+    } else {
+        "application/json"
+    };
+    HttpResponse::build(status)
+        .content_type(content_type)
+        .body(serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// A request refused before execution, as a GraphQL error response.
+fn refuse(http: &HttpRequest, status: StatusCode, code: Code, message: &str) -> HttpResponse {
+    let body =
+        json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
+    respond(http, status, &body)
+}
+
+fn bearer_token(http: &HttpRequest) -> Option<&str> {
+    let value = http.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// Whether the operation the request selects is a mutation (unparsable: no — the executor
+/// reports the syntax error).
+fn is_mutation(request: &Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    match &document.operations {
+        DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
+        DocumentOperations::Multiple(ops) => match &request.operation_name {
+            Some(name) => ops
+                .get(name.as_str())
+                .is_some_and(|op| op.node.ty == OperationType::Mutation),
+            None => ops.values().any(|op| op.node.ty == OperationType::Mutation),
+        },
+    }
+}

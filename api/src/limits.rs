@@ -1,0 +1,95 @@
+//! Abuse limits (SPEC §8): query depth and complexity (enforced by async-graphql), aliases
+//! (counted here), operations per batch, body size and request time (enforced in [`crate::http`]).
+//! All configurable, with safe defaults.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{ServerError, ServerResult, Variables};
+
+/// The limits in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `CHRONICLE_MAX_DEPTH`: deepest selection nesting.
+    pub max_depth: usize,
+    /// `CHRONICLE_MAX_COMPLEXITY`: fields counted over the whole query, lists weighted.
+    pub max_complexity: usize,
+    /// `CHRONICLE_MAX_ALIASES`: aliased fields in one document.
+    pub max_aliases: usize,
+    /// `CHRONICLE_MAX_BATCH`: operations in one batched request.
+    pub max_batch: usize,
+    /// `CHRONICLE_MAX_BODY_BYTES`: request body size.
+    pub max_body_bytes: usize,
+    /// `CHRONICLE_REQUEST_TIMEOUT_MS`: time to answer before giving up.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 15,
+            max_complexity: 5_000,
+            max_aliases: 30,
+            max_batch: 10,
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Refuses documents with more aliased fields than allowed (they multiply work cheaply).
+pub struct AliasLimit(pub usize);
+
+impl ExtensionFactory for AliasLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(AliasLimit(self.0))
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for AliasLimit {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let operations = document
+            .operations
+            .iter()
+            .map(|(_, op)| &op.node.selection_set.node);
+        let fragments = document
+            .fragments
+            .values()
+            .map(|f| &f.node.selection_set.node);
+        let aliases: usize = operations.chain(fragments).map(count_aliases).sum();
+        if aliases > self.0 {
+            return Err(ServerError::new(
+                format!(
+                    "the query uses {aliases} aliases; at most {} are allowed",
+                    self.0
+                ),
+                None,
+            ));
+        }
+        Ok(document)
+    }
+}
+
+fn count_aliases(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|selection| match &selection.node {
+            Selection::Field(field) => {
+                usize::from(field.node.alias.is_some())
+                    + count_aliases(&field.node.selection_set.node)
+            }
+            Selection::InlineFragment(fragment) => count_aliases(&fragment.node.selection_set.node),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}

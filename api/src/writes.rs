@@ -1,0 +1,198 @@
+//! The write path every mutation takes: decided events are appended and applied to the inline
+//! read models in one transaction, at most once per idempotency key, and announced after the
+//! commit.
+
+use domain::DomainEvent;
+use eventlog::aggregates::to_new_events;
+use eventlog::{EventLog, ExpectedVersion, Metadata, Position, StreamRef};
+use projections::inline::{self, AnyEvent, Envelope};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+
+use crate::error::ApiError;
+use crate::request::RequestContext;
+
+/// Appends and applies events; see the module docs.
+#[derive(Clone)]
+pub struct Writes {
+    log: EventLog,
+}
+
+impl Writes {
+    pub fn new(log: EventLog) -> Writes {
+        Writes { log }
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Runs `body` in a transaction and commits it. With an `Idempotency-Key`, a retry (same
+    /// caller, same key, same `operation` and `input`) returns the first result without running
+    /// `body` again — also when the two race; the same key with other input is refused.
+    pub async fn once<R, F>(
+        &self,
+        req: &RequestContext,
+        operation: &str,
+        input: &impl Serialize,
+        body: F,
+    ) -> Result<R, ApiError>
+    where
+        R: Serialize + DeserializeOwned,
+        F: AsyncFnOnce(&mut PgConnection) -> Result<R, ApiError>,
+    {
+        let Some(key) = req.idempotency_key()? else {
+            let mut tx = self.log.pool().begin().await.map_err(internal)?;
+            let result = body(&mut tx).await?;
+            tx.commit().await.map_err(internal)?;
+            self.log.announce_append();
+            return Ok(result);
+        };
+        let scope = req
+            .principal
+            .map_or_else(|| "anonymous".to_string(), |p| p.user_id.to_string());
+        let request_hash = request_hash(operation, input)?;
+        if let Some(stored) = self.stored(&scope, key, &request_hash).await? {
+            return Ok(stored);
+        }
+
+        let mut tx = self.log.pool().begin().await.map_err(internal)?;
+        let outcome = run_and_record(&mut tx, body, &scope, key, &request_hash).await;
+        let committed = match outcome {
+            Ok(result) => tx.commit().await.map(|()| result).map_err(internal),
+            Err(err) => Err(err),
+        };
+        match committed {
+            Ok(result) => {
+                self.log.announce_append();
+                Ok(result)
+            }
+            // A concurrent request with the same key may have won: then this is its retry.
+            Err(err) => match self.stored(&scope, key, &request_hash).await? {
+                Some(stored) => Ok(stored),
+                None => Err(err),
+            },
+        }
+    }
+
+    /// The stored result for a key, if the key was used; an error if it was used for other input.
+    async fn stored<R: DeserializeOwned>(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &[u8],
+    ) -> Result<Option<R>, ApiError> {
+        let row = sqlx::query!(
+            "SELECT request_hash, response FROM idempotency_keys WHERE scope = $1 AND key = $2",
+            scope,
+            key
+        )
+        .fetch_optional(self.log.pool())
+        .await
+        .map_err(internal)?;
+        match row {
+            None => Ok(None),
+            Some(row) if row.request_hash != request_hash => Err(ApiError::IdempotencyMismatch),
+            Some(row) => Ok(Some(
+                serde_json::from_value(row.response).map_err(internal)?,
+            )),
+        }
+    }
+
+    /// Appends `events` to `stream` and applies them to the inline read models, inside the
+    /// caller's transaction. Returns the position written (`None`: nothing to write).
+    pub async fn append<E>(
+        &self,
+        conn: &mut PgConnection,
+        stream: &StreamRef,
+        expected: ExpectedVersion,
+        events: Vec<E>,
+        metadata: &Metadata,
+    ) -> Result<Option<Position>, ApiError>
+    where
+        E: DomainEvent + Into<AnyEvent>,
+    {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let appended = self
+            .log
+            .append_in(conn, stream, expected, &to_new_events(&events, metadata))
+            .await?;
+        let first_version = appended.stream_version + 1 - events.len() as u64;
+        for (i, event) in events.into_iter().enumerate() {
+            let event = event.into();
+            let envelope = Envelope {
+                stream_id: stream.stream_id,
+                stream_version: first_version + i as u64,
+                recorded_at: appended.recorded_at,
+                event: &event,
+            };
+            inline::apply(conn, envelope)
+                .await
+                .map_err(unique_violation_as_conflict)?;
+        }
+        Ok(Some(appended.position()))
+    }
+}
+
+async fn run_and_record<R, F>(
+    conn: &mut PgConnection,
+    body: F,
+    scope: &str,
+    key: &str,
+    request_hash: &[u8],
+) -> Result<R, ApiError>
+where
+    R: Serialize,
+    F: AsyncFnOnce(&mut PgConnection) -> Result<R, ApiError>,
+{
+    let result = body(conn).await?;
+    let response = serde_json::to_value(&result).map_err(internal)?;
+    sqlx::query!(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, response) VALUES ($1, $2, $3, $4)",
+        scope,
+        key,
+        request_hash,
+        response
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(internal)?;
+    Ok(result)
+}
+
+fn request_hash(operation: &str, input: &impl Serialize) -> Result<Vec<u8>, ApiError> {
+    let input = serde_json::to_vec(input).map_err(internal)?;
+    let mut hasher = Sha256::new();
+    hasher.update(operation.as_bytes());
+    hasher.update([0]);
+    hasher.update(&input);
+    Ok(hasher.finalize().to_vec())
+}
+
+/// A read-model unique key (say, an email already registered) is the client's conflict.
+fn unique_violation_as_conflict(err: projections::Error) -> ApiError {
+    if let projections::Error::Database(sqlx::Error::Database(db)) = &err {
+        match db.constraint() {
+            Some("users_email_key") => {
+                return ApiError::Domain(domain::DomainError::conflict(
+                    "this email is already registered",
+                ));
+            }
+            Some("users_referral_code_key") => {
+                return ApiError::Domain(domain::DomainError::conflict(
+                    "referral code taken; try again",
+                ));
+            }
+            _ => {}
+        }
+    }
+    ApiError::ReadModel(err)
+}
+
+fn internal(err: impl Into<anyhow::Error>) -> ApiError {
+    ApiError::Internal(err.into())
+}

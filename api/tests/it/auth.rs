@@ -1,0 +1,511 @@
+//! The auth module against a real database: passwords, log-in throttling, refresh-token
+//! rotation and reuse detection, log-out, access-token verification, and several nodes sharing
+//! one database.
+
+use std::net::IpAddr;
+
+use api::auth::{Auth, AuthError, AuthSettings, Session};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use pgcluster::TestDatabase;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery staple";
+const SECRET: &str = "a test signing key that is long enough, really";
+
+async fn setup(settings: AuthSettings) -> (TestDatabase, Auth) {
+    let db = TestDatabase::create(&eventlog::MIGRATOR).await;
+    let auth = Auth::new(db.pool().clone(), settings).await.unwrap();
+    (db, auth)
+}
+
+/// Signs a user up the way the sign-up mutation does: user row and credentials in one
+/// transaction.
+async fn sign_up(db: &TestDatabase, auth: &Auth, email: &str) -> Uuid {
+    let hash = auth.hash_password(PASSWORD).await.unwrap();
+    let id = Uuid::now_v7();
+    let mut tx = db.pool().begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO users (id, email, email_normalized, display_name, referral_code,
+                            created_at, updated_at, version)
+         VALUES ($1, $2, lower($2), 'Test User', $3, now(), now(), 1)",
+    )
+    .bind(id)
+    .bind(email)
+    .bind(id.simple().to_string())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    Auth::store_credentials(&mut tx, id, &hash).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+fn ip(text: &str) -> Option<IpAddr> {
+    Some(text.parse().unwrap())
+}
+
+fn assert_invalid_token<T: std::fmt::Debug>(result: Result<T, AuthError>) {
+    assert!(
+        matches!(result, Err(AuthError::InvalidToken)),
+        "expected InvalidToken, got {result:?}"
+    );
+}
+
+// --- passwords ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stored_password_logs_in_and_weak_passwords_are_refused() {
+    let (db, auth) = setup(AuthSettings::default()).await;
+    let user = sign_up(&db, &auth, "Ada@Example.com").await;
+
+    let stored: String =
+        sqlx::query_scalar("SELECT password_hash FROM user_credentials WHERE user_id = $1")
+            .bind(user)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    assert!(!stored.contains(PASSWORD));
+
+    // Case and surrounding spaces of the email do not matter.
+    let session = auth
+        .log_in("  ada@EXAMPLE.com ", PASSWORD, None)
+        .await
+        .unwrap();
+    assert_eq!(session.user_id, user);
+    let principal = auth.authenticate(&session.access_token).await.unwrap();
+    assert_eq!(principal.user_id, user);
+
+    for weak in ["", "short", "7 chars", &"x".repeat(257)] {
+        let result = auth.hash_password(weak).await;
+        assert!(
+            matches!(result, Err(AuthError::WeakPassword(_))),
+            "{weak:?}: {result:?}"
+        );
+    }
+    // The bounds count characters, not bytes.
+    assert!(auth.hash_password("ééééééé").await.is_err());
+    assert!(auth.hash_password("éééééééé").await.is_ok());
+    assert!(auth.hash_password(&"é".repeat(256)).await.is_ok());
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_fail_alike() {
+    let (db, auth) = setup(AuthSettings::default()).await;
+    sign_up(&db, &auth, "ada@example.com").await;
+
+    let wrong = auth
+        .log_in("ada@example.com", "not the password", None)
+        .await
+        .err()
+        .unwrap();
+    let unknown = auth
+        .log_in("nobody@example.com", PASSWORD, None)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(wrong, AuthError::InvalidCredentials), "{wrong:?}");
+    assert!(
+        matches!(unknown, AuthError::InvalidCredentials),
+        "{unknown:?}"
+    );
+    assert_eq!(wrong.to_string(), unknown.to_string());
+}
+
+// --- throttling --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_account_is_locked_after_five_failures_until_the_window_passes() {
+    let (db, auth) = setup(AuthSettings::default()).await;
+    sign_up(&db, &auth, "ada@example.com").await;
+
+    for attempt in 1..=5 {
+        // Different addresses: the account limit does not depend on where attempts come from.
+        let from = ip(&format!("198.51.100.{attempt}"));
+        let result = auth.log_in("ada@example.com", "guess", from).await;
+        assert!(
+            matches!(result, Err(AuthError::InvalidCredentials)),
+            "attempt {attempt}: {:?}",
+            result.err()
+        );
+    }
+    // Sixth attempt: refused even with the right password, and the email's case is irrelevant.
+    let result = auth
+        .log_in("ADA@example.com", PASSWORD, ip("203.0.113.9"))
+        .await;
+    match result {
+        Err(AuthError::RateLimited { retry_after_secs }) => {
+            assert!(
+                (1..=15 * 60).contains(&retry_after_secs),
+                "{retry_after_secs}"
+            )
+        }
+        other => panic!("expected RateLimited, got {:?}", other.err()),
+    }
+
+    // The window passes.
+    sqlx::query("UPDATE login_throttle SET window_start = window_start - interval '16 minutes'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    auth.log_in("ada@example.com", PASSWORD, ip("203.0.113.9"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_successful_log_in_resets_the_account_counter() {
+    let settings = AuthSettings {
+        max_failures_per_account: 2,
+        ..AuthSettings::default()
+    };
+    let (db, auth) = setup(settings).await;
+    sign_up(&db, &auth, "ada@example.com").await;
+
+    let fail = || auth.log_in("ada@example.com", "guess", None);
+    assert!(matches!(fail().await, Err(AuthError::InvalidCredentials)));
+    auth.log_in("ada@example.com", PASSWORD, None)
+        .await
+        .unwrap();
+    assert!(matches!(fail().await, Err(AuthError::InvalidCredentials)));
+    assert!(matches!(fail().await, Err(AuthError::InvalidCredentials)));
+    assert!(matches!(fail().await, Err(AuthError::RateLimited { .. })));
+}
+
+#[tokio::test]
+async fn unknown_emails_are_throttled_like_known_ones() {
+    let settings = AuthSettings {
+        max_failures_per_account: 2,
+        ..AuthSettings::default()
+    };
+    let (_db, auth) = setup(settings).await;
+    for _ in 0..2 {
+        let result = auth.log_in("nobody@example.com", PASSWORD, None).await;
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    }
+    let result = auth.log_in("nobody@example.com", PASSWORD, None).await;
+    assert!(matches!(result, Err(AuthError::RateLimited { .. })));
+}
+
+#[tokio::test]
+async fn an_address_is_throttled_across_accounts() {
+    let settings = AuthSettings {
+        max_failures_per_ip: 3,
+        ..AuthSettings::default()
+    };
+    let (db, auth) = setup(settings).await;
+    sign_up(&db, &auth, "ada@example.com").await;
+
+    let attacker = ip("2001:db8:1:2::10");
+    for n in 0..3 {
+        let email = format!("victim{n}@example.com");
+        let result = auth.log_in(&email, "guess", attacker).await;
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    }
+    // Another address in the same IPv6 /64 is the same client, even with good credentials.
+    let result = auth
+        .log_in("ada@example.com", PASSWORD, ip("2001:db8:1:2::99"))
+        .await;
+    assert!(
+        matches!(result, Err(AuthError::RateLimited { .. })),
+        "{:?}",
+        result.err()
+    );
+    // The refusal did not count against the account: elsewhere, it logs in.
+    auth.log_in("ada@example.com", PASSWORD, ip("2001:db8:1:3::10"))
+        .await
+        .unwrap();
+    auth.log_in("ada@example.com", PASSWORD, ip("192.0.2.1"))
+        .await
+        .unwrap();
+}
+
+// --- refresh, reuse, log-out -------------------------------------------------------------
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
+    let (db, auth) = setup(AuthSettings::default()).await;
+    let user = sign_up(&db, &auth, "ada@example.com").await;
+    let first = auth
+        .log_in("ada@example.com", PASSWORD, None)
+        .await
+        .unwrap();
+
+    let second = auth.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(second.user_id, user);
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_ne!(second.access_token, first.access_token);
+    let principal = auth.authenticate(&second.access_token).await.unwrap();
+    let original = auth.authenticate(&first.access_token).await.unwrap();
+    assert_eq!(principal, original, "rotation stays in the same session");
+
+    let third = auth.refresh(&second.refresh_token).await.unwrap();
+    auth.authenticate(&third.access_token).await.unwrap();
+
+    // The first token comes back: it leaked.
+    let reuse = auth.refresh(&first.refresh_token).await;
+    assert!(
+        matches!(reuse, Err(AuthError::TokenReused)),
+        "{:?}",
+        reuse.err()
+    );
+    // Everything of that session is dead, the newest tokens included.
+    assert_invalid_token(auth.refresh(&third.refresh_token).await);
+    assert_invalid_token(auth.authenticate(&third.access_token).await);
+    assert_invalid_token(auth.authenticate(&first.access_token).await);
+    // Other sessions of the same user are untouched.
+    let other = auth
+        .log_in("ada@example.com", PASSWORD, None)
+        .await
+        .unwrap();
+    auth.authenticate(&other.access_token).await.unwrap();
+    auth.refresh(&other.refresh_token).await.unwrap();
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_stored_only_as_hashes() {
+    let (db, auth) = setup(AuthSettings::default()).await;
+    let session = auth.issue_session(Uuid::now_v7()).await.unwrap();
+    let raw = URL_SAFE_NO_PAD.decode(&session.refresh_token).unwrap();
+    assert_eq!(raw.len(), 32);
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    use sha2::Digest;
+    let expected = sha2::Sha256::digest(session.refresh_token.as_bytes()).to_vec();
+    assert_eq!(stored, vec![expected]);
+}
+
+#[tokio::test]
+async fn unknown_and_expired_refresh_tokens_are_invalid() {
+    let settings = AuthSettings {
+        jwt_secret: Some(SECRET.into()),
+        refresh_ttl: chrono::Duration::minutes(-1),
+        ..AuthSettings::default()
+    };
+    let (db, expired_issuer) = setup(settings).await;
+    let auth = Auth::new(
+        db.pool().clone(),
+        AuthSettings {
+            jwt_secret: Some(SECRET.into()),
+            ..AuthSettings::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    assert_invalid_token(auth.refresh("").await);
+    assert_invalid_token(auth.refresh("not-a-token").await);
+    assert_invalid_token(auth.log_out("not-a-token").await);
+    let session = expired_issuer.issue_session(Uuid::now_v7()).await.unwrap();
+    assert_invalid_token(auth.refresh(&session.refresh_token).await);
+}
+
+#[tokio::test]
+async fn log_out_ends_the_refresh_and_access_tokens() {
+    let (_db, auth) = setup(AuthSettings::default()).await;
+    let user = Uuid::now_v7();
+    let session = auth.issue_session(user).await.unwrap();
+    let other = auth.issue_session(user).await.unwrap();
+    auth.authenticate(&session.access_token).await.unwrap();
+
+    auth.log_out(&session.refresh_token).await.unwrap();
+    assert_invalid_token(auth.authenticate(&session.access_token).await);
+    assert_invalid_token(auth.refresh(&session.refresh_token).await);
+    // Logging out twice is harmless; the user's other sessions go on.
+    auth.log_out(&session.refresh_token).await.unwrap();
+    auth.authenticate(&other.access_token).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_concurrent_refreshes_exactly_one_wins() {
+    let (_db, auth) = setup(AuthSettings::default()).await;
+    for _ in 0..5 {
+        let session = auth.issue_session(Uuid::now_v7()).await.unwrap();
+        let (a, b) = tokio::join!(
+            tokio::spawn({
+                let (auth, token) = (auth.clone(), session.refresh_token.clone());
+                async move { auth.refresh(&token).await }
+            }),
+            tokio::spawn({
+                let (auth, token) = (auth.clone(), session.refresh_token.clone());
+                async move { auth.refresh(&token).await }
+            }),
+        );
+        let results = [a.unwrap(), b.unwrap()];
+        let winners: Vec<&Session> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let reused = results
+            .iter()
+            .filter(|r| matches!(r, Err(AuthError::TokenReused)))
+            .count();
+        assert_eq!((winners.len(), reused), (1, 1));
+        // The loser's reuse ended the session, the winner's new tokens included.
+        assert_invalid_token(auth.authenticate(&winners[0].access_token).await);
+        assert_invalid_token(auth.refresh(&winners[0].refresh_token).await);
+    }
+}
+
+// --- access tokens -----------------------------------------------------------------------
+
+/// Parts of a genuine token, to tamper with.
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn sign(claims: &Value, alg: Algorithm, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn access_tokens_must_be_genuine_current_and_for_us() {
+    let settings = AuthSettings {
+        jwt_secret: Some(SECRET.into()),
+        ..AuthSettings::default()
+    };
+    let (_db, auth) = setup(settings).await;
+    let session = auth.issue_session(Uuid::now_v7()).await.unwrap();
+    let claims = claims_of(&session.access_token);
+    for name in ["sub", "sid", "iat", "exp", "iss", "aud", "jti"] {
+        assert!(claims.get(name).is_some(), "{name} missing in {claims}");
+    }
+    assert_eq!(
+        (claims["iss"].as_str(), claims["aud"].as_str()),
+        (Some("chronicle"), Some("chronicle-api"))
+    );
+
+    // Control: re-signing the same claims the same way is accepted, so each refusal below is
+    // caused by its one change.
+    auth.authenticate(&sign(&claims, Algorithm::HS256, SECRET))
+        .await
+        .unwrap();
+
+    let with = |name: &str, value: Value| {
+        let mut changed = claims.clone();
+        changed[name] = value;
+        sign(&changed, Algorithm::HS256, SECRET)
+    };
+    let without = |name: &str| {
+        let mut changed = claims.clone();
+        changed.as_object_mut().unwrap().remove(name);
+        sign(&changed, Algorithm::HS256, SECRET)
+    };
+    let now = chrono::Utc::now().timestamp();
+    let refused = [
+        ("expired", with("exp", json!(now - 120))),
+        ("wrong audience", with("aud", json!("someone-else"))),
+        ("wrong issuer", with("iss", json!("evil"))),
+        ("other session", with("sid", json!(Uuid::now_v7()))),
+        ("missing exp", without("exp")),
+        ("missing sub", without("sub")),
+        ("missing aud", without("aud")),
+        ("missing iss", without("iss")),
+        ("missing sid", without("sid")),
+        (
+            "other key",
+            sign(
+                &claims,
+                Algorithm::HS256,
+                "another key, just as long as ours",
+            ),
+        ),
+        (
+            "other HMAC algorithm",
+            sign(&claims, Algorithm::HS512, SECRET),
+        ),
+        ("garbage", "not.a.jwt".to_string()),
+        ("empty", String::new()),
+    ];
+    for (why, token) in refused {
+        let result = auth.authenticate(&token).await;
+        assert!(
+            matches!(result, Err(AuthError::InvalidToken)),
+            "{why}: {result:?}"
+        );
+    }
+
+    // A changed payload under the original signature.
+    let mut parts: Vec<String> = session.access_token.split('.').map(String::from).collect();
+    let mut forged = claims.clone();
+    forged["sub"] = json!(Uuid::now_v7());
+    parts[1] = URL_SAFE_NO_PAD.encode(forged.to_string());
+    assert_invalid_token(auth.authenticate(&parts.join(".")).await);
+
+    // A flipped signature byte.
+    let token = &session.access_token;
+    let mut signature = URL_SAFE_NO_PAD
+        .decode(token.rsplit('.').next().unwrap())
+        .unwrap();
+    signature[0] ^= 1;
+    let head = &token[..token.rfind('.').unwrap()];
+    let flipped = format!("{head}.{}", URL_SAFE_NO_PAD.encode(signature));
+    assert_invalid_token(auth.authenticate(&flipped).await);
+
+    // `alg: none`, hand-made, with an empty signature.
+    for header in [
+        json!({"alg": "none", "typ": "JWT"}),
+        json!({"alg": "None", "typ": "JWT"}),
+    ] {
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        assert_invalid_token(auth.authenticate(&unsigned).await);
+    }
+}
+
+#[tokio::test]
+async fn an_access_token_past_its_expiry_is_refused() {
+    let settings = AuthSettings {
+        access_ttl: chrono::Duration::minutes(-5),
+        ..AuthSettings::default()
+    };
+    let (_db, auth) = setup(settings).await;
+    let session = auth.issue_session(Uuid::now_v7()).await.unwrap();
+    assert!(session.access_expires_at < chrono::Utc::now());
+    assert_invalid_token(auth.authenticate(&session.access_token).await);
+    // The refresh token is still good for a new (here: again expired) access token.
+    auth.refresh(&session.refresh_token).await.unwrap();
+}
+
+// --- several nodes -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn nodes_on_one_database_accept_each_others_tokens() {
+    let db = TestDatabase::create(&eventlog::MIGRATOR).await;
+    // Both start at once on a database with no key yet: they must still agree on one.
+    let (a, b) = tokio::join!(
+        Auth::new(db.pool().clone(), AuthSettings::default()),
+        Auth::new(db.pool().clone(), AuthSettings::default()),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM server_secrets")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(keys, 1);
+
+    sign_up(&db, &a, "ada@example.com").await;
+    let on_a = a.log_in("ada@example.com", PASSWORD, None).await.unwrap();
+    let principal = b.authenticate(&on_a.access_token).await.unwrap();
+    let on_b = b.refresh(&on_a.refresh_token).await.unwrap();
+    assert_eq!(a.authenticate(&on_b.access_token).await.unwrap(), principal);
+
+    // A node that joins later reads the same key.
+    let c = Auth::new(db.pool().clone(), AuthSettings::default())
+        .await
+        .unwrap();
+    c.authenticate(&on_b.access_token).await.unwrap();
+    c.log_out(&on_b.refresh_token).await.unwrap();
+    assert_invalid_token(a.authenticate(&on_b.access_token).await);
+}

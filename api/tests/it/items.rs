@@ -1,0 +1,381 @@
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+
+use crate::workspaces::{add_member, create_workspace};
+use crate::{Session, TestApp, error_codes};
+
+const CREATE: &str = "mutation($input: CreateItemInput!) {
+    createItem(input: $input) { item { id title body tags status version author { displayName } } position } }";
+const UPDATE: &str = "mutation($input: UpdateItemInput!) {
+    updateItem(input: $input) { item { title tags version } position } }";
+const LIST: &str =
+    "query($w: ID!, $filter: ItemFilter, $order: ItemOrderBy, $first: Int, $after: String) {
+    items(workspaceId: $w, filter: $filter, orderBy: $order, first: $first, after: $after) {
+        edges { cursor node { title status tags } } pageInfo { hasNextPage endCursor } } }";
+
+async fn create_item(app: &TestApp, who: &Session, ws: &str, title: &str, tags: &[&str]) -> Value {
+    let response = who
+        .gql(
+            app,
+            CREATE,
+            json!({ "input": { "workspaceId": ws, "title": title, "tags": tags } }),
+        )
+        .await;
+    assert!(response["data"]["createItem"].is_object(), "{response}");
+    response["data"]["createItem"]["item"].clone()
+}
+
+fn titles(response: &Value) -> Vec<String> {
+    response["data"]["items"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{response}"))
+        .iter()
+        .map(|e| e["node"]["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_item_lives_its_whole_life_through_the_api() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let item = create_item(&app, &ana, &ws, "Q3 invoice", &["finance"]).await;
+    assert_eq!(
+        (item["status"].as_str(), item["version"].as_i64()),
+        (Some("DRAFT"), Some(1))
+    );
+    assert_eq!(item["author"]["displayName"], "ana");
+    let id = item["id"].as_str().unwrap();
+
+    let updated = ana.gql(&app, UPDATE, json!({ "input": { "id": id, "expectedVersion": 1, "title": "Q3 invoice (final)", "tags": ["finance", "q3"] } })).await;
+    assert_eq!(
+        updated["data"]["updateItem"]["item"]["version"], 3,
+        "two fields changed: two events: {updated}"
+    );
+
+    let archive = ana
+        .gql(
+            &app,
+            "mutation($id: ID!) { archiveItem(id: $id) { item { status } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        archive["data"]["archiveItem"]["item"]["status"], "ARCHIVED",
+        "{archive}"
+    );
+    let twice = ana
+        .gql(
+            &app,
+            "mutation($id: ID!) { archiveItem(id: $id) { item { status } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_codes(&twice), vec!["CONFLICT"]);
+    let restore = ana
+        .gql(
+            &app,
+            "mutation($id: ID!) { restoreItem(id: $id) { item { status } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        restore["data"]["restoreItem"]["item"]["status"], "DRAFT",
+        "{restore}"
+    );
+
+    let deleted = ana
+        .gql(
+            &app,
+            "mutation($id: ID!) { deleteItem(id: $id) { deletedItemId position } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        deleted["data"]["deleteItem"]["deletedItemId"], id,
+        "{deleted}"
+    );
+    let gone = ana
+        .gql(
+            &app,
+            "query($id: ID!) { item(id: $id) { title } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_codes(&gone), vec!["NOT_FOUND"]);
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE stream_type = 'item' ORDER BY stream_version",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        events,
+        [
+            "ItemCreated",
+            "ItemRetitled",
+            "ItemRetagged",
+            "ItemArchived",
+            "ItemRestored",
+            "ItemDeleted"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn items_paginate_filter_and_sort() {
+    let app = TestApp::spawn().await;
+    let (ana, bo) = (app.sign_up("ana").await, app.sign_up("bo").await);
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    add_member(&app, &ana, &ws, &bo, domain::Role::Member).await;
+    for (n, who) in [&ana, &bo, &ana, &bo, &ana].into_iter().enumerate() {
+        let tags: &[&str] = if n % 2 == 0 { &["even"] } else { &["odd"] };
+        create_item(&app, who, &ws, &format!("item {n}"), tags).await;
+    }
+
+    // Newest first by default, two by two, without repeats or gaps.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = ana
+            .gql(&app, LIST, json!({ "w": ws, "first": 2, "after": after }))
+            .await;
+        seen.extend(titles(&page));
+        let info = &page["data"]["items"]["pageInfo"];
+        if !info["hasNextPage"].as_bool().unwrap() {
+            break;
+        }
+        after = info["endCursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen, ["item 4", "item 3", "item 2", "item 1", "item 0"]);
+
+    let by_title = ana
+        .gql(
+            &app,
+            LIST,
+            json!({ "w": ws, "order": { "field": "TITLE", "direction": "ASC" } }),
+        )
+        .await;
+    assert_eq!(
+        titles(&by_title),
+        ["item 0", "item 1", "item 2", "item 3", "item 4"]
+    );
+    let odd = ana
+        .gql(
+            &app,
+            LIST,
+            json!({ "w": ws, "filter": { "tags": ["odd"] } }),
+        )
+        .await;
+    assert_eq!(titles(&odd), ["item 3", "item 1"]);
+    let by_bo = ana
+        .gql(
+            &app,
+            LIST,
+            json!({ "w": ws, "filter": { "authorId": bo.user_id } }),
+        )
+        .await;
+    assert_eq!(titles(&by_bo), ["item 3", "item 1"]);
+    let active = ana
+        .gql(
+            &app,
+            LIST,
+            json!({ "w": ws, "filter": { "status": "ACTIVE" } }),
+        )
+        .await;
+    assert_eq!(titles(&active), Vec::<String>::new());
+
+    for (variables, what) in [
+        (json!({ "w": ws, "first": 0 }), "first 0"),
+        (json!({ "w": ws, "first": 1000 }), "first 1000"),
+        (json!({ "w": ws, "after": "garbage" }), "bad cursor"),
+        (json!({ "w": "garbage" }), "bad id"),
+    ] {
+        let response = ana.gql(&app, LIST, variables).await;
+        assert_eq!(
+            error_codes(&response),
+            vec!["BAD_USER_INPUT"],
+            "{what}: {response}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn members_edit_their_own_items_and_viewers_only_read() {
+    let app = TestApp::spawn().await;
+    let (ana, bo, cy) = (
+        app.sign_up("ana").await,
+        app.sign_up("bo").await,
+        app.sign_up("cy").await,
+    );
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    add_member(&app, &ana, &ws, &bo, domain::Role::Member).await;
+    add_member(&app, &ana, &ws, &cy, domain::Role::Viewer).await;
+    let anas = create_item(&app, &ana, &ws, "owner's", &[]).await;
+    let bos = create_item(&app, &bo, &ws, "bo's", &[]).await;
+
+    let bo_edits_own = bo
+        .gql(
+            &app,
+            UPDATE,
+            json!({ "input": { "id": bos["id"], "expectedVersion": 1, "title": "bo's v2" } }),
+        )
+        .await;
+    assert!(
+        bo_edits_own["data"]["updateItem"].is_object(),
+        "{bo_edits_own}"
+    );
+    let bo_edits_anas = bo
+        .gql(
+            &app,
+            UPDATE,
+            json!({ "input": { "id": anas["id"], "expectedVersion": 1, "title": "mine now" } }),
+        )
+        .await;
+    assert_eq!(error_codes(&bo_edits_anas), vec!["FORBIDDEN"]);
+
+    let cy_reads = cy.gql(&app, LIST, json!({ "w": ws })).await;
+    assert_eq!(titles(&cy_reads).len(), 2);
+    let cy_creates = cy
+        .gql(
+            &app,
+            CREATE,
+            json!({ "input": { "workspaceId": ws, "title": "viewer's" } }),
+        )
+        .await;
+    assert_eq!(error_codes(&cy_creates), vec!["FORBIDDEN"]);
+    let cy_deletes = cy
+        .gql(
+            &app,
+            "mutation($id: ID!) { deleteItem(id: $id) { position } }",
+            json!({ "id": bos["id"] }),
+        )
+        .await;
+    assert_eq!(error_codes(&cy_deletes), vec!["FORBIDDEN"]);
+
+    // An admin-level owner may edit anyone's item.
+    let ana_edits_bos = ana
+        .gql(
+            &app,
+            UPDATE,
+            json!({ "input": { "id": bos["id"], "expectedVersion": 2, "tags": ["reviewed"] } }),
+        )
+        .await;
+    assert!(
+        ana_edits_bos["data"]["updateItem"].is_object(),
+        "{ana_edits_bos}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_item_input_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let long_tags: Vec<String> = (0..21).map(|n| format!("t{n}")).collect();
+    for input in [
+        json!({ "workspaceId": ws, "title": "" }),
+        json!({ "workspaceId": ws, "title": "x".repeat(201) }),
+        json!({ "workspaceId": ws, "title": "ok", "body": "x".repeat(20_001) }),
+        json!({ "workspaceId": ws, "title": "ok", "tags": long_tags }),
+        json!({ "workspaceId": ws, "title": "ok", "tags": ["x".repeat(41)] }),
+        json!({ "workspaceId": ws, "title": "nul \u{0} byte" }),
+        json!({ "workspaceId": ws, "title": "ok", "status": "ARCHIVED" }),
+    ] {
+        let response = ana.gql(&app, CREATE, json!({ "input": input })).await;
+        assert_eq!(error_codes(&response), vec!["BAD_USER_INPUT"], "{response}");
+    }
+    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(items, 0);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_updates_of_one_version_one_wins() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let item = create_item(&app, &ana, &ws, "contested", &[]).await;
+    let updates = (0..20).map(|n| {
+        let (app, ana, id) = (&app, &ana, item["id"].clone());
+        async move { ana.gql(app, UPDATE, json!({ "input": { "id": id, "expectedVersion": 1, "title": format!("edit {n}") } })).await }
+    });
+    let responses = join_all(updates).await;
+    let won = responses
+        .iter()
+        .filter(|r| r["data"]["updateItem"].is_object())
+        .count();
+    let conflicts = responses
+        .iter()
+        .filter(|r| error_codes(r) == vec!["CONFLICT"])
+        .count();
+    assert_eq!((won, conflicts), (1, 19), "{responses:?}");
+    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE stream_type = 'item'")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(history, 2, "created + exactly one retitle");
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_returns_the_first_result_and_appends_nothing() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let send = |key: &'static str, title: &'static str| {
+        let (app, ana, ws) = (&app, &ana, ws.clone());
+        async move {
+            app.client
+                .post(app.url("/graphql"))
+                .bearer_auth(&ana.token)
+                .header("Idempotency-Key", key)
+                .json(&json!({ "query": CREATE, "variables": { "input": { "workspaceId": ws, "title": title } } }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let item_events = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE stream_type = 'item'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap()
+    };
+
+    // Sequential retry.
+    let first = send("key-1", "once").await;
+    let again = send("key-1", "once").await;
+    assert_eq!(
+        first["data"]["createItem"]["item"]["id"], again["data"]["createItem"]["item"]["id"],
+        "{first} {again}"
+    );
+    assert_eq!(
+        first["data"]["createItem"]["position"],
+        again["data"]["createItem"]["position"]
+    );
+    assert_eq!(item_events().await, 1);
+    // Same key, other input.
+    let other = send("key-1", "different").await;
+    assert_eq!(error_codes(&other), vec!["BAD_USER_INPUT"]);
+
+    // Concurrent retries.
+    let responses = join_all((0..10).map(|_| send("key-2", "raced"))).await;
+    let ids: HashSet<String> = responses
+        .iter()
+        .map(|r| {
+            r["data"]["createItem"]["item"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{r}"))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "every retry got the one item");
+    assert_eq!(item_events().await, 2);
+}

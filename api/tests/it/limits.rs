@@ -1,0 +1,174 @@
+//! Hostile and malformed requests get a clear 4xx or a coded GraphQL error, quickly, and the
+//! server keeps serving.
+
+use serde_json::{Value, json};
+
+use crate::{TestApp, error_codes};
+
+async fn post_raw(
+    app: &TestApp,
+    body: impl Into<reqwest::Body>,
+    content_type: &str,
+) -> (u16, String) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn still_healthy(app: &TestApp) {
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_client_errors() {
+    let app = TestApp::spawn().await;
+    for body in ["{not json", "[]", "42", r#"{"query": 5}"#] {
+        let (status, text) = post_raw(&app, body, "application/json").await;
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(text.contains("BAD_USER_INPUT"), "{text}");
+    }
+    let (status, _) = post_raw(&app, "{ logPosition }", "text/plain").await;
+    assert_eq!(status, 400);
+    still_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn wrong_variable_types_and_unknown_fields_are_bad_user_input() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    for (query, variables) in [
+        (
+            "query($id: ID!) { item(id: $id) { title } }",
+            json!({ "id": 42.5 }),
+        ),
+        (
+            "query($n: Int) { workspaces(first: $n) { edges { cursor } } }",
+            json!({ "n": "ten" }),
+        ),
+        ("{ me { password } }", Value::Null),
+    ] {
+        let response = ana.gql(&app, query, variables).await;
+        let codes = error_codes(&response);
+        assert!(
+            !codes.is_empty() && codes.iter().all(|c| c == "BAD_USER_INPUT"),
+            "{query}: {response}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deep_wide_batched_and_huge_requests_are_refused() {
+    let app = TestApp::spawn().await;
+    let nested = format!(
+        "query {{ {} id {} }}",
+        "workspaces { edges { node { members { edges { node { user { ".repeat(20),
+        "} } } } } } }".repeat(20)
+    );
+    let response = app.graphql(&nested, Value::Null).await;
+    assert_eq!(
+        error_codes(&response),
+        vec!["BAD_USER_INPUT"],
+        "200-deep: {response}"
+    );
+
+    let aliases: String = (0..1000).map(|n| format!("a{n}: serverVersion ")).collect();
+    let response = app.graphql(&format!("{{ {aliases} }}"), Value::Null).await;
+    assert_eq!(
+        error_codes(&response),
+        vec!["BAD_USER_INPUT"],
+        "1,000 aliases"
+    );
+
+    let batch: Vec<Value> = (0..1000)
+        .map(|_| json!({ "query": "{ serverVersion }" }))
+        .collect();
+    let (status, text) = post_raw(
+        &app,
+        serde_json::to_vec(&batch).unwrap(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+
+    let huge = json!({ "query": format!("{{ serverVersion }} # {}", "x".repeat(5 * 1024 * 1024)) });
+    let (status, _) = post_raw(&app, serde_json::to_vec(&huge).unwrap(), "application/json").await;
+    assert_eq!(status, 413);
+    still_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn bad_tokens_are_unauthenticated() {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    let claims: Value = {
+        let payload = ana.token.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let header = ana.token.split('.').next().unwrap();
+    let mut expired = claims.clone();
+    expired["exp"] = json!(1_000_000_000);
+    let tampered = format!(
+        "{header}.{}.{}",
+        b64(&expired),
+        ana.token.split('.').nth(2).unwrap()
+    );
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({ "alg": "none", "typ": "JWT" })),
+        b64(&claims)
+    );
+    for token in [tampered.as_str(), alg_none.as_str(), "garbage", "a.b.c"] {
+        let response = app
+            .request(Some(token), "{ me { email } }", Value::Null)
+            .await;
+        assert_eq!(
+            error_codes(&response),
+            vec!["UNAUTHENTICATED"],
+            "{token}: {response}"
+        );
+    }
+    still_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn mutations_over_get_are_refused_and_queries_served() {
+    let app = TestApp::spawn().await;
+    let get = |query: &str| {
+        app.client
+            .get(app.url("/graphql"))
+            .query(&[("query", query)])
+            .send()
+    };
+    let mutation = get("mutation { logOut(refreshToken: \"x\") }")
+        .await
+        .unwrap();
+    assert_eq!(mutation.status(), 405);
+    let query = get("{ serverVersion }").await.unwrap();
+    assert_eq!(query.status(), 200);
+    let typed = app
+        .client
+        .post(app.url("/graphql"))
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({ "query": "{ serverVersion }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        typed.headers()["content-type"],
+        "application/graphql-response+json"
+    );
+}
