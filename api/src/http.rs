@@ -7,16 +7,17 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::{BatchRequest, Request};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::auth::{Auth, AuthError};
 use crate::error::Code;
 use crate::graphql::ChronicleSchema;
 use crate::limits::Limits;
-use crate::request::RequestContext;
+use crate::request::{self, RequestContext};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// Serves one GraphQL request (or a batch).
+/// Serves one GraphQL request (or a batch), in a span carrying the request id.
 pub async fn graphql(
     schema: web::Data<ChronicleSchema>,
     auth: web::Data<Auth>,
@@ -24,10 +25,31 @@ pub async fn graphql(
     http: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let batch = match parse(&http, &body) {
+    let request_id = request::request_id(&http);
+    let span = tracing::info_span!("graphql", request_id = %request_id);
+    let mut response = serve(&schema, &auth, &limits, &http, &body, &request_id)
+        .instrument(span)
+        .await;
+    if let Ok(value) = header::HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    response
+}
+
+async fn serve(
+    schema: &ChronicleSchema,
+    auth: &Auth,
+    limits: &Limits,
+    http: &HttpRequest,
+    body: &[u8],
+    request_id: &str,
+) -> HttpResponse {
+    let batch = match parse(http, body) {
         Ok(batch) => batch,
         Err(message) => {
-            return refuse(&http, StatusCode::BAD_REQUEST, Code::BadUserInput, &message);
+            return refuse(http, StatusCode::BAD_REQUEST, Code::BadUserInput, &message);
         }
     };
     let operations = batch.iter().count();
@@ -36,11 +58,11 @@ pub async fn graphql(
             "a batch holds 1 to {} operations, not {operations}",
             limits.max_batch
         );
-        return refuse(&http, StatusCode::BAD_REQUEST, Code::BadUserInput, &message);
+        return refuse(http, StatusCode::BAD_REQUEST, Code::BadUserInput, &message);
     }
     if http.method() == Method::GET && batch.iter().any(is_mutation) {
         let mut response = refuse(
-            &http,
+            http,
             StatusCode::METHOD_NOT_ALLOWED,
             Code::BadUserInput,
             "mutations must be sent with POST",
@@ -51,7 +73,7 @@ pub async fn graphql(
         return response;
     }
 
-    let principal = match bearer_token(&http) {
+    let principal = match bearer_token(http) {
         None => Ok(None),
         Some(token) => match auth.authenticate(token).await {
             Ok(principal) => Ok(Some(principal)),
@@ -63,7 +85,8 @@ pub async fn graphql(
         },
     };
     let attach = |request: Request| {
-        let context = RequestContext::new(&http, request.operation_name.clone(), principal);
+        let context =
+            RequestContext::new(http, request_id, request.operation_name.clone(), principal);
         request.data(context)
     };
     let batch = match batch {
@@ -73,9 +96,9 @@ pub async fn graphql(
         }
     };
     match tokio::time::timeout(limits.request_timeout, schema.execute_batch(batch)).await {
-        Ok(response) => respond(&http, StatusCode::OK, &response),
+        Ok(response) => respond(http, StatusCode::OK, &response),
         Err(_) => refuse(
-            &http,
+            http,
             StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal,
             "the request took too long",

@@ -16,7 +16,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 200;
 /// Per-request facts, put into every GraphQL request's data.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    /// `X-Request-Id` when the client (or a proxy) sent a sane one, else a fresh UUID.
+    /// See [`request_id`].
     pub request_id: String,
     pub client_ip: Option<IpAddr>,
     pub user_agent: Option<String>,
@@ -31,11 +31,24 @@ pub struct RequestContext {
     pub token_rejected: bool,
 }
 
+/// The request's id: `X-Request-Id` when the client (or a proxy) sent a sane one, else a fresh
+/// UUID. It is in every log line of the request, in its events' metadata and in the response.
+pub fn request_id(request: &HttpRequest) -> String {
+    request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.len() <= 100 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| Uuid::now_v7().to_string(), str::to_string)
+}
+
 impl RequestContext {
     /// Reads the request's headers; `principal` is the outcome of checking its bearer token
     /// (`Err(())`: a token was presented and rejected).
     pub fn new(
         request: &HttpRequest,
+        request_id: &str,
         operation_name: Option<String>,
         principal: Result<Option<Principal>, ()>,
     ) -> RequestContext {
@@ -47,11 +60,8 @@ impl RequestContext {
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
         };
-        let request_id = header("x-request-id")
-            .filter(|id| id.len() <= 100 && id.bytes().all(|b| b.is_ascii_graphic()))
-            .map_or_else(|| Uuid::now_v7().to_string(), str::to_string);
         RequestContext {
-            request_id,
+            request_id: request_id.to_string(),
             client_ip: request.peer_addr().map(|addr| addr.ip()),
             user_agent: header("user-agent").map(|ua| ua.chars().take(512).collect()),
             operation_name,

@@ -7,6 +7,7 @@ mod graphql;
 mod health;
 mod items;
 mod limits;
+mod read_models;
 mod schema;
 mod workspaces;
 

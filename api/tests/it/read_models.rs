@@ -1,0 +1,84 @@
+//! The inline read models are a pure function of the log.
+
+use serde_json::{Value, json};
+
+use crate::TestApp;
+use crate::workspaces::{add_member, create_workspace};
+
+async fn snapshot(app: &TestApp) -> Vec<Value> {
+    let mut tables = Vec::new();
+    for table in ["users", "workspaces", "members", "items"] {
+        let rows: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t::text), '[]') FROM {table} t"
+        )))
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        tables.push(rows);
+    }
+    tables
+}
+
+#[tokio::test]
+async fn rebuilding_the_read_models_from_the_log_gives_identical_tables() {
+    let app = TestApp::spawn().await;
+    let (ana, bo) = (app.sign_up("ana").await, app.sign_up("bo").await);
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    add_member(&app, &ana, &ws, &bo, domain::Role::Member).await;
+    create_workspace(&app, &bo, "Bo's own").await;
+    let create = "mutation($w: ID!, $t: String!) { createItem(input: { workspaceId: $w, title: $t, tags: [\"a\"] }) { item { id } } }";
+    let mut ids = Vec::new();
+    for (who, title) in [(&ana, "one"), (&bo, "two"), (&ana, "three")] {
+        let response = who.gql(&app, create, json!({ "w": ws, "t": title })).await;
+        ids.push(
+            response["data"]["createItem"]["item"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let steps = [
+        (
+            &ana,
+            "mutation($id: ID!) { updateItem(input: { id: $id, expectedVersion: 1, title: \"one!\", body: \"text\" }) { position } }",
+            &ids[0],
+        ),
+        (
+            &bo,
+            "mutation($id: ID!) { archiveItem(id: $id) { position } }",
+            &ids[1],
+        ),
+        (
+            &ana,
+            "mutation($id: ID!) { deleteItem(id: $id) { position } }",
+            &ids[2],
+        ),
+        (
+            &ana,
+            "mutation($id: ID!) { renameWorkspace(id: $id, name: \"Acme Inc\") { position } }",
+            &ws,
+        ),
+        (
+            &ana,
+            "mutation($id: ID!) { upgradePlan(id: $id) { position } }",
+            &ws,
+        ),
+    ];
+    for (who, mutation, id) in steps {
+        let response = who.gql(&app, mutation, json!({ "id": id })).await;
+        assert!(response["errors"].is_null(), "{mutation}: {response}");
+    }
+    let promote = "mutation($w: ID!, $u: ID!) { changeMemberRole(workspaceId: $w, userId: $u, role: ADMIN) { position } }";
+    assert!(
+        ana.gql(&app, promote, json!({ "w": ws, "u": bo.user_id }))
+            .await["errors"]
+            .is_null()
+    );
+
+    let live = snapshot(&app).await;
+    assert_eq!(live[3].as_array().unwrap().len(), 2, "two items remain");
+    let log = eventlog::EventLog::new(app.db.pool().clone());
+    let applied = projections::inline::rebuild(&log).await.unwrap();
+    assert!(applied >= 15, "{applied}");
+    assert_eq!(snapshot(&app).await, live);
+}
