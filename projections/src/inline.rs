@@ -262,7 +262,7 @@ async fn apply_item(
             .map(|t| t.as_str().to_string())
             .collect::<Vec<_>>()
     };
-    match event {
+    let (title, body, tags, status) = match event {
         E::ItemCreated {
             item_id: _,
             workspace_id,
@@ -289,39 +289,36 @@ async fn apply_item(
             )
             .execute(&mut *conn)
             .await?;
+            return Ok(());
         }
         E::ItemDeleted { .. } => {
             sqlx::query!("DELETE FROM items WHERE id = $1", id)
                 .execute(&mut *conn)
                 .await?;
+            return Ok(());
         }
-        _ => {
-            let (title, body, tags, status) = match event {
-                E::ItemRetitled { to, .. } => (Some(to.as_str()), None, None, None),
-                E::ItemBodyEdited { to, .. } => (None, Some(to.as_str()), None, None),
-                E::ItemRetagged { to, .. } => (None, None, Some(tag_strings(to)), None),
-                E::ItemPublished { .. } => (None, None, None, Some(domain::ItemStatus::Active)),
-                E::ItemArchived { .. } => (None, None, None, Some(domain::ItemStatus::Archived)),
-                E::ItemRestored { to, .. } => (None, None, None, Some(*to)),
-                E::ItemCreated { .. } | E::ItemDeleted { .. } => unreachable!("handled above"),
-            };
-            sqlx::query!(
-                r#"UPDATE items
-                   SET title = COALESCE($2, title), body = COALESCE($3, body), tags = COALESCE($4, tags),
-                       status = COALESCE($5, status), updated_at = $6, version = $7
-                   WHERE id = $1"#,
-                id,
-                title,
-                body,
-                tags.as_deref(),
-                status.map(|s| s.as_str()),
-                at,
-                version
-            )
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
+        E::ItemRetitled { to, .. } => (Some(to.as_str()), None, None, None),
+        E::ItemBodyEdited { to, .. } => (None, Some(to.as_str()), None, None),
+        E::ItemRetagged { to, .. } => (None, None, Some(tag_strings(to)), None),
+        E::ItemPublished { .. } => (None, None, None, Some(domain::ItemStatus::Active)),
+        E::ItemArchived { .. } => (None, None, None, Some(domain::ItemStatus::Archived)),
+        E::ItemRestored { to, .. } => (None, None, None, Some(*to)),
+    };
+    sqlx::query!(
+        r#"UPDATE items
+           SET title = COALESCE($2, title), body = COALESCE($3, body), tags = COALESCE($4, tags),
+               status = COALESCE($5, status), updated_at = $6, version = $7
+           WHERE id = $1"#,
+        id,
+        title,
+        body,
+        tags.as_deref(),
+        status.map(|s| s.as_str()),
+        at,
+        version
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

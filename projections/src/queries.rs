@@ -111,21 +111,6 @@ pub async fn user(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>, 
     .await?)
 }
 
-/// A user by email (any case).
-pub async fn user_by_email(
-    db: impl PgExecutor<'_>,
-    email_normalized: &str,
-) -> Result<Option<UserRow>, Error> {
-    Ok(sqlx::query_as!(
-        UserRow,
-        r#"SELECT id, email, display_name, referral_code, staff_roles, created_at
-           FROM users WHERE email_normalized = $1"#,
-        email_normalized
-    )
-    .fetch_optional(db)
-    .await?)
-}
-
 /// A user by referral code.
 pub async fn user_by_referral_code(
     db: impl PgExecutor<'_>,

@@ -69,6 +69,14 @@ pub(crate) fn pool<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a PgPool> {
     Ok(ctx.data::<crate::writes::Writes>()?.log().pool())
 }
 
+/// The user `id` (who must exist: ids come from the read models).
+async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<User> {
+    let row = queries::user(pool(ctx)?, id)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(User(row.ok_or(ApiError::NotFound("user"))?))
+}
+
 /// A person with an account.
 pub struct User(pub UserRow);
 
@@ -174,10 +182,7 @@ pub struct Member(pub MemberRow);
 impl Member {
     /// The member.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        let row = queries::user(pool(ctx)?, self.0.user_id)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(User(row.ok_or(ApiError::NotFound("user"))?))
+        user(ctx, self.0.user_id).await
     }
     /// Their role.
     async fn role(&self) -> async_graphql::Result<Role> {
@@ -220,10 +225,7 @@ impl Item {
     }
     /// Who created it.
     async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        let row = queries::user(pool(ctx)?, self.0.author_id)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(User(row.ok_or(ApiError::NotFound("user"))?))
+        user(ctx, self.0.author_id).await
     }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -259,10 +261,7 @@ pub struct AuthPayload {
 impl AuthPayload {
     /// The signed-in user.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        let row = queries::user(pool(ctx)?, self.user_id)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(User(row.ok_or(ApiError::NotFound("user"))?))
+        user(ctx, self.user_id).await
     }
 }
 
