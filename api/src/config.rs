@@ -30,6 +30,9 @@ pub struct Config {
     pub environment: Environment,
     /// Abuse limits (`CHRONICLE_MAX_*`, `CHRONICLE_REQUEST_TIMEOUT_MS`).
     pub limits: Limits,
+    /// How far ahead of the system clock this node decides time-bound rules (trial lock,
+    /// invite expiry). Zero except in tests; not read from the environment.
+    pub clock_offset: chrono::Duration,
     /// Tokens and login throttling; `CHRONICLE_JWT_SECRET` (default: a secret kept in the
     /// database, shared by every node on it).
     pub auth: AuthSettings,
@@ -124,6 +127,7 @@ impl Config {
                     )?),
                 }
             },
+            clock_offset: chrono::Duration::zero(),
             auth: AuthSettings {
                 jwt_secret: lookup("CHRONICLE_JWT_SECRET"),
                 ..AuthSettings::default()

@@ -31,7 +31,7 @@ impl Application {
         let log = EventLog::with_upcaster(pool.clone(), domain::upcast::upcast);
         let auth = Auth::new(pool, config.auth.clone()).await?;
         let schema = build_schema(
-            Writes::new(log.clone()),
+            Writes::with_clock_offset(log.clone(), config.clock_offset),
             auth.clone(),
             config.environment,
             &config.limits,

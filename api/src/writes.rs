@@ -18,11 +18,26 @@ use crate::request::RequestContext;
 #[derive(Clone)]
 pub struct Writes {
     log: EventLog,
+    clock_offset: chrono::Duration,
 }
 
 impl Writes {
     pub fn new(log: EventLog) -> Writes {
-        Writes { log }
+        Writes::with_clock_offset(log, chrono::Duration::zero())
+    }
+
+    /// Writes whose clock runs `offset` ahead of the system's (tests of time-bound rules, such
+    /// as the trial lock, use a node that lives in the future).
+    pub fn with_clock_offset(log: EventLog, offset: chrono::Duration) -> Writes {
+        Writes {
+            log,
+            clock_offset: offset,
+        }
+    }
+
+    /// The time rules are decided at.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.clock_offset
     }
 
     pub fn log(&self) -> &EventLog {

@@ -1,4 +1,4 @@
-//! Inline read models: `users`, `workspaces`, `members`, `items`.
+//! Inline read models: `users`, `workspaces`, `members`, `invites`, `items`.
 //!
 //! [`apply`] is the only code that writes these tables. It runs inside the appending
 //! transaction (live) and in [`rebuild`] (replay), so both produce the same rows. Every value
@@ -235,6 +235,43 @@ async fn apply_workspace(
             .execute(&mut *conn)
             .await?;
         }
+        E::InviteCreated {
+            invite_id,
+            email,
+            role,
+            token_hash,
+            expires_at,
+        } => {
+            sqlx::query!(
+                r#"INSERT INTO invites (id, workspace_id, email, role, token_hash, status, expires_at,
+                                        created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $7)"#,
+                invite_id.as_uuid(),
+                id,
+                email.as_str(),
+                role.as_str(),
+                token_hash,
+                expires_at,
+                at
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        E::InviteAccepted { invite_id, .. } | E::InviteRevoked { invite_id } => {
+            let status = if matches!(event, E::InviteAccepted { .. }) {
+                "ACCEPTED"
+            } else {
+                "REVOKED"
+            };
+            sqlx::query!(
+                "UPDATE invites SET status = $2, updated_at = $3 WHERE id = $1",
+                invite_id.as_uuid(),
+                status,
+                at
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
         E::MemberRemoved { user_id, .. } => {
             sqlx::query!(
                 "DELETE FROM members WHERE workspace_id = $1 AND user_id = $2",
@@ -332,8 +369,9 @@ pub async fn rebuild(log: &EventLog) -> Result<u64, Error> {
     const BATCH: usize = 2_000;
     let mut tx = log.pool().begin().await?;
     sqlx::raw_sql(
-        "LOCK TABLE users, workspaces, members, items IN EXCLUSIVE MODE;
-         DELETE FROM items; DELETE FROM members; DELETE FROM workspaces; DELETE FROM users;",
+        "LOCK TABLE users, workspaces, members, invites, items IN EXCLUSIVE MODE;
+         DELETE FROM items; DELETE FROM invites; DELETE FROM members; DELETE FROM workspaces;
+         DELETE FROM users;",
     )
     .execute(&mut *tx)
     .await?;

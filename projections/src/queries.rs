@@ -41,6 +41,18 @@ pub struct MemberRow {
     pub joined_at: DateTime<Utc>,
 }
 
+/// A row of `invites`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InviteRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// A row of `items`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemRow {
@@ -350,6 +362,57 @@ pub async fn member(
         "SELECT workspace_id, user_id, role, joined_at FROM members WHERE workspace_id = $1 AND user_id = $2",
         workspace_id,
         user_id
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// A workspace's invites, oldest first, after `after` (created_at, id).
+pub async fn invites(
+    db: &PgPool,
+    workspace_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<InviteRow>, Error> {
+    let (after_created, after_id) = after.unzip();
+    Ok(sqlx::query_as!(
+        InviteRow,
+        r#"SELECT id, workspace_id, email, role, status, expires_at, created_at FROM invites
+           WHERE workspace_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+           ORDER BY created_at, id
+           LIMIT $4"#,
+        workspace_id,
+        after_created,
+        after_id,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// The invite a secret token (by its hash) belongs to.
+pub async fn invite_by_token_hash(
+    db: &PgPool,
+    token_hash: &str,
+) -> Result<Option<InviteRow>, Error> {
+    Ok(sqlx::query_as!(
+        InviteRow,
+        r#"SELECT id, workspace_id, email, role, status, expires_at, created_at FROM invites
+           WHERE token_hash = $1"#,
+        token_hash
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// One invite of a workspace.
+pub async fn invite(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Option<InviteRow>, Error> {
+    Ok(sqlx::query_as!(
+        InviteRow,
+        r#"SELECT id, workspace_id, email, role, status, expires_at, created_at FROM invites
+           WHERE workspace_id = $1 AND id = $2"#,
+        workspace_id,
+        id
     )
     .fetch_optional(db)
     .await?)

@@ -14,6 +14,7 @@ pub enum Kind {
     User,
     Workspace,
     Item,
+    Invite,
 }
 
 impl Kind {
@@ -22,6 +23,7 @@ impl Kind {
             Kind::User => "User",
             Kind::Workspace => "Workspace",
             Kind::Item => "Item",
+            Kind::Invite => "Invite",
         }
     }
 
@@ -30,6 +32,7 @@ impl Kind {
             Kind::User => "user",
             Kind::Workspace => "workspace",
             Kind::Item => "item",
+            Kind::Invite => "invite",
         }
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::ids::{Kind, decode};
 use super::pagination::{Page, encode_cursor};
-use super::types::{Item, ItemStatus, User, Workspace, pool};
+use super::types::{Invite, Item, ItemStatus, User, Workspace, pool};
 use crate::error::ApiError;
 use crate::request::RequestContext;
 
@@ -115,6 +115,36 @@ impl Query {
             .await
             .map_err(ApiError::from)?;
         Ok(page.connection(rows, |row| encode_cursor(&(&row.name, row.id)), Workspace))
+    }
+
+    /// A workspace's invites, oldest first (owners and admins).
+    async fn invites(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Invite>> {
+        let user_id = caller(ctx)?;
+        let workspace_id = decode(Kind::Workspace, &workspace_id)?;
+        let pool = pool(ctx)?;
+        match queries::member_role(pool, workspace_id, user_id)
+            .await
+            .map_err(ApiError::from)?
+            .as_deref()
+        {
+            None => return Err(ApiError::NotFound("workspace").into()),
+            Some("OWNER" | "ADMIN") => {}
+            Some(_) => {
+                let refusal = domain::DomainError::forbidden("only owners and admins see invites");
+                return Err(ApiError::Domain(refusal).into());
+            }
+        }
+        let page = Page::new(first, after.as_deref())?;
+        let rows = queries::invites(pool, workspace_id, page.after()?, page.fetch())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(page.connection(rows, |row| encode_cursor(&(row.created_at, row.id)), Invite))
     }
 
     /// An item in one of the caller's workspaces.

@@ -3,7 +3,7 @@
 use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use projections::queries::{self, ItemRow, MemberRow, UserRow, WorkspaceRow};
+use projections::queries::{self, InviteRow, ItemRow, MemberRow, UserRow, WorkspaceRow};
 use sqlx::PgPool;
 
 use super::ids::{Kind, encode};
@@ -131,12 +131,13 @@ impl Workspace {
     }
     /// True when the trial has ended without an upgrade: exports and invites are refused
     /// (`FEATURE_LOCKED`) until `upgradePlan`.
-    async fn locked(&self) -> async_graphql::Result<bool> {
+    async fn locked(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let plan = stored::<domain::Plan>(&self.0.plan)?;
+        let now = ctx.data::<crate::writes::Writes>()?.now();
         Ok(domain::workspace::trial_locked(
             plan,
             self.0.trial_ends_at,
-            Utc::now(),
+            now,
         ))
     }
     /// The caller's role here.
@@ -191,6 +192,56 @@ impl Member {
     /// When they joined.
     async fn joined_at(&self) -> DateTime<Utc> {
         self.0.joined_at
+    }
+}
+
+/// Where an invite stands.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum InviteStatus {
+    /// Waiting to be accepted.
+    Pending,
+    /// Accepted: the invitee is a member.
+    Accepted,
+    /// Withdrawn by an owner or admin.
+    Revoked,
+    /// Not accepted within 7 days.
+    Expired,
+}
+
+/// An invitation to join a workspace.
+pub struct Invite(pub InviteRow);
+
+#[Object]
+impl Invite {
+    /// Global id.
+    async fn id(&self) -> ID {
+        encode(Kind::Invite, self.0.id)
+    }
+    /// Who is invited.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    /// The role they will have.
+    async fn role(&self) -> async_graphql::Result<Role> {
+        Ok(stored::<domain::Role>(&self.0.role)?.into())
+    }
+    /// Where the invite stands now.
+    async fn status(&self, ctx: &Context<'_>) -> async_graphql::Result<InviteStatus> {
+        let now = ctx.data::<crate::writes::Writes>()?.now();
+        Ok(match self.0.status.as_str() {
+            "ACCEPTED" => InviteStatus::Accepted,
+            "REVOKED" => InviteStatus::Revoked,
+            _ if now >= self.0.expires_at => InviteStatus::Expired,
+            _ => InviteStatus::Pending,
+        })
+    }
+    /// When it stops being acceptable.
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+    /// When it was sent.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
     }
 }
 

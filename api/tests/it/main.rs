@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod graphql;
 mod health;
+mod invites;
 mod items;
 mod limits;
 mod read_models;
@@ -29,37 +30,33 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn() -> TestApp {
         let db = Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
-        let address = Self::serve(&db).await;
-        TestApp {
-            address,
-            client: reqwest::Client::new(),
-            db,
-        }
+        Self::spawn_on(&db).await
     }
 
     /// Another node (server process state) on the same database.
     pub async fn spawn_on(db: &Arc<TestDatabase>) -> TestApp {
-        let address = Self::serve(db).await;
-        TestApp {
-            address,
-            client: reqwest::Client::new(),
-            db: db.clone(),
-        }
+        Self::spawn_in_future(db, chrono::Duration::zero()).await
     }
 
-    async fn serve(db: &TestDatabase) -> SocketAddr {
-        let config = Config::from_lookup(|name| match name {
+    /// Another node on the same database whose clock runs `ahead` of the real one.
+    pub async fn spawn_in_future(db: &Arc<TestDatabase>, ahead: chrono::Duration) -> TestApp {
+        let mut config = Config::from_lookup(|name| match name {
             "CHRONICLE_HOST" => Some("127.0.0.1".into()),
             "CHRONICLE_PORT" => Some("0".into()),
             _ => None,
         })
         .unwrap();
+        config.clock_offset = ahead;
         let app = Application::build(&config, db.pool().clone())
             .await
             .unwrap();
         let address = app.address();
         tokio::spawn(app.run_until_stopped());
-        address
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            db: db.clone(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -58,14 +58,14 @@ pub async fn add_member(
                 invite_id,
                 email: email.clone(),
                 role,
-                token_hash: "test".into(),
+                token_hash: invite_id.to_string(),
             },
         ),
         (
             user_id,
             WorkspaceCommand::AcceptInvite {
                 invite_id,
-                token_hash: "test".into(),
+                token_hash: invite_id.to_string(),
                 user_id,
                 email,
             },

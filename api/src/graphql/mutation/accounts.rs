@@ -83,7 +83,7 @@ impl AccountMutations {
                     referral_code: new_referral_code()?,
                     referred_by,
                 };
-                let ctx = domain::Context::user(chrono::Utc::now(), user_id);
+                let ctx = domain::Context::user(h.writes.now(), user_id);
                 let events = domain::User::default().decide(command, &ctx)?;
                 let stream = StreamRef {
                     stream_type: domain::User::STREAM_TYPE,

@@ -10,7 +10,7 @@ use projections::queries;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Written, domain_context, handles};
+use super::{Written, handles};
 use crate::error::ApiError;
 use crate::graphql::ids::{Kind, decode, encode};
 use crate::graphql::types::{Item, ItemStatus, pool};
@@ -276,7 +276,7 @@ async fn run(
             };
             let events = loaded
                 .state
-                .decide(ItemCommand::new(access, action), &domain_context(user))?;
+                .decide(ItemCommand::new(access, action), &h.domain_context(user))?;
             let stream = StreamRef {
                 stream_type: domain::Item::STREAM_TYPE,
                 stream_id: target.item_id,

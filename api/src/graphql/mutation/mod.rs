@@ -3,11 +3,11 @@
 //! returns the log position it wrote: pass it as a consistency token.
 
 mod accounts;
+mod invites;
 mod items;
 mod workspaces;
 
 use async_graphql::{Context, MergedObject};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -15,12 +15,18 @@ use crate::request::RequestContext;
 use crate::writes::Writes;
 
 pub use accounts::AccountMutations;
+pub use invites::InviteMutations;
 pub use items::ItemMutations;
 pub use workspaces::WorkspaceMutations;
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutations, WorkspaceMutations, ItemMutations);
+pub struct Mutation(
+    AccountMutations,
+    WorkspaceMutations,
+    InviteMutations,
+    ItemMutations,
+);
 
 /// What a mutation wrote, as stored for idempotent retries: the entity and the position.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,7 +49,9 @@ fn handles<'a>(ctx: &Context<'a>) -> async_graphql::Result<Handles<'a>> {
     })
 }
 
-/// The domain context for an action by `user` now.
-fn domain_context(user: Uuid) -> domain::Context {
-    domain::Context::user(Utc::now(), domain::UserId::from_uuid(user))
+impl Handles<'_> {
+    /// The domain context for an action by `user` now.
+    fn domain_context(&self, user: Uuid) -> domain::Context {
+        domain::Context::user(self.writes.now(), domain::UserId::from_uuid(user))
+    }
 }

@@ -7,7 +7,7 @@ use projections::queries;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Written, domain_context, handles};
+use super::{Written, handles};
 use crate::error::ApiError;
 use crate::graphql::ids::{Kind, decode, encode};
 use crate::graphql::types::{Member, Region, Role, Workspace, pool};
@@ -185,6 +185,19 @@ async fn run(
     workspace_id: Uuid,
     command: WorkspaceCommand,
 ) -> async_graphql::Result<Written> {
+    run_for(ctx, operation, input, workspace_id, command, workspace_id).await
+}
+
+/// Like [`run`], recording `subject` (the entity the mutation is about, e.g. a new invite) as
+/// what was written.
+pub(super) async fn run_for(
+    ctx: &Context<'_>,
+    operation: &str,
+    input: &impl Serialize,
+    workspace_id: Uuid,
+    command: WorkspaceCommand,
+    subject: Uuid,
+) -> async_graphql::Result<Written> {
     let h = handles(ctx)?;
     let user = h.req.user()?.user_id;
     let written = h
@@ -196,7 +209,7 @@ async fn run(
                 .load::<domain::Workspace>(workspace_id)
                 .await?;
             let role = loaded.state.role_of(UserId::from_uuid(user));
-            let events = loaded.state.decide(command, &domain_context(user))?;
+            let events = loaded.state.decide(command, &h.domain_context(user))?;
             let stream = StreamRef {
                 stream_type: domain::Workspace::STREAM_TYPE,
                 stream_id: workspace_id,
@@ -210,7 +223,7 @@ async fn run(
                 .append(conn, &stream, loaded.expected_version(), events, &metadata)
                 .await?;
             Ok(Written {
-                id: workspace_id,
+                id: subject,
                 position: position.map(|p| p.to_string()),
             })
         })
@@ -218,7 +231,10 @@ async fn run(
     Ok(written)
 }
 
-async fn payload(ctx: &Context<'_>, written: Written) -> async_graphql::Result<WorkspacePayload> {
+pub(super) async fn payload(
+    ctx: &Context<'_>,
+    written: Written,
+) -> async_graphql::Result<WorkspacePayload> {
     let caller = crate::graphql::query::caller(ctx)?;
     let row = queries::workspace(pool(ctx)?, written.id, caller)
         .await

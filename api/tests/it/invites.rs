@@ -1,0 +1,179 @@
+use serde_json::json;
+
+use crate::workspaces::{add_member, create_workspace};
+use crate::{TestApp, error_codes};
+
+const INVITE: &str = "mutation($w: ID!, $email: String!, $role: Role!) {
+    inviteMember(workspaceId: $w, email: $email, role: $role) { invite { id email role status } token position } }";
+const ACCEPT: &str =
+    "mutation($t: String!) { acceptInvite(token: $t) { workspace { name viewerRole } position } }";
+const LIST: &str =
+    "query($w: ID!) { invites(workspaceId: $w) { edges { node { email status } } } }";
+
+#[tokio::test]
+async fn an_invitee_accepts_once_and_becomes_a_member() {
+    let app = TestApp::spawn().await;
+    let (ana, bo, eve) = (
+        app.sign_up("ana").await,
+        app.sign_up("bo").await,
+        app.sign_up("eve").await,
+    );
+    let ws = create_workspace(&app, &ana, "Acme").await;
+
+    let invited = ana
+        .gql(
+            &app,
+            INVITE,
+            json!({ "w": ws, "email": "BO@example.com", "role": "MEMBER" }),
+        )
+        .await;
+    let token = invited["data"]["inviteMember"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{invited}"))
+        .to_string();
+    assert_eq!(
+        invited["data"]["inviteMember"]["invite"]["status"],
+        "PENDING"
+    );
+
+    let wrong_person = eve.gql(&app, ACCEPT, json!({ "t": token })).await;
+    assert_eq!(error_codes(&wrong_person), vec!["FORBIDDEN"]);
+    let unknown = bo.gql(&app, ACCEPT, json!({ "t": "not-a-token" })).await;
+    assert_eq!(error_codes(&unknown), vec!["NOT_FOUND"]);
+
+    let accepted = bo.gql(&app, ACCEPT, json!({ "t": token })).await;
+    assert_eq!(
+        accepted["data"]["acceptInvite"]["workspace"]["viewerRole"], "MEMBER",
+        "{accepted}"
+    );
+    let again = bo.gql(&app, ACCEPT, json!({ "t": token })).await;
+    assert_eq!(error_codes(&again), vec!["CONFLICT"]);
+
+    let list = ana.gql(&app, LIST, json!({ "w": ws })).await;
+    assert_eq!(
+        list["data"]["invites"]["edges"][0]["node"]["status"], "ACCEPTED",
+        "{list}"
+    );
+    // Members don't see invites; outsiders don't see the workspace.
+    assert_eq!(
+        error_codes(&bo.gql(&app, LIST, json!({ "w": ws })).await),
+        vec!["FORBIDDEN"]
+    );
+    assert_eq!(
+        error_codes(&eve.gql(&app, LIST, json!({ "w": ws })).await),
+        vec!["NOT_FOUND"]
+    );
+}
+
+#[tokio::test]
+async fn only_owners_and_admins_invite_and_revoked_invites_are_dead() {
+    let app = TestApp::spawn().await;
+    let (ana, bo, cy) = (
+        app.sign_up("ana").await,
+        app.sign_up("bo").await,
+        app.sign_up("cy").await,
+    );
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    add_member(&app, &ana, &ws, &bo, domain::Role::Member).await;
+
+    let by_member = bo
+        .gql(
+            &app,
+            INVITE,
+            json!({ "w": ws, "email": "cy@example.com", "role": "VIEWER" }),
+        )
+        .await;
+    assert_eq!(error_codes(&by_member), vec!["FORBIDDEN"]);
+    let bad_email = ana
+        .gql(
+            &app,
+            INVITE,
+            json!({ "w": ws, "email": "nope", "role": "VIEWER" }),
+        )
+        .await;
+    assert_eq!(error_codes(&bad_email), vec!["BAD_USER_INPUT"]);
+
+    let invited = ana
+        .gql(
+            &app,
+            INVITE,
+            json!({ "w": ws, "email": "cy@example.com", "role": "VIEWER" }),
+        )
+        .await;
+    let invite = &invited["data"]["inviteMember"];
+    let revoked = ana
+        .gql(&app, "mutation($w: ID!, $i: ID!) { revokeInvite(workspaceId: $w, inviteId: $i) { invite { status } } }", json!({ "w": ws, "i": invite["invite"]["id"] }))
+        .await;
+    assert_eq!(
+        revoked["data"]["revokeInvite"]["invite"]["status"], "REVOKED",
+        "{revoked}"
+    );
+    let accept = cy.gql(&app, ACCEPT, json!({ "t": invite["token"] })).await;
+    assert_eq!(error_codes(&accept), vec!["CONFLICT"]);
+    let gone = cy
+        .gql(
+            &app,
+            "query($w: ID!) { workspace(id: $w) { name } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    assert_eq!(error_codes(&gone), vec!["NOT_FOUND"]);
+}
+
+#[tokio::test]
+async fn after_the_trial_invites_are_feature_locked_until_upgrade() {
+    let today = TestApp::spawn().await;
+    let ana = today.sign_up("ana").await;
+    let ws = create_workspace(&today, &ana, "Acme").await;
+    // The same cluster, fifteen days later.
+    let later = TestApp::spawn_in_future(&today.db, chrono::Duration::days(15)).await;
+
+    let locked = ana
+        .gql(
+            &later,
+            "query($w: ID!) { workspace(id: $w) { locked } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    assert_eq!(locked["data"]["workspace"]["locked"], true, "{locked}");
+    let invite = ana
+        .gql(
+            &later,
+            INVITE,
+            json!({ "w": ws, "email": "bo@example.com", "role": "MEMBER" }),
+        )
+        .await;
+    assert_eq!(error_codes(&invite), vec!["FEATURE_LOCKED"]);
+    // Everything already there stays readable and writable.
+    let items = ana
+        .gql(
+            &later,
+            "query($w: ID!) { items(workspaceId: $w) { edges { cursor } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    assert!(items["errors"].is_null(), "{items}");
+
+    let upgraded = ana
+        .gql(
+            &later,
+            "mutation($w: ID!) { upgradePlan(id: $w) { workspace { locked } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    assert_eq!(
+        upgraded["data"]["upgradePlan"]["workspace"]["locked"], false,
+        "{upgraded}"
+    );
+    let invite = ana
+        .gql(
+            &later,
+            INVITE,
+            json!({ "w": ws, "email": "bo@example.com", "role": "MEMBER" }),
+        )
+        .await;
+    assert!(
+        invite["data"]["inviteMember"]["token"].is_string(),
+        "{invite}"
+    );
+}
