@@ -125,6 +125,11 @@ impl Config {
                         lookup("CHRONICLE_REQUEST_TIMEOUT_MS"),
                         d.request_timeout.as_millis() as u64,
                     )?),
+                    consistency_wait: std::time::Duration::from_millis(parse(
+                        "CHRONICLE_CONSISTENCY_WAIT_MS",
+                        lookup("CHRONICLE_CONSISTENCY_WAIT_MS"),
+                        d.consistency_wait.as_millis() as u64,
+                    )?),
                 }
             },
             clock_offset: chrono::Duration::zero(),

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The thing does not exist or the caller may not know it exists.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// What the query reads does not reflect the requested position yet.
+    #[error("not yet consistent with the requested position; retry shortly")]
+    NotYetConsistent,
     /// The same idempotency key was used with different input.
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyMismatch,
@@ -74,6 +77,7 @@ impl ApiError {
             ApiError::Unauthenticated(message) => (Code::Unauthenticated, (*message).into()),
             ApiError::BadInput(message) => (Code::BadUserInput, message.clone()),
             ApiError::NotFound(_) => (Code::NotFound, self.to_string()),
+            ApiError::NotYetConsistent => (Code::NotYetConsistent, self.to_string()),
             ApiError::IdempotencyMismatch => (Code::BadUserInput, self.to_string()),
             ApiError::Auth(err) => match err {
                 A::InvalidCredentials | A::InvalidToken | A::TokenReused => {

@@ -1,6 +1,6 @@
 //! Abuse limits (SPEC §8): query depth and complexity (enforced by async-graphql), aliases
-//! (counted here), operations per batch, body size and request time (enforced in [`crate::http`]).
-//! All configurable, with safe defaults.
+//! (counted here), operations per batch, body size and request time (enforced in [`crate::http`]),
+//! and the bounded wait for a consistency token (SPEC §5). All configurable, with safe defaults.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// `CHRONICLE_REQUEST_TIMEOUT_MS`: time to answer before giving up.
     pub request_timeout: Duration,
+    /// `CHRONICLE_CONSISTENCY_WAIT_MS`: how long a query given `minPosition` waits for what it
+    /// reads to reflect that position before answering `NOT_YET_CONSISTENT`.
+    pub consistency_wait: Duration,
 }
 
 impl Default for Limits {
@@ -35,6 +38,7 @@ impl Default for Limits {
             max_batch: 10,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(15),
+            consistency_wait: Duration::from_secs(2),
         }
     }
 }

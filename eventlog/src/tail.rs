@@ -164,3 +164,40 @@ pub(crate) async fn listen(
         }
     }
 }
+
+impl EventLog {
+    /// Waits, up to `timeout`, until the event at `position` is committed and visible here.
+    /// Returns whether it is. This is what a consistency token (`minPosition`) asks of the
+    /// inline read models, which are written in the same transaction as the event.
+    pub async fn wait_until_visible(
+        &self,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<bool, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut wake = self.inner.wake.subscribe();
+        loop {
+            wake.borrow_and_update();
+            let visible = sqlx::query_scalar!(
+                r#"SELECT EXISTS (SELECT 1 FROM events WHERE tx_id = $1 AND seq = $2) AS "visible!""#,
+                position.tx_id(),
+                position.seq()
+            )
+            .fetch_one(self.pool())
+            .await?;
+            if visible {
+                return Ok(true);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            // A notification usually wakes us; the short poll covers a missed one.
+            let nap = (deadline - now).min(Duration::from_millis(100));
+            tokio::select! {
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+}

@@ -39,7 +39,8 @@ pub fn build_schema(
         .extension(AliasLimit(limits.max_aliases))
         .data(writes.log().clone())
         .data(writes)
-        .data(auth);
+        .data(auth)
+        .data(*limits);
     match environment {
         Environment::Development => builder.finish(),
         Environment::Production => builder.disable_introspection().finish(),

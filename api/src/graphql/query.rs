@@ -3,7 +3,7 @@
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object};
-use eventlog::EventLog;
+use eventlog::{EventLog, Position};
 use projections::queries::{self, ItemCursor, ItemOrder};
 use uuid::Uuid;
 
@@ -11,6 +11,7 @@ use super::ids::{Kind, decode};
 use super::pagination::{Page, encode_cursor};
 use super::types::{Invite, Item, ItemStatus, User, Workspace, pool};
 use crate::error::ApiError;
+use crate::limits::Limits;
 use crate::request::RequestContext;
 
 /// Which items to list.
@@ -70,6 +71,31 @@ fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestContext> {
     ctx.data::<RequestContext>()
 }
 
+/// Waits (bounded) until what this request reads reflects `min_position`, a position some
+/// mutation returned: `NOT_YET_CONSISTENT` if it doesn't in time.
+pub(crate) async fn consistent(
+    ctx: &Context<'_>,
+    min_position: Option<&str>,
+) -> async_graphql::Result<()> {
+    let Some(token) = min_position else {
+        return Ok(());
+    };
+    let position: Position = token
+        .parse()
+        .map_err(|err: eventlog::InvalidPosition| ApiError::BadInput(err.to_string()))?;
+    let wait = ctx.data::<Limits>()?.consistency_wait;
+    if ctx
+        .data::<EventLog>()?
+        .wait_until_visible(position, wait)
+        .await
+        .map_err(ApiError::from)?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::NotYetConsistent.into())
+    }
+}
+
 /// The caller, who must be signed in.
 pub(crate) fn caller(ctx: &Context<'_>) -> async_graphql::Result<Uuid> {
     Ok(request(ctx)?.user()?.user_id)
@@ -93,8 +119,17 @@ impl Query {
     }
 
     /// A workspace the caller is a member of.
-    async fn workspace(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Workspace> {
+    async fn workspace(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Answer only once this read reflects the given log position (a consistency token a mutation returned)."
+        )]
+        min_position: Option<String>,
+        id: ID,
+    ) -> async_graphql::Result<Workspace> {
         let user_id = caller(ctx)?;
+        consistent(ctx, min_position.as_deref()).await?;
         let id = decode(Kind::Workspace, &id)?;
         let row = queries::workspace(pool(ctx)?, id, user_id)
             .await
@@ -106,10 +141,15 @@ impl Query {
     async fn workspaces(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Answer only once this read reflects the given log position (a consistency token a mutation returned)."
+        )]
+        min_position: Option<String>,
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Workspace>> {
         let user_id = caller(ctx)?;
+        consistent(ctx, min_position.as_deref()).await?;
         let page = Page::new(first, after.as_deref())?;
         let rows = queries::workspaces_of(pool(ctx)?, user_id, page.after()?, page.fetch())
             .await
@@ -121,11 +161,16 @@ impl Query {
     async fn invites(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Answer only once this read reflects the given log position (a consistency token a mutation returned)."
+        )]
+        min_position: Option<String>,
         workspace_id: ID,
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Invite>> {
         let user_id = caller(ctx)?;
+        consistent(ctx, min_position.as_deref()).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
         match queries::member_role(pool, workspace_id, user_id)
@@ -148,8 +193,17 @@ impl Query {
     }
 
     /// An item in one of the caller's workspaces.
-    async fn item(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Item> {
+    async fn item(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Answer only once this read reflects the given log position (a consistency token a mutation returned)."
+        )]
+        min_position: Option<String>,
+        id: ID,
+    ) -> async_graphql::Result<Item> {
         let user_id = caller(ctx)?;
+        consistent(ctx, min_position.as_deref()).await?;
         let id = decode(Kind::Item, &id)?;
         let row = queries::item(pool(ctx)?, id, user_id)
             .await
@@ -161,6 +215,10 @@ impl Query {
     async fn items(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Answer only once this read reflects the given log position (a consistency token a mutation returned)."
+        )]
+        min_position: Option<String>,
         workspace_id: ID,
         filter: Option<ItemFilter>,
         order_by: Option<ItemOrderBy>,
@@ -168,6 +226,7 @@ impl Query {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Item>> {
         let user_id = caller(ctx)?;
+        consistent(ctx, min_position.as_deref()).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
         if queries::member_role(pool, workspace_id, user_id)

@@ -379,3 +379,39 @@ async fn an_idempotent_retry_returns_the_first_result_and_appends_nothing() {
     assert_eq!(ids.len(), 1, "every retry got the one item");
     assert_eq!(item_events().await, 2);
 }
+
+#[tokio::test]
+async fn min_position_reads_your_write_on_any_node_and_refuses_positions_never_written() {
+    let node_a = TestApp::spawn().await;
+    let node_b = TestApp::spawn_on(&node_a.db).await;
+    let ana = node_a.sign_up("ana").await;
+    let ws = create_workspace(&node_a, &ana, "Acme").await;
+    let created = ana
+        .gql(
+            &node_a,
+            CREATE,
+            json!({ "input": { "workspaceId": ws, "title": "fresh" } }),
+        )
+        .await;
+    let position = created["data"]["createItem"]["position"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = created["data"]["createItem"]["item"]["id"].clone();
+
+    let read = "query($id: ID!, $p: String) { item(id: $id, minPosition: $p) { title } }";
+    let on_b = ana
+        .gql(&node_b, read, json!({ "id": id, "p": position }))
+        .await;
+    assert_eq!(on_b["data"]["item"]["title"], "fresh", "{on_b}");
+
+    let never_written = format!("{:x}{}", 0x7fff_u32, "0".repeat(28));
+    let waited = ana
+        .gql(&node_b, read, json!({ "id": id, "p": never_written }))
+        .await;
+    assert_eq!(error_codes(&waited), vec!["NOT_YET_CONSISTENT"], "{waited}");
+    let garbage = ana
+        .gql(&node_b, read, json!({ "id": id, "p": "not a position" }))
+        .await;
+    assert_eq!(error_codes(&garbage), vec!["BAD_USER_INPUT"]);
+}
