@@ -212,6 +212,8 @@ impl Query {
     }
 
     /// A workspace's items: filtered, sorted (newest first by default) and paginated.
+    // Each GraphQL argument is a parameter here.
+    #[allow(clippy::too_many_arguments)]
     async fn items(
         &self,
         ctx: &Context<'_>,
