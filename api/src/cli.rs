@@ -2,9 +2,13 @@
 
 use clap::{Parser, Subcommand};
 
+use eventlog::EventLog;
+
 use crate::config::Config;
 use crate::database::Database;
+use crate::operator;
 use crate::startup::Application;
+use crate::writes::Writes;
 
 /// Chronicle: a GraphQL backend whose every change is an audited event.
 #[derive(Debug, Parser)]
@@ -21,6 +25,36 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Audit trail checks.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Global staff roles (SUPPORT, ANALYST), granted only by operators.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the events' hash chains and report the first broken link (exit status 1).
+    Verify {
+        /// Only the streams of this workspace (its UUID).
+        #[arg(long)]
+        workspace: Option<uuid::Uuid>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Give a user a staff role.
+    Grant {
+        email: String,
+        role: domain::StaffRole,
+    },
+    /// Take a staff role away.
+    Revoke {
+        email: String,
+        role: domain::StaffRole,
+    },
 }
 
 impl Cli {
@@ -32,6 +66,32 @@ impl Cli {
         match self.command {
             Command::Migrate => {
                 tracing::info!("migrations applied");
+                Ok(())
+            }
+            Command::Audit(AuditCommand::Verify { workspace }) => {
+                let log = EventLog::new(database.pool.clone());
+                let report = operator::verify(&log, workspace).await?;
+                println!("{}", operator::describe(&report));
+                if report.first_broken.is_some() {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
+            Command::Staff(command) => {
+                let (email, role, grant) = match command {
+                    StaffCommand::Grant { email, role } => (email, role, true),
+                    StaffCommand::Revoke { email, role } => (email, role, false),
+                };
+                let writes = Writes::new(EventLog::new(database.pool.clone()));
+                let changed = operator::set_staff_role(&writes, &email, role, grant).await?;
+                let verb = if grant { "granted to" } else { "revoked from" };
+                match changed {
+                    true => println!("{role} {verb} {email}"),
+                    false => println!(
+                        "nothing to do: {email} already {} {role}",
+                        if grant { "has" } else { "lacks" }
+                    ),
+                }
                 Ok(())
             }
             Command::Serve => {

@@ -12,6 +12,7 @@ pub mod graphql;
 pub mod health;
 pub mod http;
 pub mod limits;
+pub mod operator;
 pub mod request;
 pub mod startup;
 pub mod writes;

@@ -417,3 +417,18 @@ pub async fn invite(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Option<
     .fetch_optional(db)
     .await?)
 }
+
+/// A user by normalised (lower-cased) email.
+pub async fn user_by_email(
+    db: impl PgExecutor<'_>,
+    email_normalized: &str,
+) -> Result<Option<UserRow>, Error> {
+    Ok(sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, email, display_name, referral_code, staff_roles, created_at
+           FROM users WHERE email_normalized = $1"#,
+        email_normalized
+    )
+    .fetch_optional(db)
+    .await?)
+}

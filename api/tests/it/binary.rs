@@ -75,3 +75,86 @@ fn a_missing_postgresql_installation_gets_a_one_line_error_saying_what_to_instal
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
 }
+
+fn chronicle(db_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chronicle"))
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn operators_grant_and_revoke_staff_roles_and_it_is_recorded() {
+    let app = crate::TestApp::spawn().await;
+    app.sign_up("ana").await;
+    let url = app.db.url();
+    let granted = chronicle(&url, &["staff", "grant", "Ana@example.com", "SUPPORT"]);
+    assert!(
+        granted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&granted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&granted.stdout).contains("granted"));
+    let again = chronicle(&url, &["staff", "grant", "ana@example.com", "support"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
+
+    let roles: Vec<String> = sqlx::query_scalar("SELECT unnest(staff_roles) FROM users")
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(roles, vec!["SUPPORT"]);
+    let actor: serde_json::Value = sqlx::query_scalar(
+        "SELECT metadata->'actor' FROM events WHERE event_type = 'StaffRoleGranted'",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(actor["kind"], "system", "{actor}");
+
+    let revoked = chronicle(&url, &["staff", "revoke", "ana@example.com", "SUPPORT"]);
+    assert!(revoked.status.success());
+    let roles: Vec<String> = sqlx::query_scalar("SELECT unnest(staff_roles) FROM users")
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap();
+    assert!(roles.is_empty());
+
+    let unknown = chronicle(&url, &["staff", "grant", "nobody@example.com", "ANALYST"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));
+    let bad_role = chronicle(&url, &["staff", "grant", "ana@example.com", "JANITOR"]);
+    assert!(!bad_role.status.success());
+}
+
+#[tokio::test]
+async fn audit_verify_reports_the_first_broken_link() {
+    let app = crate::TestApp::spawn().await;
+    app.sign_up("ana").await;
+    app.sign_up("bo").await;
+    let url = app.db.url();
+    let intact = chronicle(&url, &["audit", "verify"]);
+    assert!(intact.status.success());
+    assert!(String::from_utf8_lossy(&intact.stdout).contains("intact"));
+
+    let position: String = sqlx::query_scalar(
+        "SELECT lpad(to_hex(tx_id), 16, '0') || lpad(to_hex(seq), 16, '0') FROM events ORDER BY tx_id, seq OFFSET 1 LIMIT 1",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    sqlx::raw_sql(
+        "ALTER TABLE events DISABLE TRIGGER events_append_only;
+         UPDATE events SET payload = jsonb_set(payload, '{display_name}', '\"mallory\"')
+           WHERE (tx_id, seq) = (SELECT tx_id, seq FROM events ORDER BY tx_id, seq OFFSET 1 LIMIT 1);
+         ALTER TABLE events ENABLE TRIGGER events_append_only;",
+    )
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    let broken = chronicle(&url, &["audit", "verify"]);
+    assert_eq!(broken.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(out.contains("BROKEN") && out.contains(&position), "{out}");
+}
