@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::ids::{Kind, decode};
 use super::pagination::{Page, encode_cursor};
-use super::types::{Invite, Item, ItemStatus, User, Workspace, pool};
+use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool};
 use crate::error::ApiError;
 use crate::limits::Limits;
 use crate::request::RequestContext;
@@ -262,6 +262,45 @@ impl Query {
         .await
         .map_err(ApiError::from)?;
         Ok(page.connection(rows, |row| encode_cursor(&row.cursor(order)), Item))
+    }
+
+    /// Recomputes the hash chains of a workspace's history and reports the first broken link
+    /// (the workspace's owners, and SUPPORT staff).
+    async fn verify_audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+    ) -> async_graphql::Result<AuditVerification> {
+        let user_id = caller(ctx)?;
+        let workspace_id = decode(Kind::Workspace, &workspace_id)?;
+        let pool = pool(ctx)?;
+        let role = queries::member_role(pool, workspace_id, user_id)
+            .await
+            .map_err(ApiError::from)?;
+        let support = queries::user(pool, user_id)
+            .await
+            .map_err(ApiError::from)?
+            .is_some_and(|user| {
+                user.staff_roles
+                    .iter()
+                    .any(|r| r == domain::StaffRole::Support.as_str())
+            });
+        match (role.as_deref(), support) {
+            (Some("OWNER"), _) | (_, true) => {}
+            (None, false) => return Err(ApiError::NotFound("workspace").into()),
+            (Some(_), false) => {
+                let refusal = domain::DomainError::forbidden(
+                    "only owners and support staff verify the audit trail",
+                );
+                return Err(ApiError::Domain(refusal).into());
+            }
+        }
+        let report = ctx
+            .data::<EventLog>()?
+            .verify(Some(workspace_id))
+            .await
+            .map_err(ApiError::from)?;
+        Ok(report.into())
     }
 
     /// The position of the newest event in the log that readers can see now (an opaque string

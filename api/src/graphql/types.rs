@@ -327,3 +327,45 @@ impl From<crate::auth::Session> for AuthPayload {
         }
     }
 }
+
+/// The outcome of checking a workspace's hash chains.
+#[derive(SimpleObject)]
+pub struct AuditVerification {
+    /// Events whose links were recomputed.
+    pub events_checked: u64,
+    /// Streams (workspace, items…) checked.
+    pub streams_checked: u64,
+    /// True when every link holds: nothing was changed, removed or inserted by hand.
+    pub intact: bool,
+    /// The earliest event (in log order) whose link is broken, if any.
+    pub first_broken: Option<BrokenLink>,
+}
+
+/// An event that does not chain to its predecessor.
+#[derive(SimpleObject)]
+pub struct BrokenLink {
+    /// Its log position.
+    pub position: String,
+    /// Its event id.
+    pub event_id: uuid::Uuid,
+    /// Its version within its stream.
+    pub stream_version: u64,
+    /// What does not hold.
+    pub reason: String,
+}
+
+impl From<eventlog::VerifyReport> for AuditVerification {
+    fn from(report: eventlog::VerifyReport) -> Self {
+        AuditVerification {
+            events_checked: report.events_checked,
+            streams_checked: report.streams_checked,
+            intact: report.first_broken.is_none(),
+            first_broken: report.first_broken.map(|link| BrokenLink {
+                position: link.position.to_string(),
+                event_id: link.event_id,
+                stream_version: link.stream_version,
+                reason: link.reason.to_string(),
+            }),
+        }
+    }
+}

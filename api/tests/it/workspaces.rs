@@ -284,3 +284,59 @@ async fn another_tenants_workspace_is_not_found_and_anonymous_is_unauthenticated
         );
     }
 }
+
+#[tokio::test]
+async fn owners_and_support_staff_verify_the_audit_trail() {
+    let app = TestApp::spawn().await;
+    let (ana, bo, sue, eve) = (
+        app.sign_up("ana").await,
+        app.sign_up("bo").await,
+        app.sign_up("sue").await,
+        app.sign_up("eve").await,
+    );
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    add_member(&app, &ana, &ws, &bo, domain::Role::Admin).await;
+    let writes = api::writes::Writes::new(eventlog::EventLog::new(app.db.pool().clone()));
+    api::operator::set_staff_role(&writes, "sue@example.com", domain::StaffRole::Support, true)
+        .await
+        .unwrap();
+    let verify = "query($w: ID!) { verifyAuditTrail(workspaceId: $w) { intact eventsChecked firstBroken { position reason } } }";
+
+    let by_owner = ana.gql(&app, verify, json!({ "w": ws })).await;
+    assert_eq!(
+        by_owner["data"]["verifyAuditTrail"]["intact"], true,
+        "{by_owner}"
+    );
+    assert_eq!(
+        by_owner["data"]["verifyAuditTrail"]["eventsChecked"], 4,
+        "created, invited, accepted, added"
+    );
+    let by_support = sue.gql(&app, verify, json!({ "w": ws })).await;
+    assert_eq!(
+        by_support["data"]["verifyAuditTrail"]["intact"], true,
+        "{by_support}"
+    );
+    assert_eq!(
+        error_codes(&bo.gql(&app, verify, json!({ "w": ws })).await),
+        vec!["FORBIDDEN"]
+    );
+    assert_eq!(
+        error_codes(&eve.gql(&app, verify, json!({ "w": ws })).await),
+        vec!["NOT_FOUND"]
+    );
+
+    sqlx::raw_sql(
+        "ALTER TABLE events DISABLE TRIGGER events_append_only;
+         UPDATE events SET payload = jsonb_set(payload, '{role}', '\"OWNER\"') WHERE event_type = 'MemberAdded';
+         ALTER TABLE events ENABLE TRIGGER events_append_only;",
+    )
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    let tampered = ana.gql(&app, verify, json!({ "w": ws })).await;
+    assert_eq!(
+        tampered["data"]["verifyAuditTrail"]["intact"], false,
+        "{tampered}"
+    );
+    assert!(tampered["data"]["verifyAuditTrail"]["firstBroken"]["position"].is_string());
+}
