@@ -1,17 +1,38 @@
 //! Domain aggregates on streams: loading an aggregate's state by folding its stream, and
 //! turning the events its `decide` returned into events to append.
 
+use chrono::{DateTime, Utc};
 use domain::{Aggregate, DomainEvent};
 use uuid::Uuid;
 
 use crate::{Error, EventLog, ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent};
 
-/// An aggregate's state as of the end of its stream.
+/// An aggregate's state as of the end of its stream (or of the point asked for).
 #[derive(Debug, Clone)]
 pub struct Loaded<A> {
     pub state: A,
     /// The stream's version (0 when the stream does not exist).
     pub version: u64,
+    /// When the last event folded in was recorded.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A point in the log's history to read an aggregate at (time travel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// Just after the event at (or the last one before) this position.
+    Position(Position),
+    /// As things stood at this instant: every event recorded then or earlier.
+    Time(DateTime<Utc>),
+}
+
+impl AsOf {
+    fn includes(self, event: &RecordedEvent) -> bool {
+        match self {
+            AsOf::Position(position) => event.position <= position,
+            AsOf::Time(time) => event.recorded_at <= time,
+        }
+    }
 }
 
 impl<A> Loaded<A> {
@@ -32,39 +53,39 @@ impl EventLog {
         fold(&events, None)
     }
 
-    /// Folds the stream up to and including position `at` (time travel).
-    pub async fn load_at<A: Aggregate>(
+    /// Folds the stream as it was at `as_of` (time travel).
+    pub async fn load_as_of<A: Aggregate>(
         &self,
         stream_id: Uuid,
-        at: Position,
+        as_of: AsOf,
     ) -> Result<Loaded<A>, Error> {
         let events = self.read_stream(stream_id).await?;
-        fold(&events, Some(at))
+        fold(&events, Some(as_of))
     }
 }
 
-/// Folds recorded events of one stream (up to `until`, if given) into an aggregate.
+/// Folds recorded events of one stream (as of `as_of`, if given) into an aggregate.
 pub fn fold<A: Aggregate>(
     events: &[RecordedEvent],
-    until: Option<Position>,
+    as_of: Option<AsOf>,
 ) -> Result<Loaded<A>, Error> {
-    let mut loaded = Loaded {
+    let absent = || Loaded {
         state: A::default(),
         version: 0,
+        updated_at: None,
     };
+    let mut loaded = absent();
     for recorded in events {
         if recorded.stream_type != A::STREAM_TYPE {
-            return Ok(Loaded {
-                state: A::default(),
-                version: 0,
-            });
+            return Ok(absent());
         }
-        if until.is_some_and(|until| recorded.position > until) {
+        if as_of.is_some_and(|as_of| !as_of.includes(recorded)) {
             break;
         }
         let event = decode::<A::Event>(recorded)?;
         loaded.state = loaded.state.evolve(&event);
         loaded.version = recorded.stream_version;
+        loaded.updated_at = Some(recorded.recorded_at);
     }
     Ok(loaded)
 }

@@ -7,6 +7,7 @@ use eventlog::{EventLog, Position};
 use projections::queries::{self, ItemCursor, ItemOrder};
 use uuid::Uuid;
 
+use super::history::{self, AsOfInput};
 use super::ids::{Kind, decode};
 use super::pagination::{Page, encode_cursor};
 use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool};
@@ -118,19 +119,24 @@ impl Query {
         ))?))
     }
 
-    /// A workspace the caller is a member of.
+    /// A workspace the caller is a member of — now, or as it was at `asOf`.
     async fn workspace(
         &self,
         ctx: &Context<'_>,
+        id: ID,
+        #[graphql(desc = "Read the workspace as it was at this point, folded from its events.")]
+        as_of: Option<AsOfInput>,
         #[graphql(
             desc = "Answer only once this read reflects the given log position (a consistency token a mutation returned)."
         )]
         min_position: Option<String>,
-        id: ID,
     ) -> async_graphql::Result<Workspace> {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref()).await?;
         let id = decode(Kind::Workspace, &id)?;
+        if let Some(as_of) = as_of {
+            return history::workspace(ctx, user_id, id, as_of).await;
+        }
         let row = queries::workspace(pool(ctx)?, id, user_id)
             .await
             .map_err(ApiError::from)?;
@@ -192,23 +198,29 @@ impl Query {
         Ok(page.connection(rows, |row| encode_cursor(&(row.created_at, row.id)), Invite))
     }
 
-    /// An item in one of the caller's workspaces.
+    /// An item in one of the caller's workspaces — now, or as it was at `asOf` (then also
+    /// after its deletion, marked `deleted`).
     async fn item(
         &self,
         ctx: &Context<'_>,
+        id: ID,
+        #[graphql(desc = "Read the item as it was at this point, folded from its events.")]
+        as_of: Option<AsOfInput>,
         #[graphql(
             desc = "Answer only once this read reflects the given log position (a consistency token a mutation returned)."
         )]
         min_position: Option<String>,
-        id: ID,
     ) -> async_graphql::Result<Item> {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref()).await?;
         let id = decode(Kind::Item, &id)?;
+        if let Some(as_of) = as_of {
+            return history::item(ctx, user_id, id, as_of).await;
+        }
         let row = queries::item(pool(ctx)?, id, user_id)
             .await
             .map_err(ApiError::from)?;
-        Ok(Item(row.ok_or(ApiError::NotFound("item"))?))
+        Ok(Item::from(row.ok_or(ApiError::NotFound("item"))?))
     }
 
     /// A workspace's items: filtered, sorted (newest first by default) and paginated.
@@ -261,7 +273,7 @@ impl Query {
         )
         .await
         .map_err(ApiError::from)?;
-        Ok(page.connection(rows, |row| encode_cursor(&row.cursor(order)), Item))
+        Ok(page.connection(rows, |row| encode_cursor(&row.cursor(order)), Item::from))
     }
 
     /// Recomputes the hash chains of a workspace's history and reports the first broken link

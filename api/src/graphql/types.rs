@@ -246,49 +246,73 @@ impl Invite {
 }
 
 /// A piece of content in a workspace.
-pub struct Item(pub ItemRow);
+pub struct Item {
+    row: ItemRow,
+    deleted: bool,
+}
+
+impl From<ItemRow> for Item {
+    /// A live item (from the read model, which holds no deleted items).
+    fn from(row: ItemRow) -> Self {
+        Item {
+            row,
+            deleted: false,
+        }
+    }
+}
+
+impl Item {
+    /// An item as it was at some point (time travel), possibly already deleted then.
+    pub fn historical(row: ItemRow, deleted: bool) -> Item {
+        Item { row, deleted }
+    }
+}
 
 #[Object]
 impl Item {
     /// Global id.
     async fn id(&self) -> ID {
-        encode(Kind::Item, self.0.id)
+        encode(Kind::Item, self.row.id)
     }
     /// The workspace it belongs to.
     async fn workspace_id(&self) -> ID {
-        encode(Kind::Workspace, self.0.workspace_id)
+        encode(Kind::Workspace, self.row.workspace_id)
     }
     /// Title, 1–200 characters.
     async fn title(&self) -> &str {
-        &self.0.title
+        &self.row.title
     }
     /// Body text, up to 20,000 characters.
     async fn body(&self) -> &str {
-        &self.0.body
+        &self.row.body
     }
     /// Up to 20 tags of 1–40 characters.
     async fn tags(&self) -> &[String] {
-        &self.0.tags
+        &self.row.tags
     }
     /// Lifecycle status.
     async fn status(&self) -> async_graphql::Result<ItemStatus> {
-        Ok(stored::<domain::ItemStatus>(&self.0.status)?.into())
+        Ok(stored::<domain::ItemStatus>(&self.row.status)?.into())
     }
     /// Who created it.
     async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        user(ctx, self.0.author_id).await
+        user(ctx, self.row.author_id).await
     }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.row.created_at
     }
     /// When it last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+        self.row.updated_at
+    }
+    /// True only when read as of a time after its deletion (`item(id, asOf)`).
+    async fn deleted(&self) -> bool {
+        self.deleted
     }
     /// Number of changes so far: pass it as `expectedVersion` to `updateItem`.
     async fn version(&self) -> i64 {
-        self.0.version
+        self.row.version
     }
 }
 

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod graphql;
 mod health;
+mod history;
 mod invites;
 mod items;
 mod limits;

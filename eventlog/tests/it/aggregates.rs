@@ -5,7 +5,7 @@ use domain::{
     Access, Aggregate, Context, Item, ItemAction, ItemCommand, ItemStatus, ItemTitle, Role, UserId,
     WorkspaceId,
 };
-use eventlog::aggregates::to_new_events;
+use eventlog::aggregates::{AsOf, to_new_events};
 use eventlog::{Error, Metadata, StreamRef};
 
 use crate::setup;
@@ -78,14 +78,25 @@ async fn an_item_is_decided_appended_and_loaded_back_with_time_travel() {
         (now.version, now.state.title().map(|t| t.as_str())),
         (2, Some("Q3 invoice (final)"))
     );
-    let then = log
-        .load_at::<Item>(item_id.as_uuid(), first.position())
+    let at_position = AsOf::Position(first.position());
+    let at_time = AsOf::Time(first.recorded_at);
+    for as_of in [at_position, at_time] {
+        let then = log
+            .load_as_of::<Item>(item_id.as_uuid(), as_of)
+            .await
+            .unwrap();
+        assert_eq!(
+            (then.version, then.state.title().map(|t| t.as_str())),
+            (1, Some("Q3 invoice")),
+            "{as_of:?}"
+        );
+    }
+    let before = first.recorded_at - chrono::Duration::microseconds(1);
+    let unborn = log
+        .load_as_of::<Item>(item_id.as_uuid(), AsOf::Time(before))
         .await
         .unwrap();
-    assert_eq!(
-        (then.version, then.state.title().map(|t| t.as_str())),
-        (1, Some("Q3 invoice"))
-    );
+    assert!(!unborn.state.exists());
 
     // A stale version loses: the second of two editors working from version 1.
     let stale = to_new_events(&retitled, &metadata);

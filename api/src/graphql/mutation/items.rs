@@ -302,7 +302,7 @@ async fn payload(ctx: &Context<'_>, written: Written) -> async_graphql::Result<I
         .await
         .map_err(ApiError::from)?;
     Ok(ItemPayload {
-        item: Item(row.ok_or(ApiError::NotFound("item"))?),
+        item: Item::from(row.ok_or(ApiError::NotFound("item"))?),
         position: written.position,
     })
 }
