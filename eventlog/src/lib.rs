@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 pub use error::Error;
 pub use event::{Actor, Appended, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamRef};
 pub use position::{InvalidPosition, Position};
+pub use read::EventFilter;
 pub use tail::Tail;
 pub use verify::{BrokenLink, VerifyReport};
 

@@ -163,3 +163,76 @@ impl EventLog {
         rows.into_iter().map(|row| self.decode(row)).collect()
     }
 }
+
+/// Which events a filtered read returns. Every condition set must hold.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub workspace_id: Option<Uuid>,
+    pub stream_id: Option<Uuid>,
+    /// The acting user (`metadata.actor.id`).
+    pub actor_id: Option<Uuid>,
+    /// Any of these event types (`None`: all).
+    pub event_types: Option<Vec<String>>,
+    /// Recorded at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Recorded before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Reads a page of filtered events in one direction.
+macro_rules! filtered_page {
+    ($log:expr, $filter:expr, $after:expr, $limit:expr, $cmp:literal, $dir:literal) => {
+        sqlx::query_as!(
+            EventRow,
+            "SELECT tx_id, seq, event_id, stream_type, stream_id, stream_version, workspace_id,
+                    event_type, schema_version, payload, metadata, recorded_at
+             FROM events
+             WHERE ($1::uuid IS NULL OR workspace_id = $1)
+               AND ($2::uuid IS NULL OR stream_id = $2)
+               AND ($3::text IS NULL OR metadata->'actor'->>'id' = $3)
+               AND ($4::text[] IS NULL OR event_type = ANY($4))
+               AND ($5::timestamptz IS NULL OR recorded_at >= $5)
+               AND ($6::timestamptz IS NULL OR recorded_at < $6)
+               AND ($7::bigint IS NULL OR (tx_id, seq) "
+                + $cmp
+                + " ($7, $8))
+             ORDER BY tx_id "
+                + $dir
+                + ", seq "
+                + $dir
+                + "
+             LIMIT $9",
+            $filter.workspace_id,
+            $filter.stream_id,
+            $filter.actor_id.map(|id| id.to_string()),
+            $filter.event_types.as_deref(),
+            $filter.from,
+            $filter.to,
+            $after.map(|p: Position| p.tx_id()),
+            $after.map(|p: Position| p.seq()),
+            $limit.min(i64::MAX as usize) as i64
+        )
+        .fetch_all($log.pool())
+        .await?
+    };
+}
+
+impl EventLog {
+    /// Up to `limit` events matching `filter`, after `after` in the chosen direction (newest
+    /// first or oldest first). Reads what is committed (for histories, not for tailing: use
+    /// [`EventLog::read_all`] or a [`crate::Tail`] to follow the log without gaps).
+    pub async fn read_filtered(
+        &self,
+        filter: &EventFilter,
+        after: Option<Position>,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let rows = if newest_first {
+            filtered_page!(self, filter, after, limit, "<", "DESC")
+        } else {
+            filtered_page!(self, filter, after, limit, ">", "ASC")
+        };
+        rows.into_iter().map(|row| self.decode(row)).collect()
+    }
+}

@@ -5,6 +5,7 @@
 //! own writes; [`inline::rebuild`] replays the whole log into them and yields the same tables.
 //! Asynchronous projections (search index, job dispatch) will live here too.
 
+pub mod audit;
 pub mod inline;
 pub mod queries;
 

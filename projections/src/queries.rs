@@ -432,3 +432,15 @@ pub async fn user_by_email(
     .fetch_optional(db)
     .await?)
 }
+
+/// Users by id (those that exist).
+pub async fn users_by_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<UserRow>, Error> {
+    Ok(sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, email, display_name, referral_code, staff_roles, created_at
+           FROM users WHERE id = ANY($1)"#,
+        ids
+    )
+    .fetch_all(db)
+    .await?)
+}

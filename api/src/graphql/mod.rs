@@ -1,6 +1,7 @@
 //! The GraphQL schema: root types, how the schema is built, and the SDL committed as
 //! `schema.graphql`.
 
+mod audit;
 mod history;
 mod ids;
 mod mutation;

@@ -7,6 +7,7 @@ use eventlog::{EventLog, Position};
 use projections::queries::{self, ItemCursor, ItemOrder};
 use uuid::Uuid;
 
+use super::audit::{self, AuditEntry, AuditFilter};
 use super::history::{self, AsOfInput};
 use super::ids::{Kind, decode};
 use super::pagination::{Page, encode_cursor};
@@ -95,6 +96,36 @@ pub(crate) async fn consistent(
     } else {
         Err(ApiError::NotYetConsistent.into())
     }
+}
+
+/// A page of audit entries for the events matching `filter`.
+async fn audit_page(
+    ctx: &Context<'_>,
+    filter: &eventlog::EventFilter,
+    newest_first: bool,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> async_graphql::Result<Connection<String, AuditEntry>> {
+    let page = Page::new(first, after)?;
+    let after = page
+        .after::<String>()?
+        .map(|p| {
+            p.parse::<Position>()
+                .map_err(|err| ApiError::BadInput(err.to_string()))
+        })
+        .transpose()?;
+    let limit = usize::try_from(page.fetch()).unwrap_or(usize::MAX);
+    let events = ctx
+        .data::<EventLog>()?
+        .read_filtered(filter, after, newest_first, limit)
+        .await
+        .map_err(ApiError::from)?;
+    let entries = audit::entries(ctx, events).await?;
+    Ok(page.connection(
+        entries,
+        |entry| encode_cursor(&entry.position),
+        |entry| entry,
+    ))
 }
 
 /// The caller, who must be signed in.
@@ -274,6 +305,77 @@ impl Query {
         .await
         .map_err(ApiError::from)?;
         Ok(page.connection(rows, |row| encode_cursor(&row.cursor(order)), Item::from))
+    }
+
+    /// A workspace's audit history: who did what, when, from where, with before and after
+    /// values; newest first unless `filter.oldestFirst` (owners and admins).
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        filter: Option<AuditFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, AuditEntry>> {
+        let user_id = caller(ctx)?;
+        let workspace_id = decode(Kind::Workspace, &workspace_id)?;
+        match queries::member_role(pool(ctx)?, workspace_id, user_id)
+            .await
+            .map_err(ApiError::from)?
+            .as_deref()
+        {
+            None => return Err(ApiError::NotFound("workspace").into()),
+            Some("OWNER" | "ADMIN") => {}
+            Some(_) => {
+                let refusal =
+                    domain::DomainError::forbidden("only owners and admins read the audit log");
+                return Err(ApiError::Domain(refusal).into());
+            }
+        }
+        let filter = filter.unwrap_or_default();
+        let log_filter = filter.to_log_filter(Some(workspace_id), None)?;
+        audit_page(
+            ctx,
+            &log_filter,
+            !filter.oldest_first,
+            first,
+            after.as_deref(),
+        )
+        .await
+    }
+
+    /// The history of one item, oldest first (members of its workspace; also once deleted).
+    async fn item_history(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, AuditEntry>> {
+        let user_id = caller(ctx)?;
+        let item_id = decode(Kind::Item, &id)?;
+        let log = ctx.data::<EventLog>()?;
+        let loaded = log
+            .load::<domain::Item>(item_id)
+            .await
+            .map_err(ApiError::from)?;
+        let workspace_id = loaded
+            .state
+            .workspace_id()
+            .ok_or(ApiError::NotFound("item"))?
+            .as_uuid();
+        if queries::member_role(pool(ctx)?, workspace_id, user_id)
+            .await
+            .map_err(ApiError::from)?
+            .is_none()
+        {
+            return Err(ApiError::NotFound("item").into());
+        }
+        let log_filter = eventlog::EventFilter {
+            stream_id: Some(item_id),
+            ..Default::default()
+        };
+        audit_page(ctx, &log_filter, false, first, after.as_deref()).await
     }
 
     /// Recomputes the hash chains of a workspace's history and reports the first broken link

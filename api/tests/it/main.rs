@@ -1,6 +1,7 @@
 //! API tests through the real HTTP endpoint, each on its own fresh database.
 
 mod accounts;
+mod audit;
 mod auth;
 mod binary;
 mod graphql;

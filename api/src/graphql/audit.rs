@@ -1,0 +1,287 @@
+//! Audit history for people (SPEC §1 support staff, §8 `auditLog`, `itemHistory`): each event
+//! as who did what, when, from where, in one line, with field-level before and after.
+
+use std::collections::{HashMap, HashSet};
+
+use async_graphql::{Context, Enum, ID, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::{Aggregate, Item as ItemState, ItemEvent};
+use eventlog::{Actor, EventLog, RecordedEvent};
+use projections::audit::{self, EntityKind, Names};
+use projections::inline::AnyEvent;
+use projections::queries::{self, UserRow};
+use uuid::Uuid;
+
+use super::ids::{Kind, encode};
+use super::types::pool;
+use crate::error::ApiError;
+
+/// The kind of thing an audit entry is about.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "projections::audit::EntityKind")]
+pub enum AuditEntity {
+    /// The workspace itself: name, plan, trial.
+    Workspace,
+    /// A membership.
+    Member,
+    /// An invite.
+    Invite,
+    /// An export.
+    Export,
+    /// An item.
+    Item,
+    /// A user account.
+    User,
+}
+
+/// Which audit entries to return.
+#[derive(InputObject, Default)]
+pub struct AuditFilter {
+    /// Only what this user did.
+    pub actor_id: Option<ID>,
+    /// Only entries about this kind of entity.
+    pub entity: Option<AuditEntity>,
+    /// Only these event types (e.g. `ItemRetitled`).
+    pub event_types: Option<Vec<String>>,
+    /// Recorded at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Recorded before.
+    pub to: Option<DateTime<Utc>>,
+    /// Oldest first instead of newest first.
+    #[graphql(default)]
+    pub oldest_first: bool,
+}
+
+/// Who caused an event.
+#[derive(SimpleObject)]
+pub struct AuditActor {
+    /// The user, when a user acted.
+    pub user_id: Option<ID>,
+    /// Their name now (or the system part's name).
+    pub display_name: String,
+    /// Their email now.
+    pub email: Option<String>,
+    /// The role they acted in.
+    pub role: Option<String>,
+    /// True when the system (a job, an operator command) acted.
+    pub system: bool,
+}
+
+/// One field before and after.
+#[derive(SimpleObject)]
+pub struct FieldChange {
+    /// The field, as named in the API.
+    pub field: String,
+    /// Its value before (null: it did not exist).
+    pub before: Option<String>,
+    /// Its value after (null: it no longer exists).
+    pub after: Option<String>,
+}
+
+/// One event, told for people.
+#[derive(SimpleObject)]
+pub struct AuditEntry {
+    /// Log position.
+    pub position: String,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+    /// The event type, e.g. `ItemRetitled`.
+    pub action: String,
+    /// What it is about.
+    pub entity: AuditEntity,
+    /// The id of what it is about.
+    pub entity_id: ID,
+    /// Who did it.
+    pub actor: AuditActor,
+    /// One line: "Ana renamed item 'Q3 invoice' to 'Q3 invoice (final)'".
+    pub summary: String,
+    /// Field-level before and after.
+    pub changes: Vec<FieldChange>,
+    /// The request that caused it.
+    pub request_id: Option<String>,
+    /// From where.
+    pub client_ip: Option<String>,
+    /// With what.
+    pub user_agent: Option<String>,
+    /// The GraphQL operation.
+    pub operation_name: Option<String>,
+    /// The reason a staff member gave, if staff acted.
+    pub staff_reason: Option<String>,
+}
+
+impl AuditFilter {
+    /// The log filter for a workspace (or one stream), with `entity` as event types.
+    pub fn to_log_filter(
+        &self,
+        workspace_id: Option<Uuid>,
+        stream_id: Option<Uuid>,
+    ) -> Result<eventlog::EventFilter, ApiError> {
+        let actor_id = self
+            .actor_id
+            .as_ref()
+            .map(|id| super::ids::decode(Kind::User, id))
+            .transpose()?;
+        let mut types: Option<Vec<String>> = self.event_types.clone();
+        if let Some(entity) = self.entity {
+            let of_entity = EntityKind::from(entity)
+                .event_types()
+                .iter()
+                .map(|t| t.to_string());
+            types = Some(match types {
+                None => of_entity.collect(),
+                Some(asked) => of_entity.filter(|t| asked.contains(t)).collect(),
+            });
+        }
+        Ok(eventlog::EventFilter {
+            workspace_id,
+            stream_id,
+            actor_id,
+            event_types: types,
+            from: self.from,
+            to: self.to,
+        })
+    }
+}
+
+/// Tells `events` (of any streams) for people.
+pub async fn entries(
+    ctx: &Context<'_>,
+    events: Vec<RecordedEvent>,
+) -> async_graphql::Result<Vec<AuditEntry>> {
+    let pool = pool(ctx)?;
+    let decoded: Vec<(RecordedEvent, AnyEvent)> = events
+        .into_iter()
+        .filter_map(|recorded| match AnyEvent::decode(&recorded) {
+            Ok(Some(event)) => Some(Ok((recorded, event))),
+            Ok(None) => None,
+            Err(err) => Some(Err(err)),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::from)?;
+
+    // Everyone named on the page, in one query.
+    let mut people: HashSet<Uuid> = HashSet::new();
+    for (recorded, event) in &decoded {
+        if let Actor::User { id, .. } = &recorded.metadata.actor {
+            people.insert(*id);
+        }
+        if let Some(member) = member_of(event) {
+            people.insert(member);
+        }
+    }
+    let people: Vec<Uuid> = people.into_iter().collect();
+    let users: HashMap<Uuid, UserRow> = queries::users_by_ids(pool, &people)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let titles = titles_before(ctx.data::<EventLog>()?, &decoded).await?;
+
+    Ok(decoded
+        .iter()
+        .map(|(recorded, event)| {
+            let actor = actor(&recorded.metadata.actor, &users);
+            let member = member_of(event)
+                .and_then(|id| users.get(&id))
+                .map(|u| u.display_name.as_str());
+            let names = Names {
+                actor: &actor.display_name,
+                member,
+                item_title: titles.get(&recorded.event_id).map(String::as_str),
+            };
+            let description = audit::describe(recorded.stream_id, event, names);
+            let kind = match description.entity {
+                EntityKind::Item => Kind::Item,
+                EntityKind::Workspace => Kind::Workspace,
+                EntityKind::Member | EntityKind::User => Kind::User,
+                EntityKind::Invite => Kind::Invite,
+                EntityKind::Export => Kind::Workspace,
+            };
+            let metadata = &recorded.metadata;
+            AuditEntry {
+                position: recorded.position.to_string(),
+                at: recorded.recorded_at,
+                action: recorded.event_type.clone(),
+                entity: description.entity.into(),
+                entity_id: encode(kind, description.entity_id),
+                actor,
+                summary: description.summary,
+                changes: description
+                    .changes
+                    .into_iter()
+                    .map(|c| FieldChange {
+                        field: c.field.to_string(),
+                        before: c.before,
+                        after: c.after,
+                    })
+                    .collect(),
+                request_id: metadata.request_id.clone(),
+                client_ip: metadata.client_ip.clone(),
+                user_agent: metadata.user_agent.clone(),
+                operation_name: metadata.operation_name.clone(),
+                staff_reason: metadata.staff_reason.clone(),
+            }
+        })
+        .collect())
+}
+
+fn member_of(event: &AnyEvent) -> Option<Uuid> {
+    use domain::WorkspaceEvent as W;
+    match event {
+        AnyEvent::Workspace(
+            W::MemberAdded { user_id, .. }
+            | W::MemberRoleChanged { user_id, .. }
+            | W::MemberRemoved { user_id, .. },
+        ) => Some(user_id.as_uuid()),
+        _ => None,
+    }
+}
+
+fn actor(actor: &Actor, users: &HashMap<Uuid, UserRow>) -> AuditActor {
+    match actor {
+        Actor::User { id, role } => {
+            let user = users.get(id);
+            AuditActor {
+                user_id: Some(encode(Kind::User, *id)),
+                display_name: user
+                    .map_or_else(|| "a deleted user".to_string(), |u| u.display_name.clone()),
+                email: user.map(|u| u.email.clone()),
+                role: role.clone(),
+                system: false,
+            }
+        }
+        Actor::System { name } => AuditActor {
+            user_id: None,
+            display_name: name.clone(),
+            email: None,
+            role: None,
+            system: true,
+        },
+    }
+}
+
+/// For each item event on the page, the item's title just before it (one read per item).
+async fn titles_before(
+    log: &EventLog,
+    page: &[(RecordedEvent, AnyEvent)],
+) -> async_graphql::Result<HashMap<Uuid, String>> {
+    let items: HashSet<Uuid> = page
+        .iter()
+        .filter(|(r, _)| r.stream_type == ItemState::STREAM_TYPE)
+        .map(|(r, _)| r.stream_id)
+        .collect();
+    let mut titles = HashMap::new();
+    for item in items {
+        let mut state = ItemState::default();
+        for recorded in log.read_stream(item).await.map_err(ApiError::from)? {
+            if let Some(title) = state.title() {
+                titles.insert(recorded.event_id, title.as_str().to_string());
+            }
+            let event: ItemEvent =
+                eventlog::aggregates::decode(&recorded).map_err(ApiError::from)?;
+            state = state.evolve(&event);
+        }
+    }
+    Ok(titles)
+}
