@@ -5,11 +5,14 @@
 //!   append, each appender editing its own stream with an exact expected version), at 1 and 32
 //!   concurrent appenders, next to pgbench's TPS for a single-row `INSERT` of the same row into
 //!   a copy of the `events` table.
+//! - `api`: the real HTTP server: `createItem` throughput and latency at 32 concurrent clients
+//!   next to pgbench's raw insert TPS in the same run, and `items` (first 20) query throughput.
 //!
 //! Run from the workspace root, in release mode:
 //!
 //! ```text
 //! cargo run --release -p bench -- append --seconds 10
+//! cargo run --release -p bench -- api --seconds 10
 //! ```
 //!
 //! With `DATABASE_URL` set, the benchmark creates (and afterwards drops) a fresh database on that
@@ -18,6 +21,7 @@
 //! replaces only its own section of `BENCHMARKS.md`.
 
 mod append;
+mod http_api;
 mod latency;
 mod machine;
 mod pgbench;
@@ -41,6 +45,8 @@ struct Cli {
 enum Benchmark {
     /// Event log append throughput vs. raw PostgreSQL single-row inserts (pgbench).
     Append(append::Args),
+    /// createItem and items throughput over HTTP vs. raw PostgreSQL single-row inserts.
+    Api(http_api::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +60,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.benchmark {
             Benchmark::Append(args) => append::run(&args, &server).await,
+            Benchmark::Api(args) => http_api::run(&args, &server).await,
         }
     })
 }

@@ -1,0 +1,315 @@
+//! `api`: the real HTTP server under load. `createItem` throughput and latency at 32 concurrent
+//! clients next to pgbench's raw single-row insert TPS in the same run, and `items` (first 20)
+//! query throughput.
+//!
+//! The server is `api::startup::Application`, started in this process on a port of its own with
+//! a connection pool like the `chronicle` binary's; the clients are tasks of this process sending
+//! GraphQL over keep-alive HTTP/1.1 connections, each waiting for its answer before sending the
+//! next request.
+
+mod client;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use self::client::{Client, PAGE, Tenant};
+use crate::latency::{Latencies, millis};
+use crate::pgbench::Baseline;
+use crate::report::{self, Context};
+use crate::server::{Database, Server};
+
+/// Concurrent clients in every measurement.
+const CLIENTS: usize = 32;
+/// Unmeasured work before each measurement, on both sides (fills caches, opens connections).
+const WARM_UP: Duration = Duration::from_secs(2);
+/// SPEC §10: `createItem` throughput at 32 clients ≥ this × raw insert TPS.
+const TARGET_RATIO: f64 = 0.5;
+/// Items every workspace holds before `items` is measured.
+const MIN_ITEMS: usize = 200;
+/// Sign-ups run a few at a time: each hashes a password with argon2id.
+const SETUP_CONCURRENCY: usize = 4;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// How long each measurement runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// The report to write this benchmark's section into.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+}
+
+/// What the clients send.
+#[derive(Clone, Copy)]
+enum Request {
+    CreateItem,
+    Items,
+}
+
+/// One measured line of the table.
+struct Row {
+    request: Request,
+    /// Which workspaces the clients use, as the table says it.
+    workspaces: String,
+    per_second: f64,
+    latencies: Latencies,
+}
+
+pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.seconds.max(1));
+    let database = server.create_database().await?;
+    let baseline = Baseline::prepare(server, &database).await?;
+    let context = Context::gather(server, &database).await?;
+    let pool = server_pool(&database).await?;
+    let client = start(pool.clone()).await?;
+
+    eprintln!("api: signing up {CLIENTS} users, each with a workspace");
+    let own = tenants(&client).await?;
+    let shared = vec![own[0].clone(); CLIENTS];
+    let mut created = vec![0; CLIENTS];
+    let mut rows = Vec::new();
+
+    database.checkpoint().await;
+    let (row, counts) = measure(&client, &own, Request::CreateItem, duration).await?;
+    add(&mut created, &counts);
+    rows.push(Row {
+        workspaces: format!("{CLIENTS}, one per client (own user)"),
+        ..row
+    });
+
+    database.checkpoint().await;
+    eprintln!("pgbench: {CLIENTS} clients, {}s", duration.as_secs());
+    let raw_tps = baseline.tps(CLIENTS, WARM_UP, duration).await?;
+
+    database.checkpoint().await;
+    let (row, counts) = measure(&client, &shared, Request::CreateItem, duration).await?;
+    created[0] += counts.iter().sum::<usize>();
+    rows.push(Row {
+        workspaces: "1, shared (same user)".into(),
+        ..row
+    });
+
+    top_up(&client, &own, &mut created).await?;
+    database.checkpoint().await;
+    let (row, _) = measure(&client, &own, Request::Items, duration).await?;
+    let fewest = created.iter().min().copied().unwrap_or_default();
+    rows.push(Row {
+        workspaces: format!("{CLIENTS}, one per client (≥ {fewest} items each)"),
+        ..row
+    });
+    let (row, _) = measure(&client, &shared, Request::Items, duration).await?;
+    rows.push(Row {
+        workspaces: format!("1, shared ({} items)", created[0]),
+        ..row
+    });
+
+    // Nothing is in flight any more: close the server's pool so that the database can go.
+    pool.close().await;
+    server.drop_database(database).await?;
+
+    let section = render(&context, &rows, raw_tps, duration);
+    println!("{section}");
+    report::write_section(&args.out, "api", &section)?;
+    eprintln!("wrote the api section of {}", args.out.display());
+    Ok(())
+}
+
+/// A pool like the one `chronicle` serves with (`api::database`): 64 connections, 10 s to get one.
+async fn server_pool(database: &Database) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(64)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&database.url)
+        .await
+        .context("connecting the server's pool")
+}
+
+/// Starts the real server on a free local port (on `pool`, already migrated) and returns a client
+/// of it.
+async fn start(pool: PgPool) -> anyhow::Result<Client> {
+    let config = ::api::config::Config::from_lookup(|name| match name {
+        "CHRONICLE_HOST" => Some("127.0.0.1".into()),
+        "CHRONICLE_PORT" => Some("0".into()),
+        "CHRONICLE_ENV" => Some("production".into()),
+        _ => None,
+    })?;
+    eventlog::MIGRATOR
+        .run(&pool)
+        .await
+        .context("applying Chronicle's migrations")?;
+    let app = ::api::startup::Application::build(&config, pool).await?;
+    let client = Client::new(app.address())?;
+    // The server stops when the process exits.
+    tokio::spawn(app.run_until_stopped());
+    Ok(client)
+}
+
+/// Signs up one user per client, each with a workspace of their own.
+async fn tenants(client: &Client) -> anyhow::Result<Vec<Tenant>> {
+    let mut tenants = Vec::with_capacity(CLIENTS);
+    for first in (0..CLIENTS).step_by(SETUP_CONCURRENCY) {
+        let tasks: Vec<_> = (first..(first + SETUP_CONCURRENCY).min(CLIENTS))
+            .map(|n| {
+                let client = client.clone();
+                tokio::spawn(async move { client.tenant(n).await })
+            })
+            .collect();
+        for task in tasks {
+            tenants.push(task.await.context("a sign-up panicked")??);
+        }
+    }
+    Ok(tenants)
+}
+
+/// Creates items until every tenant's workspace holds [`MIN_ITEMS`].
+async fn top_up(client: &Client, tenants: &[Tenant], created: &mut [usize]) -> anyhow::Result<()> {
+    for (tenant, count) in tenants.iter().zip(created.iter_mut()) {
+        while *count < MIN_ITEMS {
+            client.create_item(tenant, *count as u64).await?;
+            *count += 1;
+        }
+    }
+    Ok(())
+}
+
+fn add(totals: &mut [usize], counts: &[usize]) {
+    for (total, count) in totals.iter_mut().zip(counts) {
+        *total += count;
+    }
+}
+
+/// One client per tenant sends `request` for a warm-up and then for `duration`; returns the
+/// measured row and the number of requests each client completed in both runs.
+async fn measure(
+    client: &Client,
+    tenants: &[Tenant],
+    request: Request,
+    duration: Duration,
+) -> anyhow::Result<(Row, Vec<usize>)> {
+    eprintln!(
+        "api: {} with {} clients, {}s",
+        request.name(),
+        tenants.len(),
+        duration.as_secs()
+    );
+    let warm_up = send_for(client, tenants, request, WARM_UP).await?;
+    let started = Instant::now();
+    let measured = send_for(client, tenants, request, duration).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let counts = warm_up
+        .iter()
+        .zip(&measured)
+        .map(|(a, b)| a.len() + b.len())
+        .collect();
+    let latencies = Latencies::new(measured.into_iter().flatten().collect());
+    let row = Row {
+        request,
+        workspaces: String::new(),
+        per_second: latencies.count() as f64 / elapsed,
+        latencies,
+    };
+    Ok((row, counts))
+}
+
+/// Runs one client per tenant until `duration` has passed; returns each client's latencies.
+async fn send_for(
+    client: &Client,
+    tenants: &[Tenant],
+    request: Request,
+    duration: Duration,
+) -> anyhow::Result<Vec<Vec<Duration>>> {
+    let deadline = Instant::now() + duration;
+    let tasks: Vec<_> = tenants
+        .iter()
+        .map(|tenant| {
+            let (client, tenant) = (client.clone(), tenant.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    match request {
+                        Request::CreateItem => {
+                            client.create_item(&tenant, latencies.len() as u64).await?
+                        }
+                        Request::Items => client.list_items(&tenant).await?,
+                    }
+                    latencies.push(started.elapsed());
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        latencies.push(task.await.context("a client panicked")??);
+    }
+    Ok(latencies)
+}
+
+impl Request {
+    fn name(self) -> &'static str {
+        match self {
+            Request::CreateItem => "createItem",
+            Request::Items => "items",
+        }
+    }
+}
+
+/// The section of `BENCHMARKS.md`.
+fn render(context: &Context, rows: &[Row], raw_tps: f64, duration: Duration) -> String {
+    let mut out = format!(
+        "## GraphQL API over HTTP vs. raw insert (`api`)\n\n{}\n\
+         The real server (`api::startup::Application`, production mode, its default 2 HTTP \
+         workers, a 64-connection pool like the `chronicle` binary's) is started in the \
+         harness's process; {CLIENTS} clients in the same process send GraphQL over keep-alive \
+         HTTP/1.1 connections, each waiting for its answer before sending the next request. \
+         **The server, the load generator and PostgreSQL share the machine's cores.** Each \
+         `createItem` creates an item with a title, a {}-character body and 2 tags and asks for \
+         `item {{ id version }} position`; `items` asks for the first {PAGE} items \
+         (`id title tags status version`) of a workspace, newest first. With one workspace per \
+         client, each client is a user of its own (multi-tenant load); in the shared variant \
+         all clients use one user's token and workspace. The raw baseline is pgbench \
+         (`-M prepared`, {CLIENTS} clients, 2 threads) inserting an event row, one per \
+         transaction, into `raw_events`, a copy of `events` (as in the `append` section). Each \
+         measurement runs {}s after a {}s warm-up and a `CHECKPOINT`; latencies are measured \
+         by the client, from sending the request to having parsed the answer.\n\n\
+         | request | clients | workspaces | req/s | p50 | p99 | ÷ raw insert TPS |\n\
+         |---|---:|---|---:|---:|---:|---:|\n",
+        context.markdown(),
+        client::body_chars(),
+        duration.as_secs(),
+        WARM_UP.as_secs(),
+    );
+    out.push_str(&format!(
+        "| raw single-row insert (pgbench) | {CLIENTS} | — | {raw_tps:.0} | — | — | 1.00 |\n"
+    ));
+    for row in rows {
+        out.push_str(&format!(
+            "| `{}` | {CLIENTS} | {} | {:.0} | {} | {} | {:.2} |\n",
+            row.request.name(),
+            row.workspaces,
+            row.per_second,
+            millis(row.latencies.percentile(0.50)),
+            millis(row.latencies.percentile(0.99)),
+            row.per_second / raw_tps,
+        ));
+    }
+    if let Some(first) = rows.first() {
+        let ratio = first.per_second / raw_tps;
+        let verdict = if ratio >= TARGET_RATIO {
+            "met"
+        } else {
+            "not met"
+        };
+        out.push_str(&format!(
+            "\nTarget (SPEC §10): `createItem` throughput at {CLIENTS} clients ≥ {TARGET_RATIO} × \
+             raw insert TPS — **{verdict}** ({ratio:.2}, one workspace per client). The `items` \
+             ratios are given for scale only; SPEC §10 sets no bar for uncached queries.\n"
+        ));
+    }
+    out
+}
