@@ -66,14 +66,21 @@ impl EventLog {
             return Err(Error::EmptyAppend);
         }
 
-        let head = sqlx::query!(
-            r#"SELECT stream_type, stream_version, hash
-               FROM events WHERE stream_id = $1
-               ORDER BY stream_version DESC LIMIT 1"#,
-            stream.stream_id
-        )
-        .fetch_optional(&mut *conn)
-        .await?;
+        // A new stream needs no read: should it exist after all, the unique key on
+        // (stream, version 1) refuses the insert as a conflict.
+        let head = match expected {
+            ExpectedVersion::NoStream => None,
+            _ => {
+                sqlx::query!(
+                    r#"SELECT stream_type, stream_version, hash
+                   FROM events WHERE stream_id = $1
+                   ORDER BY stream_version DESC LIMIT 1"#,
+                    stream.stream_id
+                )
+                .fetch_optional(&mut *conn)
+                .await?
+            }
+        };
         let (current, mut previous_hash) = match head {
             Some(head) if head.stream_type != stream.stream_type => {
                 return Err(Error::StreamTypeMismatch {

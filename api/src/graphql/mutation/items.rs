@@ -6,6 +6,7 @@ use domain::{
     WorkspaceId,
 };
 use eventlog::StreamRef;
+use eventlog::aggregates::Loaded;
 use projections::queries;
 use serde::Serialize;
 use uuid::Uuid;
@@ -246,7 +247,15 @@ async fn run(
     let written = h
         .writes
         .once(h.req, operation, input, async |conn| {
-            let loaded = h.writes.log().load::<domain::Item>(target.item_id).await?;
+            // A new item's stream is empty: no need to read it.
+            let loaded = match target.workspace_id {
+                Some(_) => Loaded {
+                    state: domain::Item::default(),
+                    version: 0,
+                    updated_at: None,
+                },
+                None => h.writes.log().load::<domain::Item>(target.item_id).await?,
+            };
             let workspace_id = target
                 .workspace_id
                 .or_else(|| loaded.state.workspace_id().map(|w| w.as_uuid()))
