@@ -128,6 +128,24 @@ async fn audit_page(
     ))
 }
 
+/// Lets owners and admins of the workspace through: `NOT_FOUND` for non-members (revealing
+/// nothing), `FORBIDDEN` with `refusal` for other members.
+async fn require_manager(
+    ctx: &Context<'_>,
+    workspace_id: uuid::Uuid,
+    user_id: uuid::Uuid,
+    refusal: &'static str,
+) -> async_graphql::Result<()> {
+    let role = queries::member_role(pool(ctx)?, workspace_id, user_id)
+        .await
+        .map_err(ApiError::from)?;
+    match role.as_deref() {
+        None => Err(ApiError::NotFound("workspace").into()),
+        Some("OWNER" | "ADMIN") => Ok(()),
+        Some(_) => Err(ApiError::Domain(domain::DomainError::forbidden(refusal)).into()),
+    }
+}
+
 /// The caller, who must be signed in.
 pub(crate) fn caller(ctx: &Context<'_>) -> async_graphql::Result<Uuid> {
     Ok(request(ctx)?.user()?.user_id)
@@ -210,18 +228,13 @@ impl Query {
         consistent(ctx, min_position.as_deref()).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
-        match queries::member_role(pool, workspace_id, user_id)
-            .await
-            .map_err(ApiError::from)?
-            .as_deref()
-        {
-            None => return Err(ApiError::NotFound("workspace").into()),
-            Some("OWNER" | "ADMIN") => {}
-            Some(_) => {
-                let refusal = domain::DomainError::forbidden("only owners and admins see invites");
-                return Err(ApiError::Domain(refusal).into());
-            }
-        }
+        require_manager(
+            ctx,
+            workspace_id,
+            user_id,
+            "only owners and admins see invites",
+        )
+        .await?;
         let page = Page::new(first, after.as_deref())?;
         let rows = queries::invites(pool, workspace_id, page.after()?, page.fetch())
             .await
@@ -319,19 +332,13 @@ impl Query {
     ) -> async_graphql::Result<Connection<String, AuditEntry>> {
         let user_id = caller(ctx)?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
-        match queries::member_role(pool(ctx)?, workspace_id, user_id)
-            .await
-            .map_err(ApiError::from)?
-            .as_deref()
-        {
-            None => return Err(ApiError::NotFound("workspace").into()),
-            Some("OWNER" | "ADMIN") => {}
-            Some(_) => {
-                let refusal =
-                    domain::DomainError::forbidden("only owners and admins read the audit log");
-                return Err(ApiError::Domain(refusal).into());
-            }
-        }
+        require_manager(
+            ctx,
+            workspace_id,
+            user_id,
+            "only owners and admins read the audit log",
+        )
+        .await?;
         let filter = filter.unwrap_or_default();
         let log_filter = filter.to_log_filter(Some(workspace_id), None)?;
         audit_page(
