@@ -59,11 +59,7 @@ impl Writes {
         F: AsyncFnOnce(&mut PgConnection) -> Result<R, ApiError>,
     {
         let Some(key) = req.idempotency_key()? else {
-            let mut tx = self.log.pool().begin().await.map_err(internal)?;
-            let result = body(&mut tx).await?;
-            tx.commit().await.map_err(internal)?;
-            self.log.announce_append();
-            return Ok(result);
+            return self.run(body).await;
         };
         let scope = req
             .principal
@@ -90,6 +86,18 @@ impl Writes {
                 None => Err(err),
             },
         }
+    }
+
+    /// Runs `body` in a transaction, commits it and announces what it appended.
+    pub async fn run<R, F>(&self, body: F) -> Result<R, ApiError>
+    where
+        F: AsyncFnOnce(&mut PgConnection) -> Result<R, ApiError>,
+    {
+        let mut tx = self.log.pool().begin().await.map_err(internal)?;
+        let result = body(&mut tx).await?;
+        tx.commit().await.map_err(internal)?;
+        self.log.announce_append();
+        Ok(result)
     }
 
     /// The stored result for a key, if the key was used; an error if it was used for other input.

@@ -12,7 +12,7 @@ use crate::context::{Actor, Context};
 use crate::error::{DomainError, ValidationError};
 use crate::ids::{ExportId, InviteId, UserId, WorkspaceId};
 use crate::item::Access;
-use crate::values::{Email, ExportFormat, Plan, Region, Role, WorkspaceName};
+use crate::values::{Email, ExportFormat, Plan, Region, Role, StaffRole, WorkspaceName};
 
 /// Length of the free trial of a new workspace, in days.
 pub const TRIAL_DAYS: i64 = 14;
@@ -22,6 +22,10 @@ pub const INVITE_TTL_DAYS: i64 = 7;
 pub const EXPORT_TTL_HOURS: i64 = 24;
 /// The largest trial extension accepted at once, in days.
 pub const MAX_TRIAL_EXTENSION_DAYS: u32 = 365;
+/// Shortest reason a staff member may give for reading an audit log.
+pub const MIN_STAFF_REASON: usize = 3;
+/// Longest such reason.
+pub const MAX_STAFF_REASON: usize = 500;
 
 /// What may be asked of a workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,14 @@ pub enum WorkspaceCommand {
     },
     /// Moves the workspace from trial to the paid plan (owner).
     UpgradePlan,
+    /// Records that a staff member reads the workspace's audit history, and why (SUPPORT
+    /// staff, who need not be members). The caller passes the actor's global staff roles.
+    RecordStaffAccess {
+        /// The acting user's staff roles, as granted by operators.
+        staff_roles: Vec<StaffRole>,
+        /// Why they look: required, 3–500 characters.
+        reason: String,
+    },
     /// Extends the trial as a referral reward, once per referred user (system only).
     ExtendTrial {
         /// How many days to add (1–365).
@@ -227,6 +239,13 @@ pub enum WorkspaceEvent {
         /// Why.
         reason: String,
     },
+    /// A SUPPORT staff member read the audit history, giving a reason.
+    StaffAccessedAuditLog {
+        /// Who.
+        user_id: UserId,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl DomainEvent for WorkspaceEvent {
@@ -245,6 +264,7 @@ impl DomainEvent for WorkspaceEvent {
             Self::ExportRequested { .. } => "ExportRequested",
             Self::ExportCompleted { .. } => "ExportCompleted",
             Self::ExportFailed { .. } => "ExportFailed",
+            Self::StaffAccessedAuditLog { .. } => "StaffAccessedAuditLog",
         }
     }
 }
@@ -561,6 +581,42 @@ impl Workspace {
         }])
     }
 
+    fn record_staff_access(
+        &self,
+        staff_roles: &[StaffRole],
+        reason: String,
+        ctx: &Context,
+    ) -> Result<Vec<WorkspaceEvent>, DomainError> {
+        self.core()?;
+        let Actor::User(user_id) = ctx.actor else {
+            return Err(DomainError::forbidden(
+                "only staff members read audit logs this way",
+            ));
+        };
+        if !staff_roles.contains(&StaffRole::Support) {
+            // Not staff: the workspace does not exist for them unless they are a member.
+            self.acting_member(ctx)?;
+            return Err(DomainError::forbidden(
+                "only SUPPORT staff read audit logs with a reason",
+            ));
+        }
+        let reason = reason.trim();
+        let length = reason.chars().count();
+        if !(MIN_STAFF_REASON..=MAX_STAFF_REASON).contains(&length)
+            || reason.chars().any(char::is_control)
+        {
+            return Err(ValidationError::new(
+                "reason",
+                format!("give a reason of {MIN_STAFF_REASON}–{MAX_STAFF_REASON} characters, without control characters"),
+            )
+            .into());
+        }
+        Ok(vec![WorkspaceEvent::StaffAccessedAuditLog {
+            user_id,
+            reason: reason.to_string(),
+        }])
+    }
+
     fn invite_member(
         &self,
         invite_id: InviteId,
@@ -817,6 +873,10 @@ impl Aggregate for Workspace {
                 days,
                 referred_user,
             } => self.extend_trial(days, referred_user, ctx),
+            WorkspaceCommand::RecordStaffAccess {
+                staff_roles,
+                reason,
+            } => self.record_staff_access(&staff_roles, reason, ctx),
             WorkspaceCommand::InviteMember {
                 invite_id,
                 email,
@@ -957,6 +1017,8 @@ impl Aggregate for Workspace {
                     };
                 }
             }
+            // A record of a look, not a change of state.
+            WorkspaceEvent::StaffAccessedAuditLog { .. } => {}
         }
         self
     }

@@ -27,6 +27,7 @@ impl EntityKind {
                 "WorkspaceRenamed",
                 "PlanUpgraded",
                 "TrialExtended",
+                "StaffAccessedAuditLog",
             ],
             EntityKind::Member => &["MemberAdded", "MemberRoleChanged", "MemberRemoved"],
             EntityKind::Invite => &["InviteCreated", "InviteAccepted", "InviteRevoked"],
@@ -267,6 +268,12 @@ fn describe_workspace(id: Uuid, event: &WorkspaceEvent, names: Names<'_>) -> Des
             EntityKind::Export,
             export_id.as_uuid(),
             format!("{actor} completed an export of {row_count} items"),
+            vec![],
+        ),
+        E::StaffAccessedAuditLog { reason, .. } => (
+            EntityKind::Workspace,
+            id,
+            format!("{actor} (support staff) read the audit log: {reason}"),
             vec![],
         ),
         E::ExportFailed { export_id, reason } => (

@@ -1107,6 +1107,10 @@ fn one_of_each_event() -> Vec<WorkspaceEvent> {
             export_id: export_id(2),
             reason: "boom".into(),
         },
+        WorkspaceEvent::StaffAccessedAuditLog {
+            user_id: user(OUTSIDER),
+            reason: "ticket 42".into(),
+        },
     ]
 }
 
@@ -1116,7 +1120,7 @@ fn every_workspace_event_round_trips_through_parts() {
     let mut types: Vec<&str> = events.iter().map(DomainEvent::event_type).collect();
     types.sort_unstable();
     types.dedup();
-    assert_eq!(types.len(), 13, "one event of each type");
+    assert_eq!(types.len(), 14, "one event of each type");
     for event in events {
         let (event_type, payload) = event.to_parts();
         assert!(payload.is_object(), "{event_type}");
@@ -1145,5 +1149,64 @@ fn payloads_use_the_documented_shapes() {
 #[test]
 fn evolve_counts_every_event() {
     let state = Workspace::fold(&one_of_each_event());
-    assert_eq!(state.version(), 13);
+    assert_eq!(state.version(), 14);
+}
+
+fn staff_access(roles: &[StaffRole], reason: &str) -> WorkspaceCommand {
+    WorkspaceCommand::RecordStaffAccess {
+        staff_roles: roles.to_vec(),
+        reason: reason.into(),
+    }
+}
+
+#[test]
+fn support_staff_read_the_audit_log_giving_a_reason_that_is_recorded() {
+    ws(team())
+        .when(
+            staff_access(&[StaffRole::Support], "  ticket #42: lost items  "),
+            &as_user(OUTSIDER),
+        )
+        .then(vec![WorkspaceEvent::StaffAccessedAuditLog {
+            user_id: user(OUTSIDER),
+            reason: "ticket #42: lost items".into(),
+        }]);
+}
+
+#[test]
+fn staff_access_needs_a_real_reason() {
+    for reason in ["", "  ", "ab", &"x".repeat(501), "line\nbreak"] {
+        ws(team())
+            .when(
+                staff_access(&[StaffRole::Support], reason),
+                &as_user(OUTSIDER),
+            )
+            .then_err_matching(|e| matches!(e, DomainError::Validation(_)));
+    }
+}
+
+#[test]
+fn analysts_and_non_staff_cannot_record_support_access() {
+    // An analyst is staff, but not support: forbidden (members are told no more than that).
+    ws(team())
+        .when(
+            staff_access(&[StaffRole::Analyst], "curious"),
+            &as_user(MEMBER),
+        )
+        .then_err_matching(is_forbidden);
+    // A non-member without the role is told nothing exists.
+    ws(team())
+        .when(staff_access(&[], "curious"), &as_user(OUTSIDER))
+        .then_err_matching(|e| matches!(e, DomainError::NotFound { .. }));
+    ws(team())
+        .when(
+            staff_access(&[StaffRole::Support], "a system look"),
+            &as_system(),
+        )
+        .then_err_matching(is_forbidden);
+    ws([])
+        .when(
+            staff_access(&[StaffRole::Support], "no such workspace"),
+            &as_user(OUTSIDER),
+        )
+        .then_err_matching(|e| matches!(e, DomainError::NotFound { .. }));
 }
