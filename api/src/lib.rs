@@ -14,5 +14,6 @@ pub mod http;
 pub mod limits;
 pub mod operator;
 pub mod request;
+pub mod secrets;
 pub mod startup;
 pub mod writes;

@@ -12,6 +12,8 @@ use sqlx::PgPool;
 use crate::auth::Auth;
 use crate::config::{Config, Environment};
 use crate::graphql::build_schema;
+use crate::graphql::events::Pseudonymizer;
+use crate::secrets::shared_secret;
 use crate::writes::Writes;
 use crate::{health, http};
 
@@ -29,10 +31,11 @@ impl Application {
         })?;
         let address = listener.local_addr()?;
         let log = EventLog::with_upcaster(pool.clone(), domain::upcast::upcast);
-        let auth = Auth::new(pool, config.auth.clone()).await?;
+        let auth = Auth::new(pool.clone(), config.auth.clone()).await?;
         let schema = build_schema(
             Writes::with_clock_offset(log.clone(), config.clock_offset),
             auth.clone(),
+            Pseudonymizer::new(shared_secret(&pool, "pseudonyms").await?),
             config.environment,
             &config.limits,
         );

@@ -177,11 +177,15 @@ pub struct EventFilter {
     pub from: Option<DateTime<Utc>>,
     /// Recorded before.
     pub to: Option<DateTime<Utc>>,
+    /// Streams of this type (`"item"`, `"workspace"`, `"user"`).
+    pub stream_type: Option<String>,
+    /// At or before this position.
+    pub up_to: Option<Position>,
 }
 
-/// Reads a page of filtered events in one direction.
+/// Reads a page of filtered events in one direction; `$visible` bounds what may be read.
 macro_rules! filtered_page {
-    ($log:expr, $filter:expr, $after:expr, $limit:expr, $cmp:literal, $dir:literal) => {
+    ($log:expr, $filter:expr, $after:expr, $limit:expr, $cmp:literal, $dir:literal, $visible:literal) => {
         sqlx::query_as!(
             EventRow,
             "SELECT tx_id, seq, event_id, stream_type, stream_id, stream_version, workspace_id,
@@ -196,6 +200,11 @@ macro_rules! filtered_page {
                AND ($7::bigint IS NULL OR (tx_id, seq) "
                 + $cmp
                 + " ($7, $8))
+               AND ($10::text IS NULL OR stream_type = $10)
+               AND ($11::bigint IS NULL OR (tx_id, seq) <= ($11, $12))
+               "
+                + $visible
+                + "
              ORDER BY tx_id "
                 + $dir
                 + ", seq "
@@ -210,7 +219,10 @@ macro_rules! filtered_page {
             $filter.to,
             $after.map(|p: Position| p.tx_id()),
             $after.map(|p: Position| p.seq()),
-            $limit.min(i64::MAX as usize) as i64
+            $limit.min(i64::MAX as usize) as i64,
+            $filter.stream_type.as_deref(),
+            $filter.up_to.map(|p: Position| p.tx_id()),
+            $filter.up_to.map(|p: Position| p.seq())
         )
         .fetch_all($log.pool())
         .await?
@@ -218,9 +230,10 @@ macro_rules! filtered_page {
 }
 
 impl EventLog {
-    /// Up to `limit` events matching `filter`, after `after` in the chosen direction (newest
-    /// first or oldest first). Reads what is committed (for histories, not for tailing: use
-    /// [`EventLog::read_all`] or a [`crate::Tail`] to follow the log without gaps).
+    /// Up to `limit` events matching `filter`, after `after` in the chosen direction. Oldest
+    /// first reads only below the read horizon, like [`EventLog::read_all`], so paging forward
+    /// from a cursor never skips an event that commits late; newest first (histories) reads
+    /// everything committed.
     pub async fn read_filtered(
         &self,
         filter: &EventFilter,
@@ -229,9 +242,17 @@ impl EventLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
         let rows = if newest_first {
-            filtered_page!(self, filter, after, limit, "<", "DESC")
+            filtered_page!(self, filter, after, limit, "<", "DESC", "")
         } else {
-            filtered_page!(self, filter, after, limit, ">", "ASC")
+            filtered_page!(
+                self,
+                filter,
+                after,
+                limit,
+                ">",
+                "ASC",
+                "AND tx_id < events_read_horizon()"
+            )
         };
         rows.into_iter().map(|row| self.decode(row)).collect()
     }

@@ -107,23 +107,9 @@ pub(super) async fn signing_secret(
         }
         return Ok(secret.as_bytes().to_vec());
     }
-    let candidate: [u8; SECRET_BYTES] = rand::random();
-    sqlx::query!(
-        r#"INSERT INTO server_secrets (name, secret) VALUES ($1, $2)
-           ON CONFLICT (name) DO NOTHING"#,
-        SECRET_NAME,
-        &candidate[..]
-    )
-    .execute(pool)
-    .await
-    .context("cannot store the JWT signing key")?;
-    let secret = sqlx::query_scalar!(
-        r#"SELECT secret FROM server_secrets WHERE name = $1"#,
-        SECRET_NAME
-    )
-    .fetch_one(pool)
-    .await
-    .context("cannot read the JWT signing key")?;
+    let secret = crate::secrets::shared_secret(pool, SECRET_NAME)
+        .await
+        .context("cannot read or store the JWT signing key")?;
     if secret.len() < SECRET_BYTES {
         bail!("the stored JWT signing key is too short");
     }

@@ -144,6 +144,7 @@ impl AuditFilter {
             event_types: types,
             from: self.from,
             to: self.to,
+            ..Default::default()
         })
     }
 }

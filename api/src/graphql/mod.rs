@@ -2,6 +2,7 @@
 //! `schema.graphql`.
 
 mod audit;
+pub mod events;
 mod history;
 mod ids;
 mod mutation;
@@ -32,6 +33,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 pub fn build_schema(
     writes: Writes,
     auth: Auth,
+    pseudonymizer: events::Pseudonymizer,
     environment: Environment,
     limits: &Limits,
 ) -> ChronicleSchema {
@@ -42,6 +44,7 @@ pub fn build_schema(
         .data(writes.log().clone())
         .data(writes)
         .data(auth)
+        .data(pseudonymizer)
         .data(*limits);
     match environment {
         Environment::Development => builder.finish(),

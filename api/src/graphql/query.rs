@@ -8,6 +8,7 @@ use projections::queries::{self, ItemCursor, ItemOrder};
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry, AuditFilter};
+use super::events::{self, Event, EventsFilter, Pseudonymizer};
 use super::history::{self, AsOfInput};
 use super::ids::{Kind, decode};
 use super::pagination::{Page, encode_cursor};
@@ -387,6 +388,52 @@ impl Query {
             ..Default::default()
         };
         audit_page(ctx, &log_filter, false, first, after.as_deref()).await
+    }
+
+    /// The log in position order: a workspace's events for its members; any workspace's (or
+    /// all) for ANALYST staff, with personal data replaced by stable pseudonyms. Resume from
+    /// where you stopped with `filter.afterPosition` or the connection's cursor.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<EventsFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Event>> {
+        let user_id = caller(ctx)?;
+        let filter = filter.unwrap_or_default();
+        let workspace_id = filter
+            .workspace_id
+            .as_ref()
+            .map(|id| decode(Kind::Workspace, id))
+            .transpose()?;
+        let pseudonymise = events::access(ctx, user_id, workspace_id).await?;
+        let (log_filter, from) = filter.to_log_filter(workspace_id)?;
+        let page = Page::new(first, after.as_deref())?;
+        let cursor = page
+            .after::<String>()?
+            .map(|p| events::position(&p))
+            .transpose()?;
+        let after = cursor.max(from);
+        let limit = usize::try_from(page.fetch()).unwrap_or(usize::MAX);
+        let rows = ctx
+            .data::<EventLog>()?
+            .read_filtered(&log_filter, after, false, limit)
+            .await
+            .map_err(ApiError::from)?;
+        let pseudonymizer = ctx.data::<Pseudonymizer>()?;
+        Ok(page.connection(
+            rows,
+            |event| encode_cursor(&event.position.to_string()),
+            |event| {
+                let event = Event::from(event);
+                if pseudonymise {
+                    pseudonymizer.event(event)
+                } else {
+                    event
+                }
+            },
+        ))
     }
 
     /// Recomputes the hash chains of a workspace's history and reports the first broken link

@@ -4,6 +4,7 @@ mod accounts;
 mod audit;
 mod auth;
 mod binary;
+mod events;
 mod graphql;
 mod health;
 mod history;
