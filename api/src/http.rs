@@ -9,9 +9,15 @@ use async_graphql::{BatchRequest, Request};
 use serde_json::json;
 use tracing::Instrument;
 
+use async_graphql::ID;
+use eventlog::{EventFilter, EventLog};
+
 use crate::auth::{Auth, AuthError};
+use crate::error::ApiError;
 use crate::error::Code;
 use crate::graphql::ChronicleSchema;
+use crate::graphql::events::{self, Event, Pseudonymizer};
+use crate::graphql::ids;
 use crate::limits::Limits;
 use crate::request::{self, RequestContext};
 
@@ -192,4 +198,103 @@ fn is_mutation(request: &Request) -> bool {
             None => ops.values().any(|op| op.node.ty == OperationType::Mutation),
         },
     }
+}
+
+/// `GET /events.ndjson?after=POSITION&workspace=ID`: the log as newline-delimited JSON, one event
+/// per line in position order, from `after` (exclusive) to what is visible now; resume with the
+/// last line's position. Streamed in batches, so memory stays flat however long the log. Same
+/// rights as the `events` query: members their workspace, ANALYST staff any (or all, without
+/// `workspace`), pseudonymised.
+pub async fn events_ndjson(
+    log: web::Data<EventLog>,
+    auth: web::Data<Auth>,
+    pseudonymizer: web::Data<Pseudonymizer>,
+    params: web::Query<NdjsonParams>,
+    http: HttpRequest,
+) -> HttpResponse {
+    const BATCH: usize = 1_000;
+    let refused = |err: ApiError| {
+        let (code, message) = err.public();
+        let status = match code {
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::BadUserInput => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        refuse(&http, status, code, &message)
+    };
+    let user_id = match bearer_token(&http) {
+        None => return refused(ApiError::Unauthenticated("send an access token")),
+        Some(token) => match auth.authenticate(token).await {
+            Ok(principal) => principal.user_id,
+            Err(err) => return refused(err.into()),
+        },
+    };
+    let workspace_id = match params
+        .workspace
+        .as_deref()
+        .map(|id| ids::decode(ids::Kind::Workspace, &ID(id.to_string())))
+    {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(err)) => return refused(err),
+    };
+    let after = match params.after.as_deref().map(events::position).transpose() {
+        Ok(after) => after,
+        Err(err) => return refused(err),
+    };
+    let pseudonymise = match events::access(log.pool(), user_id, workspace_id).await {
+        Ok(pseudonymise) => pseudonymise,
+        Err(err) => return refused(err),
+    };
+    let filter = EventFilter {
+        workspace_id,
+        ..Default::default()
+    };
+    let log = log.into_inner();
+    let pseudonymizer = pseudonymizer.into_inner();
+    let lines = futures::stream::try_unfold(Some(after), move |state| {
+        let (log, filter, pseudonymizer) = (log.clone(), filter.clone(), pseudonymizer.clone());
+        async move {
+            let Some(after) = state else { return Ok(None) };
+            let batch = log
+                .read_filtered(&filter, after, false, BATCH)
+                .await
+                .map_err(|err| {
+                    tracing::error!(error = ?err, "events.ndjson stopped");
+                    actix_web::error::ErrorInternalServerError("internal error")
+                })?;
+            let Some(last) = batch.last().map(|event| event.position) else {
+                return Ok(None);
+            };
+            let full = batch.len() == BATCH;
+            let mut bytes = Vec::with_capacity(batch.len() * 700);
+            for event in batch {
+                let event = Event::from(event);
+                let event = if pseudonymise {
+                    pseudonymizer.event(event)
+                } else {
+                    event
+                };
+                serde_json::to_writer(&mut bytes, &event)
+                    .map_err(actix_web::error::ErrorInternalServerError)?;
+                bytes.push(b'\n');
+            }
+            // A short batch means we reached what is visible: stop after it.
+            let next = full.then_some(Some(last));
+            Ok::<_, actix_web::Error>(Some((web::Bytes::from(bytes), next)))
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(lines)
+}
+
+/// Query parameters of `/events.ndjson`.
+#[derive(Debug, serde::Deserialize)]
+pub struct NdjsonParams {
+    /// Resume after this position.
+    after: Option<String>,
+    /// A workspace's global id.
+    workspace: Option<String>,
 }

@@ -32,10 +32,11 @@ impl Application {
         let address = listener.local_addr()?;
         let log = EventLog::with_upcaster(pool.clone(), domain::upcast::upcast);
         let auth = Auth::new(pool.clone(), config.auth.clone()).await?;
+        let pseudonymizer = Pseudonymizer::new(shared_secret(&pool, "pseudonyms").await?);
         let schema = build_schema(
             Writes::with_clock_offset(log.clone(), config.clock_offset),
             auth.clone(),
-            Pseudonymizer::new(shared_secret(&pool, "pseudonyms").await?),
+            pseudonymizer.clone(),
             config.environment,
             &config.limits,
         );
@@ -45,16 +46,19 @@ impl Application {
             web::Data::new(auth),
             web::Data::new(config.limits),
         );
+        let pseudonymizer = web::Data::new(pseudonymizer);
         let environment = config.environment;
         let server = HttpServer::new(move || {
             let app = App::new()
                 .app_data(log.clone())
                 .app_data(auth.clone())
+                .app_data(pseudonymizer.clone())
                 .app_data(schema.clone())
                 .app_data(limits.clone())
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
                 .service(health::healthz)
                 .service(health::readyz)
+                .route("/events.ndjson", web::get().to(http::events_ndjson))
                 .service(
                     web::resource("/graphql")
                         .guard(guard::Any(guard::Post()).or(guard::Get()))

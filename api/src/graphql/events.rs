@@ -3,7 +3,7 @@
 //! staff read any workspace's, with personal data (emails, names, addresses) replaced by stable
 //! pseudonyms.
 
-use async_graphql::{Context, ID, InputObject, Json, SimpleObject};
+use async_graphql::{ID, InputObject, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use eventlog::{EventFilter, Position, RecordedEvent};
 use hmac::{Hmac, Mac};
@@ -35,7 +35,8 @@ pub struct EventsFilter {
 }
 
 /// An event as stored in the log.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Its place in the log (opaque, sortable); resume after it with `afterPosition`.
     pub position: String,
@@ -152,21 +153,19 @@ impl From<RecordedEvent> for Event {
 /// The caller's reading rights for `workspace_id`: `Ok(false)` a member (real data),
 /// `Ok(true)` ANALYST staff (pseudonymised); otherwise the workspace does not exist for them.
 pub async fn access(
-    ctx: &Context<'_>,
+    pool: &sqlx::PgPool,
     user_id: Uuid,
     workspace_id: Option<Uuid>,
-) -> async_graphql::Result<bool> {
+) -> Result<bool, ApiError> {
     use projections::queries;
-    let pool = super::types::pool(ctx)?;
     if let Some(workspace_id) = workspace_id
         && queries::member_role(pool, workspace_id, user_id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .is_some()
     {
         return Ok(false);
     }
-    let user = queries::user(pool, user_id).await.map_err(ApiError::from)?;
+    let user = queries::user(pool, user_id).await?;
     let analyst = user.is_some_and(|u| {
         u.staff_roles
             .iter()
@@ -174,10 +173,9 @@ pub async fn access(
     });
     match (analyst, workspace_id) {
         (true, _) => Ok(true),
-        (false, Some(_)) => Err(ApiError::NotFound("workspace").into()),
+        (false, Some(_)) => Err(ApiError::NotFound("workspace")),
         (false, None) => Err(ApiError::BadInput(
-            "give a workspaceId: only ANALYST staff read across workspaces".into(),
-        )
-        .into()),
+            "give a workspace: only ANALYST staff read across workspaces".into(),
+        )),
     }
 }

@@ -4,7 +4,7 @@
 mod audit;
 pub mod events;
 mod history;
-mod ids;
+pub(crate) mod ids;
 mod mutation;
 mod pagination;
 pub(crate) mod query;

@@ -407,7 +407,7 @@ impl Query {
             .as_ref()
             .map(|id| decode(Kind::Workspace, id))
             .transpose()?;
-        let pseudonymise = events::access(ctx, user_id, workspace_id).await?;
+        let pseudonymise = events::access(pool(ctx)?, user_id, workspace_id).await?;
         let (log_filter, from) = filter.to_log_filter(workspace_id)?;
         let page = Page::new(first, after.as_deref())?;
         let cursor = page

@@ -160,3 +160,97 @@ async fn analysts_read_any_workspace_with_stable_pseudonyms_instead_of_personal_
     );
     assert!(!serde_json::to_string(&everything).unwrap().contains("Ana"));
 }
+
+#[tokio::test]
+async fn events_ndjson_streams_the_log_exactly_and_resumes_from_a_position() {
+    let app = TestApp::spawn().await;
+    let (ana, eve) = (app.sign_up("Ana").await, app.sign_up("Eve").await);
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let workspace_uuid: uuid::Uuid = sqlx::query_scalar("SELECT id FROM workspaces")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    // 2,500 more events in the workspace, so the stream crosses several batches.
+    let log = eventlog::EventLog::new(app.db.pool().clone());
+    for batch in 0..100 {
+        let stream = eventlog::StreamRef {
+            stream_type: "item",
+            stream_id: uuid::Uuid::now_v7(),
+            workspace_id: Some(workspace_uuid),
+        };
+        let events: Vec<eventlog::NewEvent> = (0..25)
+            .map(|n| eventlog::NewEvent {
+                event_id: uuid::Uuid::now_v7(),
+                event_type: "ItemRetitled".into(),
+                schema_version: 1,
+                payload: json!({ "from": format!("{batch}/{n}"), "to": format!("{batch}/{}", n + 1) }),
+                metadata: eventlog::Metadata::system("tests"),
+            })
+            .collect();
+        log.append(&stream, eventlog::ExpectedVersion::NoStream, &events)
+            .await
+            .unwrap();
+    }
+    let expected: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT event_id FROM events WHERE workspace_id = $1 ORDER BY tx_id, seq",
+    )
+    .bind(workspace_uuid)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(expected.len(), 2_501);
+
+    let fetch = |query: Vec<(&'static str, String)>, token: Option<String>| {
+        let mut request = app.client.get(app.url("/events.ndjson")).query(&query);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let lines = |body: &str| {
+        body.lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    let (status, body) = fetch(vec![("workspace", ws.clone())], Some(ana.token.clone())).await;
+    assert_eq!(status, 200);
+    let all = lines(&body);
+    let ids: Vec<uuid::Uuid> = all
+        .iter()
+        .map(|e| e["eventId"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids, expected, "every event, once, in log order");
+
+    let resume_at = all[999]["position"].as_str().unwrap().to_string();
+    let (_, rest) = fetch(
+        vec![("workspace", ws.clone()), ("after", resume_at)],
+        Some(ana.token.clone()),
+    )
+    .await;
+    let rest: Vec<uuid::Uuid> = lines(&rest)
+        .iter()
+        .map(|e| e["eventId"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(rest, expected[1000..]);
+
+    assert_eq!(fetch(vec![("workspace", ws.clone())], None).await.0, 401);
+    assert_eq!(
+        fetch(vec![("workspace", ws.clone())], Some(eve.token.clone()))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        fetch(
+            vec![("workspace", ws.clone()), ("after", "x".into())],
+            Some(ana.token.clone())
+        )
+        .await
+        .0,
+        400
+    );
+}
