@@ -31,6 +31,29 @@ pub enum Command {
     /// Global staff roles (SUPPORT, ANALYST), granted only by operators.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// The event log, for analysts and operators.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Write events in log order (all data, unpseudonymised: an operator's tool), with a
+    /// progress line on stderr; resume with the last position it prints.
+    Export {
+        /// Start after this log position.
+        #[arg(long)]
+        after: Option<eventlog::Position>,
+        /// ndjson or csv.
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: operator::ExportFormat,
+        /// Only this workspace's events (its UUID).
+        #[arg(long)]
+        workspace: Option<uuid::Uuid>,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +115,31 @@ impl Cli {
                         if grant { "has" } else { "lacks" }
                     ),
                 }
+                Ok(())
+            }
+            Command::Events(EventsCommand::Export {
+                after,
+                format,
+                workspace,
+                out,
+            }) => {
+                let log = EventLog::new(database.pool.clone());
+                let mut sink: Box<dyn std::io::Write> = match out {
+                    Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+                    None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+                };
+                let started = std::time::Instant::now();
+                let progress = |done: u64, total: u64| {
+                    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                    let eta = (total - done) as f64 / rate.max(1.0);
+                    eprint!("\r{done}/{total} events, {rate:.0}/s, ETA {eta:.0} s   ");
+                };
+                let (written, last) =
+                    operator::export_events(&log, &mut sink, format, after, workspace, progress)
+                        .await?;
+                let resume =
+                    last.map_or_else(|| "(nothing written)".to_string(), |p| p.to_string());
+                eprintln!("\nexported {written} events; resume with --after {resume}");
                 Ok(())
             }
             Command::Serve => {

@@ -257,3 +257,24 @@ impl EventLog {
         rows.into_iter().map(|row| self.decode(row)).collect()
     }
 }
+
+impl EventLog {
+    /// How many events follow `after` (in one workspace, if given): for progress reports.
+    pub async fn count_after(
+        &self,
+        after: Option<Position>,
+        workspace_id: Option<Uuid>,
+    ) -> Result<u64, Error> {
+        let after = after.unwrap_or(Position::START);
+        let count = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM events
+               WHERE (tx_id, seq) > ($1, $2) AND ($3::uuid IS NULL OR workspace_id = $3)"#,
+            after.tx_id(),
+            after.seq(),
+            workspace_id
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(count as u64)
+    }
+}

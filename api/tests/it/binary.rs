@@ -158,3 +158,55 @@ async fn audit_verify_reports_the_first_broken_link() {
     let out = String::from_utf8_lossy(&broken.stdout);
     assert!(out.contains("BROKEN") && out.contains(&position), "{out}");
 }
+
+#[tokio::test]
+async fn events_export_writes_the_log_in_order_as_ndjson_or_csv_and_resumes() {
+    let app = crate::TestApp::spawn().await;
+    for name in ["ana", "bo", "cy", "di"] {
+        app.sign_up(name).await;
+    }
+    let url = app.db.url();
+    let expected: Vec<String> =
+        sqlx::query_scalar("SELECT event_id::text FROM events ORDER BY tx_id, seq")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let export = chronicle(&url, &["events", "export", "--out", out.to_str().unwrap()]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    assert!(String::from_utf8_lossy(&export.stderr).contains("exported 4 events"));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, expected);
+
+    let after = lines[1]["position"].as_str().unwrap();
+    let csv = chronicle(
+        &url,
+        &["events", "export", "--format", "csv", "--after", after],
+    );
+    assert!(csv.status.success());
+    let text = String::from_utf8_lossy(&csv.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows[0].starts_with("position,event_id"));
+    assert_eq!(
+        rows.len(),
+        3,
+        "header and the two events after the second: {text}"
+    );
+    assert!(rows[1].contains(&expected[2]) && rows[2].contains(&expected[3]));
+
+    let bad = chronicle(&url, &["events", "export", "--after", "garbage"]);
+    assert!(!bad.status.success());
+}
