@@ -93,7 +93,7 @@ impl Cli {
             }
             Command::Audit(AuditCommand::Verify { workspace }) => {
                 let log = EventLog::new(database.pool.clone());
-                let report = operator::verify(&log, workspace).await?;
+                let report = log.verify(workspace).await?;
                 println!("{}", operator::describe(&report));
                 if report.first_broken.is_some() {
                     std::process::exit(1);

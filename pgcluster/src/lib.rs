@@ -63,6 +63,7 @@ pub enum Lifetime {
 /// The unprivileged account the server runs as when we are root.
 #[derive(Debug, Clone)]
 struct RunAs {
+    name: String,
     uid: u32,
     gid: u32,
 }
@@ -213,10 +214,7 @@ impl Cluster {
         match &self.run_as {
             // The watchdog itself stays root so it can remove root-created parents; only the
             // stop runs as the server's user.
-            Some(_) => script.push_str(&format!(
-                "su -s /bin/sh {} -c \"{stop}\"; ",
-                self.user_name()
-            )),
+            Some(user) => script.push_str(&format!("su -s /bin/sh {} -c \"{stop}\"; ", user.name)),
             None => script.push_str(&format!("{stop}; ")),
         }
         script.push_str(&format!("rm -rf '{}'", self.socket_dir.display()));
@@ -241,10 +239,6 @@ impl Cluster {
             .write_all(b"\n")
             .map_err(io_err("talking to the PostgreSQL watchdog"))?;
         Ok((child, stdin))
-    }
-
-    fn user_name(&self) -> String {
-        std::env::var("CHRONICLE_PG_USER").unwrap_or_else(|_| "postgres".into())
     }
 
     /// A command for one of the PostgreSQL binaries, run as the unprivileged user when needed.
@@ -344,5 +338,5 @@ fn unprivileged_user() -> Result<Option<RunAs>, Error> {
     if uid == 0 {
         return Err(Error::NoUnprivilegedUser(name));
     }
-    Ok(Some(RunAs { uid, gid }))
+    Ok(Some(RunAs { name, uid, gid }))
 }
