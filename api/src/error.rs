@@ -3,8 +3,12 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
+};
 use async_graphql::{Response, ServerError};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 
 /// Every error code a client can see, as documented in SPEC §8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,12 +132,24 @@ impl ExtensionFactory for ErrorCodes {
 #[async_trait::async_trait]
 impl Extension for ErrorCodes {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            assign_code(error);
-        }
-        response
+        assign_codes(next.run(ctx).await)
     }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(assign_codes).boxed()
+    }
+}
+
+fn assign_codes(mut response: Response) -> Response {
+    for error in &mut response.errors {
+        assign_code(error);
+    }
+    response
 }
 
 fn assign_code(error: &mut ServerError) {

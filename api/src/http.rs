@@ -16,7 +16,7 @@ use crate::auth::{Auth, AuthError};
 use crate::error::ApiError;
 use crate::error::Code;
 use crate::graphql::ChronicleSchema;
-use crate::graphql::events::{self, Event, Pseudonymizer};
+use crate::graphql::events::{self, Pseudonymizer};
 use crate::graphql::ids;
 use crate::limits::Limits;
 use crate::request::{self, RequestContext};
@@ -175,8 +175,12 @@ fn refuse(http: &HttpRequest, status: StatusCode, code: Code, message: &str) -> 
 }
 
 fn bearer_token(http: &HttpRequest) -> Option<&str> {
-    let value = http.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+    bearer(http.headers().get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token of an `Authorization` value of the `Bearer` scheme.
+pub(crate) fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
@@ -270,12 +274,7 @@ pub async fn events_ndjson(
             let full = batch.len() == BATCH;
             let mut bytes = Vec::with_capacity(batch.len() * 700);
             for event in batch {
-                let event = Event::from(event);
-                let event = if pseudonymise {
-                    pseudonymizer.event(event)
-                } else {
-                    event
-                };
+                let event = pseudonymizer.present(event, pseudonymise);
                 serde_json::to_writer(&mut bytes, &event)
                     .map_err(actix_web::error::ErrorInternalServerError)?;
                 bytes.push(b'\n');

@@ -16,4 +16,5 @@ pub mod operator;
 pub mod request;
 pub mod secrets;
 pub mod startup;
+pub mod websocket;
 pub mod writes;

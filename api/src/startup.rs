@@ -15,7 +15,7 @@ use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
 use crate::secrets::shared_secret;
 use crate::writes::Writes;
-use crate::{health, http};
+use crate::{health, http, websocket};
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
@@ -61,8 +61,16 @@ impl Application {
                 .route("/events.ndjson", web::get().to(http::events_ndjson))
                 .service(
                     web::resource("/graphql")
-                        .guard(guard::Any(guard::Post()).or(guard::Get()))
-                        .to(http::graphql),
+                        .route(
+                            web::get()
+                                .guard(guard::fn_guard(asks_for_websocket))
+                                .to(websocket::graphql_ws),
+                        )
+                        .route(
+                            web::route()
+                                .guard(guard::Any(guard::Post()).or(guard::Get()))
+                                .to(http::graphql),
+                        ),
                 );
             match environment {
                 Environment::Development => app.route("/graphiql", web::get().to(graphiql)),
@@ -86,8 +94,22 @@ impl Application {
     }
 }
 
+/// An upgrade to WebSocket (subscriptions) rather than a GraphQL-over-HTTP request.
+fn asks_for_websocket(ctx: &guard::GuardContext<'_>) -> bool {
+    ctx.head()
+        .headers()
+        .get(actix_web::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
 async fn graphiql() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(GraphiQLSource::build().endpoint("/graphql").finish())
+        .body(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql")
+                .finish(),
+        )
 }

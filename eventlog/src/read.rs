@@ -71,7 +71,9 @@ impl EventLog {
     /// because an older transaction is still open.
     pub async fn has_held_back_events(&self, after: Position) -> Result<bool, Error> {
         let held = sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, seq) > ($1, $2)) AS "held!""#,
+            r#"SELECT EXISTS (SELECT 1 FROM events
+                              WHERE (tx_id, seq) > ($1, $2) AND tx_id >= events_read_horizon())
+                      AS "held!""#,
             after.tx_id(),
             after.seq()
         )

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::{CHANNEL, Error, EventLog, Position, RecordedEvent};
+use crate::{CHANNEL, Error, EventFilter, EventLog, Position, RecordedEvent};
 
 /// How long a tail waits for a notification before looking anyway.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -17,10 +17,14 @@ const HELD_BACK_RETRY: Duration = Duration::from_millis(10);
 const BATCH: usize = 512;
 
 /// Reads the log from a position onwards: first what is there, then each new event as it is
-/// appended on any node. Every event is returned exactly once, in log order.
+/// appended on any node. Every event is returned exactly once, in log order. History and live
+/// events come from the same reads below the read horizon, so there is no seam between them
+/// where an event could be skipped or repeated.
 pub struct Tail {
     log: EventLog,
     after: Position,
+    /// Only events matching this, if set.
+    filter: Option<EventFilter>,
     buffer: VecDeque<RecordedEvent>,
     wake: watch::Receiver<u64>,
     poll_interval: Duration,
@@ -32,6 +36,7 @@ impl EventLog {
         Tail {
             log: self.clone(),
             after,
+            filter: None,
             buffer: VecDeque::new(),
             wake: self.inner.wake.subscribe(),
             poll_interval: POLL_INTERVAL,
@@ -43,6 +48,16 @@ impl Tail {
     /// Sets how long to wait without a notification before polling (the fallback).
     pub fn with_poll_interval(mut self, interval: Duration) -> Tail {
         self.poll_interval = interval;
+        self
+    }
+
+    /// Returns only the events matching `filter` (read with it, not filtered here). A filter's
+    /// `up_to` is ignored: a tail never ends.
+    pub fn with_filter(mut self, filter: EventFilter) -> Tail {
+        self.filter = Some(EventFilter {
+            up_to: None,
+            ..filter
+        });
         self
     }
 
@@ -61,7 +76,7 @@ impl Tail {
             }
             // Mark notifications seen *before* reading, so one arriving during the read wakes us.
             self.wake.borrow_and_update();
-            let batch = self.log.read_all(self.after, BATCH).await?;
+            let batch = self.read().await?;
             if !batch.is_empty() {
                 self.buffer.extend(batch);
                 continue;
@@ -91,13 +106,24 @@ impl Tail {
     /// The next event if one is readable now, without waiting.
     pub async fn try_next(&mut self) -> Result<Option<RecordedEvent>, Error> {
         if self.buffer.is_empty() {
-            self.buffer
-                .extend(self.log.read_all(self.after, BATCH).await?);
+            let batch = self.read().await?;
+            self.buffer.extend(batch);
         }
         Ok(self
             .buffer
             .pop_front()
             .inspect(|event| self.after = event.position))
+    }
+
+    async fn read(&self) -> Result<Vec<RecordedEvent>, Error> {
+        match &self.filter {
+            None => self.log.read_all(self.after, BATCH).await,
+            Some(filter) => {
+                self.log
+                    .read_filtered(filter, Some(self.after), false, BATCH)
+                    .await
+            }
+        }
     }
 }
 

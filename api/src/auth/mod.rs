@@ -109,6 +109,9 @@ pub struct Principal {
     pub user_id: Uuid,
     /// The session (refresh-token family) the access token belongs to.
     pub session_id: Uuid,
+    /// When the access token stops being accepted: long-lived connections (subscriptions)
+    /// close then.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Why authentication failed. Messages are safe to show to the client, except `Internal`'s
@@ -286,6 +289,7 @@ impl Auth {
         Ok(Principal {
             user_id: claims.sub,
             session_id: claims.sid,
+            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(DateTime::<Utc>::MIN_UTC),
         })
     }
 

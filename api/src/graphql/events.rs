@@ -108,6 +108,16 @@ impl Pseudonymizer {
         format!("{prefix}-{}", &digest[..16])
     }
 
+    /// The event as a reader sees it: with personal data replaced when `pseudonymise`.
+    pub fn present(&self, event: RecordedEvent, pseudonymise: bool) -> Event {
+        let event = Event::from(event);
+        if pseudonymise {
+            self.event(event)
+        } else {
+            event
+        }
+    }
+
     /// The event with personal data replaced.
     pub fn event(&self, mut event: Event) -> Event {
         let renamed_user = event.event_type == "UserRenamed";

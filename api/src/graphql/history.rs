@@ -43,21 +43,48 @@ pub async fn item(
     as_of: AsOfInput,
 ) -> async_graphql::Result<Item> {
     let log = ctx.data::<EventLog>()?;
-    let loaded = log
-        .load_as_of::<ItemState>(id, as_of.parse()?)
-        .await
-        .map_err(ApiError::from)?;
-    let state = &loaded.state;
     let not_found = || ApiError::NotFound("item");
-    let workspace_id = state.workspace_id().ok_or_else(not_found)?.as_uuid();
+    let (workspace_id, item) = fold_item(log, id, as_of.parse()?)
+        .await?
+        .ok_or_else(not_found)?;
     queries::member_role(pool(ctx)?, workspace_id, reader)
         .await
         .map_err(ApiError::from)?
         .ok_or_else(not_found)?;
+    Ok(item)
+}
+
+/// The item as it was at `as_of`, folded from its events, with its workspace; `None` before
+/// it was created. Says nothing about who may see it.
+pub async fn fold_item(
+    log: &EventLog,
+    id: Uuid,
+    as_of: AsOf,
+) -> Result<Option<(Uuid, Item)>, ApiError> {
+    let loaded = log.load_as_of::<ItemState>(id, as_of).await?;
+    let state = &loaded.state;
+    let (
+        Some(workspace_id),
+        Some(title),
+        Some(status),
+        Some(author),
+        Some(created_at),
+        Some(updated_at),
+    ) = (
+        state.workspace_id(),
+        state.title(),
+        state.status(),
+        state.author(),
+        state.created_at(),
+        loaded.updated_at,
+    )
+    else {
+        return Ok(None);
+    };
     let row = ItemRow {
         id,
-        workspace_id,
-        title: state.title().ok_or_else(not_found)?.as_str().to_string(),
+        workspace_id: workspace_id.as_uuid(),
+        title: title.as_str().to_string(),
         body: state
             .body()
             .map(|b| b.as_str().to_string())
@@ -66,13 +93,16 @@ pub async fn item(
             .tags()
             .map(|t| t.iter().map(|tag| tag.as_str().to_string()).collect())
             .unwrap_or_default(),
-        status: state.status().ok_or_else(not_found)?.as_str().to_string(),
-        author_id: state.author().ok_or_else(not_found)?.as_uuid(),
-        created_at: state.created_at().ok_or_else(not_found)?,
-        updated_at: loaded.updated_at.ok_or_else(not_found)?,
+        status: status.as_str().to_string(),
+        author_id: author.as_uuid(),
+        created_at,
+        updated_at,
         version: loaded.version as i64,
     };
-    Ok(Item::historical(row, state.is_deleted()))
+    Ok(Some((
+        workspace_id.as_uuid(),
+        Item::historical(row, state.is_deleted()),
+    )))
 }
 
 /// The workspace as of `as_of`; `NOT_FOUND` before it was created or for non-members.

@@ -8,9 +8,10 @@ pub(crate) mod ids;
 mod mutation;
 mod pagination;
 pub(crate) mod query;
+mod subscription;
 mod types;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 
 use crate::auth::Auth;
 use crate::config::Environment;
@@ -20,12 +21,13 @@ use crate::writes::Writes;
 
 pub use mutation::Mutation;
 pub use query::Query;
+pub use subscription::Subscription;
 
 /// Chronicle's GraphQL schema.
-pub type ChronicleSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type ChronicleSchema = Schema<Query, Mutation, Subscription>;
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation::default(), EmptySubscription).extension(ErrorCodes)
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation::default(), Subscription).extension(ErrorCodes)
 }
 
 /// Builds the schema served at `/graphql`, with the query-level abuse limits. Introspection

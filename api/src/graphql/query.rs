@@ -425,14 +425,7 @@ impl Query {
         Ok(page.connection(
             rows,
             |event| encode_cursor(&event.position.to_string()),
-            |event| {
-                let event = Event::from(event);
-                if pseudonymise {
-                    pseudonymizer.event(event)
-                } else {
-                    event
-                }
-            },
+            |event| pseudonymizer.present(event, pseudonymise),
         ))
     }
 

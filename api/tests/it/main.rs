@@ -13,6 +13,7 @@ mod items;
 mod limits;
 mod read_models;
 mod schema;
+mod subscriptions;
 mod workspaces;
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use pgcluster::TestDatabase;
 use serde_json::{Value, json};
 
 /// A running server on a random port, on its own migrated database.
+#[derive(Clone)]
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
@@ -43,13 +45,21 @@ impl TestApp {
 
     /// Another node on the same database whose clock runs `ahead` of the real one.
     pub async fn spawn_in_future(db: &Arc<TestDatabase>, ahead: chrono::Duration) -> TestApp {
+        Self::spawn_configured(db, |config| config.clock_offset = ahead).await
+    }
+
+    /// A node on `db` with the default test configuration changed by `configure`.
+    pub async fn spawn_configured(
+        db: &Arc<TestDatabase>,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let mut config = Config::from_lookup(|name| match name {
             "CHRONICLE_HOST" => Some("127.0.0.1".into()),
             "CHRONICLE_PORT" => Some("0".into()),
             _ => None,
         })
         .unwrap();
-        config.clock_offset = ahead;
+        configure(&mut config);
         let app = Application::build(&config, db.pool().clone())
             .await
             .unwrap();
