@@ -34,6 +34,20 @@ pub enum Command {
     /// The event log, for analysts and operators.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// The read side: where each asynchronous projection stands, and rebuilding them.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Every projection's position and how many events it is behind the log.
+    Status,
+    /// Rebuild a projection from position 0 beside the live copy, then switch to it; readers
+    /// keep the live copy until the switch. `search` rebuilds this machine's index (in
+    /// CHRONICLE_SEARCH_DIR; run it on each node), `activity` the shared activity table,
+    /// `inline` the read models written with each append (writers wait while it runs).
+    Rebuild { name: operator::ProjectionName },
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,18 +142,30 @@ impl Cli {
                     Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
                     None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
                 };
-                let started = std::time::Instant::now();
-                let progress = |done: u64, total: u64| {
-                    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                    let eta = (total - done) as f64 / rate.max(1.0);
-                    eprint!("\r{done}/{total} events, {rate:.0}/s, ETA {eta:.0} s   ");
-                };
-                let (written, last) =
-                    operator::export_events(&log, &mut sink, format, after, workspace, progress)
-                        .await?;
+                let progress = operator::ProgressLine::start();
+                let (written, last) = operator::export_events(
+                    &log,
+                    &mut sink,
+                    format,
+                    after,
+                    workspace,
+                    |done, total| progress.show(done, total),
+                )
+                .await?;
                 let resume =
                     last.map_or_else(|| "(nothing written)".to_string(), |p| p.to_string());
                 eprintln!("\nexported {written} events; resume with --after {resume}");
+                Ok(())
+            }
+            Command::Projections(ProjectionsCommand::Status) => {
+                let log = EventLog::new(database.pool.clone());
+                print!("{}", operator::projection_status(&log).await?);
+                Ok(())
+            }
+            Command::Projections(ProjectionsCommand::Rebuild { name }) => {
+                let log = EventLog::new(database.pool.clone());
+                let applied = operator::rebuild(&log, name, &config.search_dir).await?;
+                eprintln!("\nrebuilt {name}: {applied} events replayed");
                 Ok(())
             }
             Command::Serve => {

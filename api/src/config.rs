@@ -36,6 +36,14 @@ pub struct Config {
     /// Tokens and login throttling; `CHRONICLE_JWT_SECRET` (default: a secret kept in the
     /// database, shared by every node on it).
     pub auth: AuthSettings,
+    /// `CHRONICLE_SEARCH_DIR`: this node's search index (default `search` in `data_dir`).
+    pub search_dir: PathBuf,
+    /// `CHRONICLE_NODE_NAME`: this node's name in `chronicle projections status` (default
+    /// the host name and port).
+    pub node_name: Option<String>,
+    /// `CHRONICLE_MAX_PROJECTION_LAG`: `/readyz` says not ready when a projection is more
+    /// than this many events behind the log (default 10,000).
+    pub max_projection_lag: u64,
 }
 
 /// A setting that could not be understood.
@@ -80,11 +88,21 @@ impl Config {
                 });
             }
         };
+        let data_dir = lookup("CHRONICLE_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_data_dir);
         Ok(Config {
             database_url: lookup("DATABASE_URL"),
-            data_dir: lookup("CHRONICLE_DATA_DIR")
+            search_dir: lookup("CHRONICLE_SEARCH_DIR")
                 .map(PathBuf::from)
-                .unwrap_or_else(default_data_dir),
+                .unwrap_or_else(|| data_dir.join("search")),
+            data_dir,
+            node_name: lookup("CHRONICLE_NODE_NAME"),
+            max_projection_lag: parse(
+                "CHRONICLE_MAX_PROJECTION_LAG",
+                lookup("CHRONICLE_MAX_PROJECTION_LAG"),
+                10_000,
+            )?,
             host: parse(
                 "CHRONICLE_HOST",
                 lookup("CHRONICLE_HOST"),
@@ -159,6 +177,9 @@ impl std::fmt::Debug for Config {
                 &self.database_url.as_deref().map(mask_password),
             )
             .field("data_dir", &self.data_dir)
+            .field("search_dir", &self.search_dir)
+            .field("node_name", &self.node_name)
+            .field("max_projection_lag", &self.max_projection_lag)
             .field("host", &self.host)
             .field("port", &self.port)
             .field("environment", &self.environment)

@@ -67,6 +67,8 @@ pub enum ApiError {
     Domain(#[from] domain::DomainError),
     #[error(transparent)]
     Log(#[from] eventlog::Error),
+    #[error(transparent)]
+    Search(#[from] search::Error),
     /// Something unexpected; the client sees only `INTERNAL`.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -108,9 +110,13 @@ impl ApiError {
                 Code::Conflict,
                 "someone else changed this first; reload and try again".into(),
             ),
-            ApiError::Log(_) | ApiError::ReadModel(_) | ApiError::Internal(_) => {
-                (Code::Internal, "internal error".into())
-            }
+            ApiError::Search(
+                err @ (search::Error::InvalidCursor(_) | search::Error::InvalidInput(_)),
+            ) => (Code::BadUserInput, err.to_string()),
+            ApiError::Log(_)
+            | ApiError::ReadModel(_)
+            | ApiError::Search(_)
+            | ApiError::Internal(_) => (Code::Internal, "internal error".into()),
         }
     }
 }

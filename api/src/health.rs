@@ -1,5 +1,5 @@
 //! `/healthz` (the process answers) and `/readyz` (it can do its job: database reachable,
-//! migrations applied, log readers not stalled).
+//! migrations applied, log readers not stalled, projections not far behind the log).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -7,6 +7,8 @@ use std::time::Duration;
 use actix_web::{HttpResponse, get, web};
 use eventlog::EventLog;
 use serde_json::json;
+
+use crate::read_side::ReadSide;
 
 /// A write transaction open longer than this holds every log reader back: not ready.
 const MAX_READER_STALL: Duration = Duration::from_secs(30);
@@ -17,10 +19,17 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// What `/readyz` checks besides the database.
+pub struct Readiness {
+    pub read_side: ReadSide,
+    /// A projection further behind the log than this many events: not ready.
+    pub max_projection_lag: u64,
+}
+
 /// Readiness, with the result of each check.
 #[get("/readyz")]
-pub async fn readyz(log: web::Data<EventLog>) -> HttpResponse {
-    let checks = tokio::time::timeout(Duration::from_secs(3), check(&log))
+pub async fn readyz(log: web::Data<EventLog>, readiness: web::Data<Readiness>) -> HttpResponse {
+    let checks = tokio::time::timeout(Duration::from_secs(3), check(&log, &readiness))
         .await
         .unwrap_or_else(|_| Err("database did not answer within 3 s".into()));
     match checks {
@@ -30,7 +39,7 @@ pub async fn readyz(log: web::Data<EventLog>) -> HttpResponse {
     }
 }
 
-async fn check(log: &EventLog) -> Result<serde_json::Value, String> {
+async fn check(log: &EventLog, readiness: &Readiness) -> Result<serde_json::Value, String> {
     // The migrations table is sqlx's own, so it is read with an unchecked query.
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
@@ -60,5 +69,28 @@ async fn check(log: &EventLog) -> Result<serde_json::Value, String> {
             "a write transaction has been open for {stall_secs:.0} s and holds log readers back"
         ));
     }
-    Ok(json!({ "database": "ok", "migrations": "ok", "oldest_write_transaction_secs": stall_secs }))
+    let max_lag = readiness.max_projection_lag;
+    let lags = readiness
+        .read_side
+        .lags(max_lag.saturating_add(1))
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "readiness: projection lag check failed");
+            "database unreachable".to_string()
+        })?;
+    if let Some((name, lag)) = lags.iter().find(|(_, lag)| *lag > max_lag) {
+        return Err(format!(
+            "projection {name} is more than {max_lag} events behind the log ({lag}+)"
+        ));
+    }
+    let lags: serde_json::Map<String, serde_json::Value> = lags
+        .into_iter()
+        .map(|(name, lag)| (name.to_string(), lag.into()))
+        .collect();
+    Ok(json!({
+        "database": "ok",
+        "migrations": "ok",
+        "oldest_write_transaction_secs": stall_secs,
+        "projection_lag_events": lags,
+    }))
 }

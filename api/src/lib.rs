@@ -13,6 +13,7 @@ pub mod health;
 pub mod http;
 pub mod limits;
 pub mod operator;
+pub mod read_side;
 pub mod request;
 pub mod secrets;
 pub mod startup;

@@ -161,3 +161,90 @@ fn csv_field(text: &str) -> String {
         text.to_string()
     }
 }
+
+/// A progress line on stderr: done/total, rate and time left, rewritten in place.
+pub struct ProgressLine {
+    started: std::time::Instant,
+}
+
+impl ProgressLine {
+    pub fn start() -> ProgressLine {
+        ProgressLine {
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn show(&self, done: u64, total: u64) {
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        let eta = total.saturating_sub(done) as f64 / rate.max(1.0);
+        eprint!("\r{done}/{total} events, {rate:.0}/s, ETA {eta:.0} s   ");
+    }
+}
+
+/// The projections `chronicle projections rebuild` knows.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProjectionName {
+    Search,
+    Activity,
+    Inline,
+}
+
+impl std::fmt::Display for ProjectionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProjectionName::Search => projections::search_index::NAME,
+            ProjectionName::Activity => projections::activity::NAME,
+            ProjectionName::Inline => "inline",
+        })
+    }
+}
+
+/// `chronicle projections status`: a table of every projection's position and lag.
+pub async fn projection_status(log: &EventLog) -> anyhow::Result<String> {
+    let standings = projections::runner::standings(log).await?;
+    let mut table = format!(
+        "{:<10} {:<28} {:<34} {:>10}  {}\n",
+        "PROJECTION", "NODE", "POSITION", "LAG", "UPDATED"
+    );
+    table.push_str(&format!(
+        "{:<10} {:<28} {:<34} {:>10}  {}\n",
+        "inline", "(every node)", "(with each append)", 0, "-"
+    ));
+    for standing in standings {
+        let node = if standing.node.is_empty() {
+            "(leader)"
+        } else {
+            &standing.node
+        };
+        table.push_str(&format!(
+            "{:<10} {:<28} {:<34} {:>10}  {}\n",
+            standing.name,
+            node,
+            standing.position.to_string(),
+            standing.lag,
+            standing.updated_at.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
+    Ok(table)
+}
+
+/// `chronicle projections rebuild NAME`, with a progress line. Returns the events replayed.
+pub async fn rebuild(
+    log: &EventLog,
+    name: ProjectionName,
+    search_dir: &std::path::Path,
+) -> anyhow::Result<u64> {
+    let total = log.count_after(None, None).await?;
+    let progress = ProgressLine::start();
+    let show = |done: u64| progress.show(done, total.max(done));
+    let replayed = match name {
+        ProjectionName::Search => projections::search_index::rebuild(log, search_dir, show).await?,
+        ProjectionName::Activity => projections::activity::rebuild(log, show).await?,
+        ProjectionName::Inline => {
+            let replayed = projections::inline::rebuild(log).await?;
+            show(replayed);
+            replayed
+        }
+    };
+    Ok(replayed)
+}

@@ -13,6 +13,7 @@ use crate::auth::Auth;
 use crate::config::{Config, Environment};
 use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
+use crate::read_side::ReadSide;
 use crate::secrets::shared_secret;
 use crate::writes::Writes;
 use crate::{health, http, websocket};
@@ -33,10 +34,16 @@ impl Application {
         let log = EventLog::with_upcaster(pool.clone(), domain::upcast::upcast);
         let auth = Auth::new(pool.clone(), config.auth.clone()).await?;
         let pseudonymizer = Pseudonymizer::new(shared_secret(&pool, "pseudonyms").await?);
+        let node = config
+            .node_name
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", host_name(), address.port()));
+        let read_side = ReadSide::start(&log, &config.search_dir, node)?;
         let schema = build_schema(
             Writes::with_clock_offset(log.clone(), config.clock_offset),
             auth.clone(),
             pseudonymizer.clone(),
+            read_side.clone(),
             config.environment,
             &config.limits,
         );
@@ -47,6 +54,10 @@ impl Application {
             web::Data::new(config.limits),
         );
         let pseudonymizer = web::Data::new(pseudonymizer);
+        let readiness = web::Data::new(health::Readiness {
+            read_side,
+            max_projection_lag: config.max_projection_lag,
+        });
         let environment = config.environment;
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -55,6 +66,7 @@ impl Application {
                 .app_data(pseudonymizer.clone())
                 .app_data(schema.clone())
                 .app_data(limits.clone())
+                .app_data(readiness.clone())
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
                 .service(health::healthz)
                 .service(health::readyz)
@@ -92,6 +104,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The machine's name, for naming this node.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// An upgrade to WebSocket (subscriptions) rather than a GraphQL-over-HTTP request.

@@ -19,15 +19,19 @@ impl Position {
     /// Before the first event: reading after it reads the whole log.
     pub const START: Position = Position { tx_id: 0, seq: 0 };
 
-    pub(crate) fn new(tx_id: i64, seq: i64) -> Position {
+    /// The position stored as `(tx_id, seq)` (as the `events` table and projection
+    /// checkpoints store it).
+    pub fn new(tx_id: i64, seq: i64) -> Position {
         Position { tx_id, seq }
     }
 
-    pub(crate) fn tx_id(self) -> i64 {
+    /// The appending transaction's id.
+    pub fn tx_id(self) -> i64 {
         self.tx_id
     }
 
-    pub(crate) fn seq(self) -> i64 {
+    /// The event's sequence number within its transaction.
+    pub fn seq(self) -> i64 {
         self.seq
     }
 }

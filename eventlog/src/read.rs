@@ -166,6 +166,31 @@ impl EventLog {
     }
 }
 
+impl EventLog {
+    /// Every event of a transaction that `snapshot` (a `pg_snapshot` in its text form, as
+    /// `pg_current_snapshot()` gave it) does not see, ordered by stream and version: what
+    /// committed after a replay took that snapshot. Read on the caller's connection.
+    pub async fn read_invisible_to_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        snapshot: &str,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let rows = sqlx::query_as!(
+            EventRow,
+            r#"SELECT tx_id, seq, event_id, stream_type, stream_id, stream_version, workspace_id,
+                      event_type, schema_version, payload, metadata, recorded_at
+               FROM events
+               WHERE tx_id >= pg_snapshot_xmin($1::text::pg_snapshot)::text::bigint
+                 AND NOT pg_visible_in_snapshot(tx_id::text::xid8, $1::text::pg_snapshot)
+               ORDER BY stream_id, stream_version"#,
+            snapshot
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.into_iter().map(|row| self.decode(row)).collect()
+    }
+}
+
 /// Which events a filtered read returns. Every condition set must hold.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -261,6 +286,20 @@ impl EventLog {
 }
 
 impl EventLog {
+    /// How many events follow `after`, counting no further than `cap`: a cheap lag check.
+    pub async fn count_after_capped(&self, after: Position, cap: u64) -> Result<u64, Error> {
+        let count = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM (
+                   SELECT 1 FROM events WHERE (tx_id, seq) > ($1, $2) LIMIT $3) AS behind"#,
+            after.tx_id(),
+            after.seq(),
+            i64::try_from(cap).unwrap_or(i64::MAX)
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(count as u64)
+    }
+
     /// How many events follow `after` (in one workspace, if given): for progress reports.
     pub async fn count_after(
         &self,

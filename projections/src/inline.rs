@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use domain::{Aggregate, Item, ItemEvent, Tags, User, UserEvent, Workspace, WorkspaceEvent};
 use eventlog::aggregates::decode;
 use eventlog::{EventLog, RecordedEvent};
-use sqlx::PgConnection;
+use sqlx::{Acquire, Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::Error;
@@ -359,46 +359,107 @@ async fn apply_item(
     Ok(())
 }
 
-/// Replays the whole log into the inline read models, in one transaction, and returns the
-/// number of events applied. Readers keep seeing the old rows until it commits; writers wait:
-/// the exclusive lock is only granted once every transaction that wrote these tables has
-/// finished, so every event whose effect is in the tables is visible to the replay, and every
-/// later one applies its effect on top of the rebuilt rows after the commit.
+/// The inline read models, parents before children.
+const TABLES: [&str; 5] = ["users", "workspaces", "members", "invites", "items"];
+/// Events read per query while rebuilding.
+const REBUILD_BATCH: usize = 2_000;
+
+/// Rebuilds the inline read models from the log beside the live tables, then replaces the
+/// live rows with the rebuilt ones in one transaction; returns the number of events applied.
+///
+/// 1. Empty copies of the tables are made in the schema `projection_rebuild` (the same SQL
+///    writes them: [`apply`] names its tables unqualified, resolved through `search_path`).
+/// 2. The log as one snapshot sees it is replayed into the copies — by stream type (users and
+///    workspaces before what refers to them), each stream in version order — while writers and
+///    readers carry on with the live tables.
+/// 3. The swap: the live tables are locked against writers (readers go on reading), the events
+///    that committed after the snapshot are applied to the copies, and the live rows are
+///    replaced by the copies' rows. Readers see the old rows until the commit, the rebuilt
+///    ones after it; writers wait only for this last step.
 #[tracing::instrument(skip_all)]
 pub async fn rebuild(log: &EventLog) -> Result<u64, Error> {
-    const BATCH: usize = 2_000;
-    let mut tx = log.pool().begin().await?;
-    sqlx::raw_sql(
-        "LOCK TABLE users, workspaces, members, invites, items IN EXCLUSIVE MODE;
-         DELETE FROM items; DELETE FROM invites; DELETE FROM members; DELETE FROM workspaces;
-         DELETE FROM users;",
-    )
-    .execute(&mut *tx)
-    .await?;
+    let mut conn = log.pool().acquire().await?;
+    let mut setup = String::from("CREATE SCHEMA IF NOT EXISTS projection_rebuild;");
+    for table in TABLES {
+        setup.push_str(&format!(
+            "DROP TABLE IF EXISTS projection_rebuild.{table};
+             CREATE TABLE projection_rebuild.{table} (LIKE public.{table} INCLUDING ALL);"
+        ));
+    }
+    // The statements are built from the constant table names above.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
+        .execute(&mut *conn)
+        .await?;
+
+    let mut tx = conn
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await?;
+    sqlx::raw_sql("SET LOCAL search_path = projection_rebuild, public")
+        .execute(&mut *tx)
+        .await?;
+    let snapshot: String = sqlx::query_scalar!(r#"SELECT pg_current_snapshot()::text AS "s!""#)
+        .fetch_one(&mut *tx)
+        .await?;
     let mut applied = 0;
-    // Users and workspaces first: later tables refer to them. Within a stream, version order.
     for stream_type in [User::STREAM_TYPE, Workspace::STREAM_TYPE, Item::STREAM_TYPE] {
         let mut after = None;
         loop {
             let batch = log
-                .read_streams_of_type_in(&mut tx, stream_type, after, BATCH)
+                .read_streams_of_type_in(&mut tx, stream_type, after, REBUILD_BATCH)
                 .await?;
             let Some(last) = batch.last() else { break };
             after = Some((last.stream_id, last.stream_version));
-            for recorded in &batch {
-                if let Some(event) = AnyEvent::decode(recorded)? {
-                    let envelope = Envelope {
-                        stream_id: recorded.stream_id,
-                        stream_version: recorded.stream_version,
-                        recorded_at: recorded.recorded_at,
-                        event: &event,
-                    };
-                    apply(&mut tx, envelope).await?;
-                    applied += 1;
-                }
-            }
+            applied += replay(&mut tx, &batch).await?;
         }
     }
     tx.commit().await?;
+
+    let mut tx = conn.begin().await?;
+    let live = TABLES.map(|t| format!("public.{t}")).join(", ");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {live} IN EXCLUSIVE MODE; SET LOCAL search_path = projection_rebuild, public;"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    let mut late = log.read_invisible_to_in(&mut tx, &snapshot).await?;
+    let rank = |stream_type: &str| match stream_type {
+        User::STREAM_TYPE => 0,
+        Workspace::STREAM_TYPE => 1,
+        _ => 2,
+    };
+    late.sort_by_key(|e| rank(&e.stream_type));
+    applied += replay(&mut tx, &late).await?;
+    let mut swap = String::new();
+    for table in TABLES.iter().rev() {
+        swap.push_str(&format!("DELETE FROM public.{table};"));
+    }
+    for table in TABLES {
+        swap.push_str(&format!(
+            "INSERT INTO public.{table} SELECT * FROM projection_rebuild.{table};
+             DROP TABLE projection_rebuild.{table};"
+        ));
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(swap))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Applies recorded events to the read models on `conn`; returns how many it applied.
+async fn replay(conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<u64, Error> {
+    let mut applied = 0;
+    for recorded in events {
+        if let Some(event) = AnyEvent::decode(recorded)? {
+            let envelope = Envelope {
+                stream_id: recorded.stream_id,
+                stream_version: recorded.stream_version,
+                recorded_at: recorded.recorded_at,
+                event: &event,
+            };
+            apply(conn, envelope).await?;
+            applied += 1;
+        }
+    }
     Ok(applied)
 }

@@ -231,6 +231,25 @@ pub async fn item(db: &PgPool, id: Uuid, reader: Uuid) -> Result<Option<ItemRow>
     .await?)
 }
 
+/// The items of one workspace among `ids` (in no particular order): search hits, read back
+/// from the read model (the caller has checked membership).
+pub async fn items_by_ids(
+    db: &PgPool,
+    workspace_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<ItemRow>, Error> {
+    Ok(sqlx::query_as!(
+        ItemRow,
+        r#"SELECT id, workspace_id, title, body, tags, status, author_id, created_at, updated_at,
+                  version
+           FROM items WHERE workspace_id = $1 AND id = ANY($2)"#,
+        workspace_id,
+        ids
+    )
+    .fetch_all(db)
+    .await?)
+}
+
 /// One page of a workspace's items (the caller has checked membership).
 macro_rules! items_page {
     ($db:expr, $column:literal, $cmp:literal, $dir:literal, $key_type:literal,
@@ -443,4 +462,31 @@ pub async fn users_by_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<UserRow>, Err
     )
     .fetch_all(db)
     .await?)
+}
+
+/// A workspace's activity counts (`activity` projection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityRow {
+    pub events: i64,
+    pub items_created: i64,
+    pub items_deleted: i64,
+    pub last_event_at: Option<DateTime<Utc>>,
+}
+
+/// The activity counts of a workspace (zero if the projection has seen none of its events).
+pub async fn activity(db: &PgPool, workspace_id: Uuid) -> Result<ActivityRow, Error> {
+    let row = sqlx::query_as!(
+        ActivityRow,
+        r#"SELECT events, items_created, items_deleted, last_event_at AS "last_event_at?"
+           FROM workspace_activity WHERE workspace_id = $1"#,
+        workspace_id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.unwrap_or(ActivityRow {
+        events: 0,
+        items_created: 0,
+        items_deleted: 0,
+        last_event_at: None,
+    }))
 }

@@ -8,6 +8,7 @@ pub(crate) mod ids;
 mod mutation;
 mod pagination;
 pub(crate) mod query;
+mod search;
 mod subscription;
 mod types;
 
@@ -17,6 +18,7 @@ use crate::auth::Auth;
 use crate::config::Environment;
 use crate::error::ErrorCodes;
 use crate::limits::{AliasLimit, Limits};
+use crate::read_side::ReadSide;
 use crate::writes::Writes;
 
 pub use mutation::Mutation;
@@ -36,6 +38,7 @@ pub fn build_schema(
     writes: Writes,
     auth: Auth,
     pseudonymizer: events::Pseudonymizer,
+    read_side: ReadSide,
     environment: Environment,
     limits: &Limits,
 ) -> ChronicleSchema {
@@ -47,6 +50,7 @@ pub fn build_schema(
         .data(writes)
         .data(auth)
         .data(pseudonymizer)
+        .data(read_side)
         .data(*limits);
     match environment {
         Environment::Development => builder.finish(),

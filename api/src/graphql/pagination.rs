@@ -33,6 +33,11 @@ impl<'a> Page<'a> {
         Ok(Page { first, after })
     }
 
+    /// How many the page holds.
+    pub fn size(&self) -> usize {
+        self.first
+    }
+
     /// The decoded `after` cursor.
     pub fn after<T: DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
         self.after

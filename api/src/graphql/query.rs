@@ -12,6 +12,7 @@ use super::events::{self, Event, EventsFilter, Pseudonymizer};
 use super::history::{self, AsOfInput};
 use super::ids::{Kind, decode};
 use super::pagination::{Page, encode_cursor};
+use super::search::{self, SearchConnection, SearchFilter, SearchOrder, SearchRequest};
 use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool};
 use crate::error::ApiError;
 use crate::limits::Limits;
@@ -266,6 +267,40 @@ impl Query {
             .await
             .map_err(ApiError::from)?;
         Ok(Item::from(row.ok_or(ApiError::NotFound("item"))?))
+    }
+
+    /// Full-text search of a workspace's items (members only): every word must match the
+    /// title, the body or a tag, tolerating typos (one for words of 5+ letters, two for 9+);
+    /// the last word also matches as a prefix. The query is plain words, never a query
+    /// language. Answered by this node's search index, which follows the log: pass
+    /// `minPosition` to wait until it reflects a write.
+    // Each GraphQL argument is a parameter here.
+    #[allow(clippy::too_many_arguments)]
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Answer only once the search index reflects the given log position (a consistency token a mutation returned)."
+        )]
+        min_position: Option<String>,
+        workspace_id: ID,
+        query: String,
+        filter: Option<SearchFilter>,
+        order_by: Option<SearchOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<SearchConnection> {
+        let user_id = caller(ctx)?;
+        let request = SearchRequest {
+            workspace_id,
+            query,
+            filter,
+            order_by,
+            first,
+            after,
+            min_position,
+        };
+        search::search(ctx, user_id, request).await
     }
 
     /// A workspace's items: filtered, sorted (newest first by default) and paginated.

@@ -113,6 +113,35 @@ impl Workspace {
     async fn id(&self) -> ID {
         encode(Kind::Workspace, self.0.id)
     }
+    /// Activity counts, kept by the asynchronous `activity` projection: they follow the log
+    /// by a moment, so pass a mutation's `position` as `minPosition` to wait for its effect.
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        min_position: Option<String>,
+    ) -> async_graphql::Result<WorkspaceActivity> {
+        if let Some(token) = min_position.as_deref() {
+            let position = super::events::position(token)?;
+            let wait = ctx.data::<crate::limits::Limits>()?.consistency_wait;
+            let read_side = ctx.data::<crate::read_side::ReadSide>()?;
+            if !read_side
+                .activity_reaches(position, wait)
+                .await
+                .map_err(ApiError::from)?
+            {
+                return Err(ApiError::NotYetConsistent.into());
+            }
+        }
+        let row = queries::activity(pool(ctx)?, self.0.id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(WorkspaceActivity {
+            events: row.events,
+            items_created: row.items_created,
+            items_deleted: row.items_deleted,
+            last_event_at: row.last_event_at,
+        })
+    }
     /// Display name.
     async fn name(&self) -> &str {
         &self.0.name
@@ -392,4 +421,15 @@ impl From<eventlog::VerifyReport> for AuditVerification {
             }),
         }
     }
+}
+
+/// How much has happened in a workspace.
+#[derive(SimpleObject)]
+pub struct WorkspaceActivity {
+    /// Events recorded in the workspace.
+    pub events: i64,
+    pub items_created: i64,
+    pub items_deleted: i64,
+    /// When the last one was recorded.
+    pub last_event_at: Option<DateTime<Utc>>,
 }

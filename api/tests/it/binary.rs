@@ -210,3 +210,71 @@ async fn events_export_writes_the_log_in_order_as_ndjson_or_csv_and_resumes() {
     let bad = chronicle(&url, &["events", "export", "--after", "garbage"]);
     assert!(!bad.status.success());
 }
+
+#[tokio::test]
+async fn projections_status_shows_lag_and_rebuilds_switch_under_a_running_node() {
+    let app = crate::TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    let ws = crate::workspaces::create_workspace(&app, &ana, "Acme").await;
+    let created = ana
+        .gql(
+            &app,
+            "mutation($w: ID!) { createItem(input: { workspaceId: $w, title: \"invoice\" }) { position } }",
+            serde_json::json!({ "w": ws }),
+        )
+        .await;
+    let position = created["data"]["createItem"]["position"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let search = "query($w: ID!, $min: String) { search(workspaceId: $w, query: \"invoice\", minPosition: $min) { totalCount } }";
+    let found = ana
+        .gql(
+            &app,
+            search,
+            serde_json::json!({ "w": ws, "min": position }),
+        )
+        .await;
+    assert_eq!(found["data"]["search"]["totalCount"], 1, "{found}");
+
+    let url = app.db.url();
+    let status = chronicle(&url, &["projections", "status"]);
+    assert!(status.status.success());
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        table.contains("search") && table.contains("activity"),
+        "{table}"
+    );
+
+    // The running node's index directory: the CLI builds a new generation beside it.
+    let search_dir = app.data_dir.path().join("search");
+    for name in ["activity", "search"] {
+        let rebuild = Command::new(env!("CARGO_BIN_EXE_chronicle"))
+            .args(["projections", "rebuild", name])
+            .env("DATABASE_URL", &url)
+            .env("CHRONICLE_SEARCH_DIR", &search_dir)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&rebuild.stderr);
+        assert!(rebuild.status.success(), "{stderr}");
+        assert!(stderr.contains(&format!("rebuilt {name}")), "{stderr}");
+    }
+    // The node switches to the rebuilt index at its next batch and answers as before.
+    let again = ana
+        .gql(
+            &app,
+            "mutation($w: ID!) { createItem(input: { workspaceId: $w, title: \"invoice two\" }) { position } }",
+            serde_json::json!({ "w": ws }),
+        )
+        .await;
+    let position = again["data"]["createItem"]["position"].clone();
+    let found = ana
+        .gql(
+            &app,
+            search,
+            serde_json::json!({ "w": ws, "min": position }),
+        )
+        .await;
+    assert_eq!(found["data"]["search"]["totalCount"], 2, "{found}");
+}

@@ -13,6 +13,7 @@ mod items;
 mod limits;
 mod read_models;
 mod schema;
+mod search;
 mod subscriptions;
 mod workspaces;
 
@@ -30,6 +31,8 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
     pub db: Arc<TestDatabase>,
+    /// This node's local state (its search index).
+    pub data_dir: Arc<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -59,6 +62,8 @@ impl TestApp {
             _ => None,
         })
         .unwrap();
+        let data_dir = Arc::new(tempfile::tempdir().unwrap());
+        config.search_dir = data_dir.path().join("search");
         configure(&mut config);
         let app = Application::build(&config, db.pool().clone())
             .await
@@ -69,6 +74,7 @@ impl TestApp {
             address,
             client: reqwest::Client::new(),
             db: db.clone(),
+            data_dir,
         }
     }
 

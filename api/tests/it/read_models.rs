@@ -87,3 +87,57 @@ async fn rebuilding_the_read_models_from_the_log_gives_identical_tables() {
     assert!(applied >= 15, "{applied}");
     assert_eq!(snapshot(&app).await, live);
 }
+
+#[tokio::test]
+async fn a_rebuild_beside_the_live_tables_keeps_readers_and_writers_going() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let create = "mutation($w: ID!, $t: String!) { createItem(input: { workspaceId: $w, title: $t }) { item { id } } }";
+    for n in 0..30 {
+        ana.gql(&app, create, json!({ "w": ws, "t": format!("before {n}") }))
+            .await;
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (app, ana, ws, done) = (app.clone(), ana.clone(), ws.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let response = ana
+                    .gql(&app, create, json!({ "w": ws, "t": format!("during {n}") }))
+                    .await;
+                assert!(response["errors"].is_null(), "{response}");
+                n += 1;
+            }
+            n
+        })
+    };
+    let reader = {
+        let (app, done) = (app.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut seen = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let count: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
+                    .fetch_one(app.db.pool())
+                    .await
+                    .unwrap();
+                assert!(count >= seen, "items went from {seen} to {count}");
+                seen = count;
+            }
+        })
+    };
+    let log = eventlog::EventLog::new(app.db.pool().clone());
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    projections::inline::rebuild(&log).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written_during = writer.await.unwrap();
+    reader.await.unwrap();
+    assert!(written_during > 0, "writers kept writing");
+
+    let after = snapshot(&app).await;
+    assert_eq!(after[4].as_array().unwrap().len(), 30 + written_during);
+    projections::inline::rebuild(&log).await.unwrap();
+    assert_eq!(snapshot(&app).await, after, "equal to a fresh rebuild");
+}
