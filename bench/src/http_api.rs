@@ -13,14 +13,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 use self::client::{Client, PAGE, Tenant};
 use crate::latency::{Latencies, millis};
 use crate::pgbench::Baseline;
 use crate::report::{self, Context};
-use crate::server::{Database, Server};
+use crate::server::{self, Server};
 
 /// Concurrent clients in every measurement.
 const CLIENTS: usize = 32;
@@ -64,8 +62,9 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     let database = server.create_database().await?;
     let baseline = Baseline::prepare(server, &database).await?;
     let context = Context::gather(server, &database).await?;
-    let pool = server_pool(&database).await?;
-    let client = start(pool.clone()).await?;
+    let pool = server::app_pool(&database).await?;
+    let state = tempfile::tempdir().context("creating the server's state directory")?;
+    let client = Client::new(server::start_app(pool.clone(), state.path()).await?)?;
 
     eprintln!("api: signing up {CLIENTS} users, each with a workspace");
     let own = tenants(&client).await?;
@@ -116,36 +115,6 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     report::write_section(&args.out, "api", &section)?;
     eprintln!("wrote the api section of {}", args.out.display());
     Ok(())
-}
-
-/// A pool like the one `chronicle` serves with (`api::database`): 64 connections, 10 s to get one.
-async fn server_pool(database: &Database) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(64)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(&database.url)
-        .await
-        .context("connecting the server's pool")
-}
-
-/// Starts the real server on a free local port (on `pool`, already migrated) and returns a client
-/// of it.
-async fn start(pool: PgPool) -> anyhow::Result<Client> {
-    let config = ::api::config::Config::from_lookup(|name| match name {
-        "CHRONICLE_HOST" => Some("127.0.0.1".into()),
-        "CHRONICLE_PORT" => Some("0".into()),
-        "CHRONICLE_ENV" => Some("production".into()),
-        _ => None,
-    })?;
-    eventlog::MIGRATOR
-        .run(&pool)
-        .await
-        .context("applying Chronicle's migrations")?;
-    let app = ::api::startup::Application::build(&config, pool).await?;
-    let client = Client::new(app.address())?;
-    // The server stops when the process exits.
-    tokio::spawn(app.run_until_stopped());
-    Ok(client)
 }
 
 /// Signs up one user per client, each with a workspace of their own.

@@ -7,12 +7,19 @@
 //!   a copy of the `events` table.
 //! - `api`: the real HTTP server: `createItem` throughput and latency at 32 concurrent clients
 //!   next to pgbench's raw insert TPS in the same run, and `items` (first 20) query throughput.
+//! - `export`: a workspace of 100,000 events read whole through `/events.ndjson` and through an
+//!   `events` subscription catching up over WebSocket, with the server's memory while it
+//!   streams, next to a raw `SELECT` of the same rows in the same run.
+//! - `search`: 1,000,000 generated items: a typo-tolerant, filtered search (index and GraphQL)
+//!   next to `ILIKE` on the same data, index build and projection rebuild rates.
 //!
 //! Run from the workspace root, in release mode:
 //!
 //! ```text
 //! cargo run --release -p bench -- append --seconds 10
 //! cargo run --release -p bench -- api --seconds 10
+//! cargo run --release -p bench -- export
+//! cargo run --release -p bench -- search
 //! ```
 //!
 //! With `DATABASE_URL` set, the benchmark creates (and afterwards drops) a fresh database on that
@@ -21,12 +28,15 @@
 //! replaces only its own section of `BENCHMARKS.md`.
 
 mod append;
+mod export;
+mod generate;
 mod http_api;
 mod latency;
 mod machine;
 mod pgbench;
 mod report;
 mod sample;
+mod search;
 mod server;
 
 use anyhow::Context;
@@ -47,6 +57,10 @@ enum Benchmark {
     Append(append::Args),
     /// createItem and items throughput over HTTP vs. raw PostgreSQL single-row inserts.
     Api(http_api::Args),
+    /// Reading a workspace's events in bulk (NDJSON, subscription) vs. a raw SELECT.
+    Export(export::Args),
+    /// Search on 1,000,000 items vs. ILIKE, index build and projection rebuild rates.
+    Search(search::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,6 +75,8 @@ fn main() -> anyhow::Result<()> {
         match cli.benchmark {
             Benchmark::Append(args) => append::run(&args, &server).await,
             Benchmark::Api(args) => http_api::run(&args, &server).await,
+            Benchmark::Export(args) => export::run(&args, &server).await,
+            Benchmark::Search(args) => search::run(&args, &server).await,
         }
     })
 }

@@ -1,8 +1,11 @@
-//! The PostgreSQL server the benchmarks run against, and the fresh database each run gets.
+//! The PostgreSQL server the benchmarks run against, the fresh database each run gets, and the
+//! Chronicle server started on it in the harness's process.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, ensure};
 use pgcluster::{Cluster, Lifetime};
 use sqlx::postgres::PgPoolOptions;
 // Database names are generated here, never taken from input.
@@ -144,6 +147,65 @@ fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
         &url[..authority_end],
         &url[query_start..]
     ))
+}
+
+/// How long [`settle`] waits for the server's projections to catch up.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// A pool like the one `chronicle` serves with (`api::database`): 64 connections, 10 s to get one.
+pub async fn app_pool(database: &Database) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(64)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&database.url)
+        .await
+        .context("connecting the server's pool")
+}
+
+/// Starts the real server on a free local port (on `pool`, already migrated), keeping its
+/// files (the search index) in `state`; returns its address. `/readyz` is only ready once every
+/// projection has caught up with the log, which [`settle`] waits for.
+pub async fn start_app(pool: PgPool, state: &Path) -> anyhow::Result<SocketAddr> {
+    let state = state.to_string_lossy().into_owned();
+    let config = ::api::config::Config::from_lookup(|name| match name {
+        "CHRONICLE_HOST" => Some("127.0.0.1".into()),
+        "CHRONICLE_PORT" => Some("0".into()),
+        "CHRONICLE_ENV" => Some("production".into()),
+        "CHRONICLE_DATA_DIR" => Some(state.clone()),
+        "CHRONICLE_MAX_PROJECTION_LAG" => Some("0".into()),
+        _ => None,
+    })?;
+    let app = ::api::startup::Application::build(&config, pool).await?;
+    let address = app.address();
+    // The server stops when the process exits.
+    tokio::spawn(app.run_until_stopped());
+    Ok(address)
+}
+
+/// Waits until the server's projections have caught up with the log (`/readyz` answers 200),
+/// so that none of them competes with the measurements.
+pub async fn settle(address: SocketAddr) -> anyhow::Result<()> {
+    let url = format!("http://{address}/readyz");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut reported = Instant::now();
+    loop {
+        let response = http.get(&url).send().await.context("asking /readyz")?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        ensure!(
+            started.elapsed() < SETTLE_TIMEOUT,
+            "the server was not ready after {} s: {body}",
+            SETTLE_TIMEOUT.as_secs()
+        );
+        if reported.elapsed() >= Duration::from_secs(5) {
+            reported = Instant::now();
+            eprintln!("waiting for the server's projections: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[cfg(test)]

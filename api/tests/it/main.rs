@@ -11,6 +11,7 @@ mod history;
 mod invites;
 mod items;
 mod limits;
+mod ndjson_bulk;
 mod read_models;
 mod schema;
 mod search;
