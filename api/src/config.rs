@@ -33,6 +33,9 @@ pub struct Config {
     /// How far ahead of the system clock this node decides time-bound rules (trial lock,
     /// invite expiry). Zero except in tests; not read from the environment.
     pub clock_offset: chrono::Duration,
+    /// How often a subscription connection checks that its session has not ended (30 s; not
+    /// read from the environment, shortened by tests).
+    pub session_recheck: std::time::Duration,
     /// Tokens and login throttling; `CHRONICLE_JWT_SECRET` (default: a secret kept in the
     /// database, shared by every node on it).
     pub auth: AuthSettings,
@@ -151,6 +154,7 @@ impl Config {
                 }
             },
             clock_offset: chrono::Duration::zero(),
+            session_recheck: std::time::Duration::from_secs(30),
             auth: AuthSettings {
                 jwt_secret: lookup("CHRONICLE_JWT_SECRET"),
                 ..AuthSettings::default()

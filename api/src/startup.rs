@@ -58,6 +58,9 @@ impl Application {
             read_side,
             max_projection_lag: config.max_projection_lag,
         });
+        let websocket_settings = web::Data::new(websocket::Settings {
+            session_recheck: config.session_recheck,
+        });
         let environment = config.environment;
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -67,6 +70,7 @@ impl Application {
                 .app_data(schema.clone())
                 .app_data(limits.clone())
                 .app_data(readiness.clone())
+                .app_data(websocket_settings.clone())
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
                 .service(health::healthz)
                 .service(health::readyz)

@@ -5,6 +5,8 @@
 //! closes the socket with
 //! - 4403 when the token is missing or not valid, and again when it expires: the client
 //!   reconnects with a fresh token and resumes each feed from the last position it received;
+//! - 4403 when the session ends (log-out, revocation), which it checks every
+//!   `Config::session_recheck` (30 s) while the connection lasts;
 //! - 4408 when `connection_init` does not arrive within [`INIT_TIMEOUT`].
 //!
 //! async-graphql's [`WebSocket`] speaks the protocol; this module feeds it the client's
@@ -18,7 +20,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use async_graphql::Data;
 use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
 use futures::channel::mpsc;
 use serde_json::Value;
@@ -26,7 +28,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::auth::{Auth, AuthError};
+use crate::auth::{Auth, AuthError, Principal};
 use crate::graphql::ChronicleSchema;
 use crate::http::bearer;
 use crate::limits::Limits;
@@ -34,6 +36,12 @@ use crate::request::{self, RequestContext};
 
 /// How long a client may take to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How the WebSocket endpoint behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How often an open connection checks that its session has not ended.
+    pub session_recheck: Duration,
+}
 /// The protocol's close code for a refused (or no longer valid) authentication.
 const FORBIDDEN: u16 = 4403;
 /// The protocol's close code for a missing `connection_init`.
@@ -47,7 +55,7 @@ enum Handshake {
     /// `connection_init` has not been answered yet.
     Waiting,
     Authenticated {
-        expires_at: DateTime<Utc>,
+        principal: Principal,
     },
     /// The token was missing or not valid.
     Refused,
@@ -61,6 +69,7 @@ pub async fn graphql_ws(
     schema: web::Data<ChronicleSchema>,
     auth: web::Data<Auth>,
     limits: web::Data<Limits>,
+    settings: web::Data<Settings>,
     http: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
@@ -93,6 +102,7 @@ pub async fn graphql_ws(
     let connection = serve(
         schema.get_ref().clone(),
         auth.get_ref().clone(),
+        **settings,
         context,
         session,
         messages,
@@ -106,6 +116,7 @@ pub async fn graphql_ws(
 async fn serve(
     schema: ChronicleSchema,
     auth: Auth,
+    settings: Settings,
     context: RequestContext,
     mut session: Session,
     mut messages: AggregatedMessageStream,
@@ -114,9 +125,11 @@ async fn serve(
     let mut handshake_changes = handshake.subscribe();
     let (input, frames) = mpsc::unbounded::<Vec<u8>>();
     let init = {
-        let handshake = handshake.clone();
+        let (auth, handshake) = (auth.clone(), handshake.clone());
         move |payload| connection_init(auth, context, payload, handshake)
     };
+    let recheck = settings.session_recheck;
+    let mut session_checks = tokio::time::interval_at(Instant::now() + recheck, recheck);
     let mut graphql =
         WebSocket::new(schema, frames, WebSocketProtocols::GraphQLWS).on_connection_init(init);
     let opened = Instant::now();
@@ -165,6 +178,16 @@ async fn serve(
                 None => break Some(reason(1000, "")),
             },
             _ = handshake_changes.changed() => {}
+            _ = session_checks.tick() => {
+                let Handshake::Authenticated { principal } = *handshake.borrow() else {
+                    continue;
+                };
+                match auth.session_active(&principal).await {
+                    Ok(true) => {}
+                    Ok(false) => break Some(reason(FORBIDDEN, "the session has ended: sign in again")),
+                    Err(err) => tracing::warn!(error = %err, "cannot check a subscriber's session"),
+                }
+            }
             reason = timer => break Some(reason),
         }
     };
@@ -179,8 +202,10 @@ fn deadline(handshake: Handshake, opened: Instant) -> Option<(Instant, CloseReas
             opened + INIT_TIMEOUT,
             reason(INIT_TIMED_OUT, "connection initialisation timeout"),
         )),
-        Handshake::Authenticated { expires_at } => {
-            let left = (expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        Handshake::Authenticated { principal } => {
+            let left = (principal.expires_at - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
             Some((
                 Instant::now() + left,
                 reason(
@@ -222,9 +247,7 @@ async fn connection_init(
     };
     match auth.authenticate(token).await {
         Ok(principal) => {
-            handshake.send_replace(Handshake::Authenticated {
-                expires_at: principal.expires_at,
-            });
+            handshake.send_replace(Handshake::Authenticated { principal });
             let mut data = Data::default();
             data.insert(RequestContext {
                 principal: Some(principal),

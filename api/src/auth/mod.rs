@@ -278,6 +278,12 @@ impl Auth {
         Ok(())
     }
 
+    /// Whether `principal`'s session is still going (not logged out or revoked): long-lived
+    /// connections ask this again and again after authenticating once.
+    pub async fn session_active(&self, principal: &Principal) -> Result<bool, AuthError> {
+        refresh::is_active(&self.inner.pool, principal.session_id, principal.user_id).await
+    }
+
     /// Verifies a bearer access token: HS256 only, `exp`, `iss`, `aud` and `sub` required and
     /// checked, and its session (`sid`) not revoked.
     #[tracing::instrument(skip_all)]

@@ -404,3 +404,32 @@ async fn grant_analyst(app: &TestApp, email: &str) {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn logging_out_closes_the_sessions_subscriptions() {
+    let db = std::sync::Arc::new(pgcluster::TestDatabase::create(&eventlog::MIGRATOR).await);
+    let app = TestApp::spawn_configured(&db, |config| {
+        config.session_recheck = Duration::from_millis(200);
+    })
+    .await;
+    let ana = app.sign_up("Ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let mut client = Client::connect(&app, &ana).await;
+    client
+        .subscribe("feed", EVENTS, json!({ "filter": { "workspaceId": ws } }))
+        .await;
+    assert_eq!(
+        client.data("feed").await["events"]["eventType"],
+        "WorkspaceCreated"
+    );
+    let response = app
+        .graphql(
+            "mutation($t: String!) { logOut(refreshToken: $t) }",
+            json!({ "t": ana.refresh_token }),
+        )
+        .await;
+    assert_eq!(response["data"]["logOut"], true, "{response}");
+    let closed = client.next().await.unwrap_err();
+    assert_eq!(closed.code, 4403, "{closed:?}");
+    assert!(closed.reason.contains("session"), "{closed:?}");
+}
