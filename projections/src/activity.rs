@@ -9,8 +9,8 @@
 use eventlog::{EventLog, Position, RecordedEvent};
 use sqlx::{Acquire, PgConnection};
 
-use crate::Error;
 use crate::runner::{Projection, Scope, SharedCheckpoint, hooks};
+use crate::{Error, shadow};
 
 /// The projection's name.
 pub const NAME: &str = "activity";
@@ -99,14 +99,7 @@ async fn apply_effects(conn: &mut PgConnection, events: &[RecordedEvent]) -> Res
 /// `progress` is told the number of events applied so far. Returns the events applied.
 pub async fn rebuild(log: &EventLog, mut progress: impl FnMut(u64)) -> Result<u64, Error> {
     let mut conn = log.pool().acquire().await?;
-    sqlx::raw_sql(
-        "CREATE SCHEMA IF NOT EXISTS projection_rebuild;
-         DROP TABLE IF EXISTS projection_rebuild.workspace_activity;
-         CREATE TABLE projection_rebuild.workspace_activity
-             (LIKE public.workspace_activity INCLUDING ALL);",
-    )
-    .execute(&mut *conn)
-    .await?;
+    shadow::create(&mut conn, &["workspace_activity"]).await?;
     let mut after = Position::START;
     let mut applied = 0;
     // Most of the log, in batches, while the live copy keeps serving and following.
@@ -144,9 +137,7 @@ async fn rebuild_batch(
         return Ok(None);
     };
     let mut tx = conn.begin().await?;
-    sqlx::raw_sql("SET LOCAL search_path = projection_rebuild, public")
-        .execute(&mut *tx)
-        .await?;
+    shadow::write_here(&mut tx).await?;
     apply_effects(&mut tx, &events).await?;
     tx.commit().await?;
     *after = last.position;

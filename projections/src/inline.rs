@@ -12,7 +12,7 @@ use eventlog::{EventLog, RecordedEvent};
 use sqlx::{Acquire, Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::Error;
+use crate::{Error, shadow};
 
 /// A domain event of any aggregate.
 #[derive(Debug, Clone, PartialEq)]
@@ -379,24 +379,12 @@ const REBUILD_BATCH: usize = 2_000;
 #[tracing::instrument(skip_all)]
 pub async fn rebuild(log: &EventLog) -> Result<u64, Error> {
     let mut conn = log.pool().acquire().await?;
-    let mut setup = String::from("CREATE SCHEMA IF NOT EXISTS projection_rebuild;");
-    for table in TABLES {
-        setup.push_str(&format!(
-            "DROP TABLE IF EXISTS projection_rebuild.{table};
-             CREATE TABLE projection_rebuild.{table} (LIKE public.{table} INCLUDING ALL);"
-        ));
-    }
-    // The statements are built from the constant table names above.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
-        .execute(&mut *conn)
-        .await?;
+    shadow::create(&mut conn, &TABLES).await?;
 
     let mut tx = conn
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
         .await?;
-    sqlx::raw_sql("SET LOCAL search_path = projection_rebuild, public")
-        .execute(&mut *tx)
-        .await?;
+    shadow::write_here(&mut tx).await?;
     let snapshot: String = sqlx::query_scalar!(r#"SELECT pg_current_snapshot()::text AS "s!""#)
         .fetch_one(&mut *tx)
         .await?;
@@ -417,10 +405,11 @@ pub async fn rebuild(log: &EventLog) -> Result<u64, Error> {
     let mut tx = conn.begin().await?;
     let live = TABLES.map(|t| format!("public.{t}")).join(", ");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "LOCK TABLE {live} IN EXCLUSIVE MODE; SET LOCAL search_path = projection_rebuild, public;"
+        "LOCK TABLE {live} IN EXCLUSIVE MODE"
     )))
     .execute(&mut *tx)
     .await?;
+    shadow::write_here(&mut tx).await?;
     let mut late = log.read_invisible_to_in(&mut tx, &snapshot).await?;
     let rank = |stream_type: &str| match stream_type {
         User::STREAM_TYPE => 0,

@@ -13,6 +13,7 @@ pub mod inline;
 pub mod queries;
 pub mod runner;
 pub mod search_index;
+mod shadow;
 
 /// What can go wrong applying events to read models.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@ use super::search::{self, SearchConnection, SearchFilter, SearchOrder, SearchReq
 use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool};
 use crate::error::ApiError;
 use crate::limits::Limits;
+use crate::read_side::ReadSide;
 use crate::request::RequestContext;
 
 /// Which items to list.
@@ -75,25 +76,43 @@ fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestContext> {
     ctx.data::<RequestContext>()
 }
 
-/// Waits (bounded) until what this request reads reflects `min_position`, a position some
-/// mutation returned: `NOT_YET_CONSISTENT` if it doesn't in time.
+/// What a read with `minPosition` reads, and so what must have reached the position.
+#[derive(Clone, Copy)]
+pub(crate) enum ReadModel {
+    /// The inline read models, written with each append: the event must be visible here.
+    Inline,
+    /// This node's search index.
+    Search,
+    /// The shared `activity` table, whichever node runs its projection.
+    Activity,
+}
+
+/// Waits (bounded) until `model` reflects `min_position`, a position some mutation returned:
+/// `NOT_YET_CONSISTENT` if it doesn't in time.
 pub(crate) async fn consistent(
     ctx: &Context<'_>,
     min_position: Option<&str>,
+    model: ReadModel,
 ) -> async_graphql::Result<()> {
     let Some(token) = min_position else {
         return Ok(());
     };
-    let position: Position = token
-        .parse()
-        .map_err(|err: eventlog::InvalidPosition| ApiError::BadInput(err.to_string()))?;
+    let position = events::position(token)?;
     let wait = ctx.data::<Limits>()?.consistency_wait;
-    if ctx
-        .data::<EventLog>()?
-        .wait_until_visible(position, wait)
-        .await
-        .map_err(ApiError::from)?
-    {
+    let reached = match model {
+        ReadModel::Inline => ctx
+            .data::<EventLog>()?
+            .wait_until_visible(position, wait)
+            .await
+            .map_err(ApiError::from)?,
+        ReadModel::Search => ctx.data::<ReadSide>()?.search_reaches(position, wait).await,
+        ReadModel::Activity => ctx
+            .data::<ReadSide>()?
+            .activity_reaches(position, wait)
+            .await
+            .map_err(ApiError::from)?,
+    };
+    if reached {
         Ok(())
     } else {
         Err(ApiError::NotYetConsistent.into())
@@ -183,7 +202,7 @@ impl Query {
         min_position: Option<String>,
     ) -> async_graphql::Result<Workspace> {
         let user_id = caller(ctx)?;
-        consistent(ctx, min_position.as_deref()).await?;
+        consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let id = decode(Kind::Workspace, &id)?;
         if let Some(as_of) = as_of {
             return history::workspace(ctx, user_id, id, as_of).await;
@@ -206,7 +225,7 @@ impl Query {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Workspace>> {
         let user_id = caller(ctx)?;
-        consistent(ctx, min_position.as_deref()).await?;
+        consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let page = Page::new(first, after.as_deref())?;
         let rows = queries::workspaces_of(pool(ctx)?, user_id, page.after()?, page.fetch())
             .await
@@ -227,7 +246,7 @@ impl Query {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Invite>> {
         let user_id = caller(ctx)?;
-        consistent(ctx, min_position.as_deref()).await?;
+        consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
         require_manager(
@@ -258,7 +277,7 @@ impl Query {
         min_position: Option<String>,
     ) -> async_graphql::Result<Item> {
         let user_id = caller(ctx)?;
-        consistent(ctx, min_position.as_deref()).await?;
+        consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let id = decode(Kind::Item, &id)?;
         if let Some(as_of) = as_of {
             return history::item(ctx, user_id, id, as_of).await;
@@ -320,7 +339,7 @@ impl Query {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Item>> {
         let user_id = caller(ctx)?;
-        consistent(ctx, min_position.as_deref()).await?;
+        consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
         if queries::member_role(pool, workspace_id, user_id)

@@ -7,15 +7,14 @@ use std::collections::HashMap;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
-use eventlog::Position;
 use projections::queries;
 use uuid::Uuid;
 
 use super::ids::{Kind, decode};
 use super::pagination::Page;
+use super::query::{ReadModel, consistent};
 use super::types::{Item, ItemStatus, pool};
 use crate::error::ApiError;
-use crate::limits::Limits;
 use crate::read_side::ReadSide;
 
 /// Which items a search may return.
@@ -152,14 +151,7 @@ pub async fn search(
         ))
         .into());
     }
-    let read_side = ctx.data::<ReadSide>()?;
-    if let Some(token) = request.min_position.as_deref() {
-        let position: Position = super::events::position(token)?;
-        let wait = ctx.data::<Limits>()?.consistency_wait;
-        if !read_side.search_reaches(position, wait).await {
-            return Err(ApiError::NotYetConsistent.into());
-        }
-    }
+    consistent(ctx, request.min_position.as_deref(), ReadModel::Search).await?;
     let page = Page::new(request.first, request.after.as_deref())?;
     let query = search::SearchQuery {
         workspace_id,
@@ -169,7 +161,7 @@ pub async fn search(
         first: page.size(),
         after: request.after.clone(),
     };
-    let index = read_side.search();
+    let index = ctx.data::<ReadSide>()?.search();
     let results = tokio::task::spawn_blocking(move || index.search(&query))
         .await
         .map_err(|err| ApiError::Internal(err.into()))?

@@ -120,18 +120,8 @@ impl Workspace {
         ctx: &Context<'_>,
         min_position: Option<String>,
     ) -> async_graphql::Result<WorkspaceActivity> {
-        if let Some(token) = min_position.as_deref() {
-            let position = super::events::position(token)?;
-            let wait = ctx.data::<crate::limits::Limits>()?.consistency_wait;
-            let read_side = ctx.data::<crate::read_side::ReadSide>()?;
-            if !read_side
-                .activity_reaches(position, wait)
-                .await
-                .map_err(ApiError::from)?
-            {
-                return Err(ApiError::NotYetConsistent.into());
-            }
-        }
+        use super::query::{ReadModel, consistent};
+        consistent(ctx, min_position.as_deref(), ReadModel::Activity).await?;
         let row = queries::activity(pool(ctx)?, self.0.id)
             .await
             .map_err(ApiError::from)?;
