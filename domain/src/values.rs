@@ -224,23 +224,26 @@ impl Tag {
 pub struct Tags(Vec<Tag>);
 
 impl Tags {
-    /// Parses each tag, drops duplicates (keeping the first), and checks the count.
+    /// Checks the count first (at most [`TAGS_MAX`] given, duplicates included, so no work is
+    /// done on an oversized list), then parses each tag and drops duplicates (keeping the
+    /// first).
     pub fn parse(raw: Vec<String>) -> Result<Self, ValidationError> {
         const FIELD: &str = "tags";
-        let mut tags: Vec<Tag> = Vec::with_capacity(raw.len().min(TAGS_MAX));
+        if raw.len() > TAGS_MAX {
+            return Err(ValidationError::new(
+                FIELD,
+                format!("at most {TAGS_MAX} tags are allowed, not {}", raw.len()),
+            ));
+        }
+        let mut tags: Vec<Tag> = Vec::with_capacity(raw.len());
         for (index, text) in raw.iter().enumerate() {
             let tag = Tag::parse(text).map_err(|e| {
                 ValidationError::new(FIELD, format!("tag {}: {}", index + 1, e.message))
             })?;
+            // At most TAGS_MAX tags: the scan is bounded.
             if !tags.contains(&tag) {
                 tags.push(tag);
             }
-        }
-        if tags.len() > TAGS_MAX {
-            return Err(ValidationError::new(
-                FIELD,
-                format!("at most {TAGS_MAX} distinct tags are allowed"),
-            ));
         }
         Ok(Self(tags))
     }

@@ -724,20 +724,19 @@ impl Workspace {
     ) -> Result<Vec<WorkspaceEvent>, DomainError> {
         let (_, actor_role) =
             self.member_with(ctx, &[Role::Owner, Role::Admin], "change member roles")?;
+        let (actor_id, _) = self.acting_member(ctx)?;
         let current = self
             .role_of(user_id)
             .ok_or(DomainError::not_found("member"))?;
-        if actor_role == Role::Admin {
-            if current == Role::Owner {
-                return Err(DomainError::forbidden(
-                    "an admin cannot change an owner's role",
-                ));
-            }
-            if role == Role::Owner {
-                return Err(DomainError::forbidden(
-                    "only an owner can make someone an owner",
-                ));
-            }
+        if !manages(actor_id, actor_role, user_id, current) {
+            return Err(DomainError::forbidden(format!(
+                "the {actor_role} role cannot change the role of a member whose role is {current}"
+            )));
+        }
+        if role == Role::Owner && actor_role != Role::Owner {
+            return Err(DomainError::forbidden(
+                "only an owner can make someone an owner",
+            ));
         }
         if current == role {
             return Ok(vec![]);
@@ -759,10 +758,7 @@ impl Workspace {
         let current = self
             .role_of(user_id)
             .ok_or(DomainError::not_found("member"))?;
-        let allowed = actor_id == user_id
-            || actor_role == Role::Owner
-            || (actor_role == Role::Admin && matches!(current, Role::Member | Role::Viewer));
-        if !allowed {
+        if !manages(actor_id, actor_role, user_id, current) {
             return Err(DomainError::forbidden(format!(
                 "the {actor_role} role cannot remove a member whose role is {current}"
             )));
@@ -1022,6 +1018,15 @@ impl Aggregate for Workspace {
         }
         self
     }
+}
+
+/// The one rule for acting on another member (changing their role, removing them): owners
+/// act on anyone; admins on members and viewers only (never on another admin or an owner, so
+/// an admin cannot demote an admin and then remove them); everyone on themself.
+fn manages(actor: UserId, actor_role: Role, target: UserId, target_role: Role) -> bool {
+    actor == target
+        || actor_role == Role::Owner
+        || (actor_role == Role::Admin && matches!(target_role, Role::Member | Role::Viewer))
 }
 
 #[cfg(test)]

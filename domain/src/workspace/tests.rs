@@ -788,7 +788,7 @@ fn an_owner_changes_any_role() {
 }
 
 #[test]
-fn an_admin_changes_admins_members_and_viewers_but_grants_no_ownership() {
+fn an_admin_changes_members_viewers_and_themself_but_grants_no_ownership() {
     ws(team())
         .when(change_role(MEMBER, Role::Viewer), &as_user(ADMIN))
         .then([role_changed(MEMBER, Role::Member, Role::Viewer)]);
@@ -804,6 +804,24 @@ fn an_admin_changes_admins_members_and_viewers_but_grants_no_ownership() {
     ws(team())
         .when(change_role(OWNER, Role::Admin), &as_user(ADMIN))
         .then_err_matching(is_forbidden);
+}
+
+#[test]
+fn an_admin_cannot_demote_another_admin_and_then_remove_them() {
+    // One rule for acting on another member: admins act on members and viewers only, so the
+    // demote-then-remove detour around "an admin cannot remove an admin" is closed.
+    let events = with(team(), [added(6, Role::Admin)]);
+    for role in [Role::Member, Role::Viewer] {
+        ws(events.clone())
+            .when(change_role(6, role), &as_user(ADMIN))
+            .then_err_matching(is_forbidden);
+    }
+    ws(events.clone())
+        .when(remove(6), &as_user(ADMIN))
+        .then_err_matching(is_forbidden);
+    ws(events)
+        .when(change_role(6, Role::Member), &as_user(OWNER))
+        .then([role_changed(6, Role::Admin, Role::Member)]);
 }
 
 #[test]
