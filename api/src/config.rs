@@ -151,6 +151,21 @@ impl Config {
                         lookup("CHRONICLE_CONSISTENCY_WAIT_MS"),
                         d.consistency_wait.as_millis() as u64,
                     )?),
+                    max_consistency_waits: parse(
+                        "CHRONICLE_MAX_CONSISTENCY_WAITS",
+                        lookup("CHRONICLE_MAX_CONSISTENCY_WAITS"),
+                        d.max_consistency_waits,
+                    )?,
+                    max_ws_operations: parse(
+                        "CHRONICLE_MAX_WS_OPERATIONS",
+                        lookup("CHRONICLE_MAX_WS_OPERATIONS"),
+                        d.max_ws_operations,
+                    )?,
+                    max_ws_connections_per_user: parse(
+                        "CHRONICLE_MAX_WS_CONNECTIONS_PER_USER",
+                        lookup("CHRONICLE_MAX_WS_CONNECTIONS_PER_USER"),
+                        d.max_ws_connections_per_user,
+                    )?,
                 }
             },
             clock_offset: chrono::Duration::zero(),

@@ -125,7 +125,8 @@ impl ApiError {
 /// `extensions.code`. Resolvers simply return [`ApiError`] (or anything else, through `?`):
 /// - an [`ApiError`] gets its code and its public message;
 /// - an error the GraphQL engine raised before running resolvers (syntax, validation, variable
-///   types, limits) is the client's: `BAD_USER_INPUT`;
+///   types, limits) or while coercing a resolver's arguments (types, validators such as list
+///   lengths) is the client's: `BAD_USER_INPUT`;
 /// - anything else is unexpected: logged in full, shown as `INTERNAL` with nothing more.
 pub struct ErrorCodes;
 
@@ -158,6 +159,11 @@ fn assign_codes(mut response: Response) -> Response {
     response
 }
 
+/// How async-graphql begins the message of an argument that does not coerce to its type or
+/// fails its validator (a list too long, a string too long); such an error carries the
+/// field's path, unlike the other errors raised before resolvers run.
+const INPUT_COERCION: &str = "Failed to parse \"";
+
 fn assign_code(error: &mut ServerError) {
     let preset = error
         .extensions
@@ -171,7 +177,9 @@ fn assign_code(error: &mut ServerError) {
         api.public()
     } else if preset {
         return;
-    } else if error.path.is_empty() && error.source.is_none() {
+    } else if error.source.is_none()
+        && (error.path.is_empty() || error.message.starts_with(INPUT_COERCION))
+    {
         (Code::BadUserInput, error.message.clone())
     } else {
         tracing::error!(message = %error.message, path = ?error.path, "unexpected error");

@@ -10,9 +10,10 @@ use serde_json::json;
 use tracing::Instrument;
 
 use async_graphql::ID;
-use eventlog::{EventFilter, EventLog};
+use eventlog::{EventFilter, EventLog, Position};
 
 use crate::auth::{Auth, AuthError};
+use crate::authz::{self, Grant};
 use crate::error::ApiError;
 use crate::error::Code;
 use crate::graphql::ChronicleSchema;
@@ -22,6 +23,9 @@ use crate::limits::Limits;
 use crate::request::{self, RequestContext};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// The longest `operationName` accepted (it is logged and recorded in event metadata).
+pub const MAX_OPERATION_NAME: usize = 100;
 
 /// Serves one GraphQL request (or a batch), in a span carrying the request id.
 pub async fn graphql(
@@ -33,7 +37,13 @@ pub async fn graphql(
 ) -> HttpResponse {
     let request_id = request::request_id(&http);
     let span = tracing::info_span!("graphql", request_id = %request_id);
-    let mut response = serve(&schema, &auth, &limits, &http, &body, &request_id)
+    let served = Served {
+        schema: &schema,
+        auth: &auth,
+        limits: &limits,
+    };
+    let mut response = served
+        .serve(&http, &body, &request_id)
         .instrument(span)
         .await;
     if let Ok(value) = header::HeaderValue::from_str(&request_id) {
@@ -44,71 +54,75 @@ pub async fn graphql(
     response
 }
 
-async fn serve(
-    schema: &ChronicleSchema,
-    auth: &Auth,
-    limits: &Limits,
-    http: &HttpRequest,
-    body: &[u8],
-    request_id: &str,
-) -> HttpResponse {
-    let batch = match parse(http, body) {
-        Ok(batch) => batch,
-        Err(message) => {
+/// What serving a GraphQL request over HTTP needs.
+struct Served<'a> {
+    schema: &'a ChronicleSchema,
+    auth: &'a Auth,
+    limits: &'a Limits,
+}
+
+impl Served<'_> {
+    async fn serve(&self, http: &HttpRequest, body: &[u8], request_id: &str) -> HttpResponse {
+        // The caller is known before the body is looked at: the body is parsed (linearly,
+        // bounded by the body limit) the same way for everyone, but nothing costlier happens
+        // before resolvers, which refuse anonymous callers first.
+        let principal = match bearer_token(http) {
+            None => Ok(None),
+            Some(token) => match self.auth.authenticate(token).await {
+                Ok(principal) => Ok(Some(principal)),
+                Err(AuthError::Internal(err)) => {
+                    tracing::error!(error = ?err, "cannot check an access token");
+                    Err(())
+                }
+                Err(_) => Err(()),
+            },
+        };
+        let batch = match parse(http, body) {
+            Ok(batch) => batch,
+            Err(message) => {
+                return refuse(http, StatusCode::BAD_REQUEST, Code::BadUserInput, &message);
+            }
+        };
+        let operations = batch.iter().count();
+        let max_batch = self.limits.max_batch;
+        if operations == 0 || operations > max_batch {
+            let message = format!("a batch holds 1 to {max_batch} operations, not {operations}");
             return refuse(http, StatusCode::BAD_REQUEST, Code::BadUserInput, &message);
         }
-    };
-    let operations = batch.iter().count();
-    if operations == 0 || operations > limits.max_batch {
-        let message = format!(
-            "a batch holds 1 to {} operations, not {operations}",
-            limits.max_batch
-        );
-        return refuse(http, StatusCode::BAD_REQUEST, Code::BadUserInput, &message);
-    }
-    if http.method() == Method::GET && batch.iter().any(is_mutation) {
-        let mut response = refuse(
-            http,
-            StatusCode::METHOD_NOT_ALLOWED,
-            Code::BadUserInput,
-            "mutations must be sent with POST",
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-        return response;
-    }
-
-    let principal = match bearer_token(http) {
-        None => Ok(None),
-        Some(token) => match auth.authenticate(token).await {
-            Ok(principal) => Ok(Some(principal)),
-            Err(AuthError::Internal(err)) => {
-                tracing::error!(error = ?err, "cannot check an access token");
-                Err(())
-            }
-            Err(_) => Err(()),
-        },
-    };
-    let attach = |request: Request| {
-        let context =
-            RequestContext::new(http, request_id, request.operation_name.clone(), principal);
-        request.data(context)
-    };
-    let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(attach(request)),
-        BatchRequest::Batch(requests) => {
-            BatchRequest::Batch(requests.into_iter().map(attach).collect())
+        if http.method() == Method::GET && batch.iter().any(is_mutation) {
+            let mut response = refuse(
+                http,
+                StatusCode::METHOD_NOT_ALLOWED,
+                Code::BadUserInput,
+                "mutations must be sent with POST",
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+            return response;
         }
-    };
-    match tokio::time::timeout(limits.request_timeout, schema.execute_batch(batch)).await {
-        Ok(response) => respond(http, StatusCode::OK, &response),
-        Err(_) => refuse(
-            http,
-            StatusCode::SERVICE_UNAVAILABLE,
-            Code::Internal,
-            "the request took too long",
-        ),
+
+        let attach = |request: Request| {
+            let context =
+                RequestContext::new(http, request_id, request.operation_name.clone(), principal);
+            request.data(context)
+        };
+        let batch = match batch {
+            BatchRequest::Single(request) => BatchRequest::Single(attach(request)),
+            BatchRequest::Batch(requests) => {
+                BatchRequest::Batch(requests.into_iter().map(attach).collect())
+            }
+        };
+        let timeout = self.limits.request_timeout;
+        match tokio::time::timeout(timeout, self.schema.execute_batch(batch)).await {
+            Ok(response) => respond(http, StatusCode::OK, &response),
+            Err(_) => refuse(
+                http,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Internal,
+                "the request took too long",
+            ),
+        }
     }
 }
 
@@ -205,10 +219,15 @@ fn is_mutation(request: &Request) -> bool {
 }
 
 /// `GET /events.ndjson?after=POSITION&workspace=ID`: the log as newline-delimited JSON, one event
-/// per line in position order, from `after` (exclusive) to what is visible now; resume with the
-/// last line's position. Streamed in batches, so memory stays flat however long the log. Same
-/// rights as the `events` query: members their workspace, ANALYST staff any (or all, without
-/// `workspace`), pseudonymised.
+/// per line in position order, from `after` (exclusive) to what is visible now. Streamed in
+/// batches, so memory stays flat however long the log. Same rights as the `events` query (see
+/// [`crate::authz`]): owners and admins their workspace, ANALYST staff any (or all, without
+/// `workspace`), pseudonymised. A refusal is 401, 403 or 404 before any line.
+///
+/// The last line is never an event but a trailer, `{"end": {...}}`, saying whether the stream
+/// is complete (`"complete": true`) or stopped by an error (`"complete": false` and an
+/// `"error"`), and the `"position"` to resume after (the last event sent, or `after`). A stream
+/// without its trailer was cut (for instance by a proxy): resume after its last event.
 pub async fn events_ndjson(
     log: web::Data<EventLog>,
     auth: web::Data<Auth>,
@@ -216,13 +235,14 @@ pub async fn events_ndjson(
     params: web::Query<NdjsonParams>,
     http: HttpRequest,
 ) -> HttpResponse {
-    const BATCH: usize = 1_000;
     let refused = |err: ApiError| {
         let (code, message) = err.public();
         let status = match code {
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::BadUserInput => StatusCode::BAD_REQUEST,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         refuse(&http, status, code, &message)
@@ -244,49 +264,97 @@ pub async fn events_ndjson(
         Some(Err(err)) => return refused(err),
     };
     let after = match params.after.as_deref().map(events::position).transpose() {
-        Ok(after) => after,
+        Ok(after) => after.unwrap_or(Position::START),
         Err(err) => return refused(err),
     };
-    let pseudonymise = match events::access(log.pool(), user_id, workspace_id).await {
-        Ok(pseudonymise) => pseudonymise,
+    let grant = match authz::log(log.pool(), user_id, workspace_id).await {
+        Ok(grant) => grant,
         Err(err) => return refused(err),
     };
     let filter = EventFilter {
         workspace_id,
         ..Default::default()
     };
-    let log = log.into_inner();
-    let pseudonymizer = pseudonymizer.into_inner();
-    let lines = futures::stream::try_unfold(Some(after), move |state| {
-        let (log, filter, pseudonymizer) = (log.clone(), filter.clone(), pseudonymizer.clone());
+    let stream = NdjsonStream {
+        log: log.into_inner(),
+        pseudonymizer: pseudonymizer.into_inner(),
+        filter,
+        grant,
+    };
+    let lines = futures::stream::unfold(Some(after), move |state| {
+        let stream = stream.clone();
         async move {
-            let Some(after) = state else { return Ok(None) };
-            let batch = log
-                .read_filtered(&filter, after, false, BATCH)
-                .await
-                .map_err(|err| {
-                    tracing::error!(error = ?err, "events.ndjson stopped");
-                    actix_web::error::ErrorInternalServerError("internal error")
-                })?;
-            let Some(last) = batch.last().map(|event| event.position) else {
-                return Ok(None);
-            };
-            let full = batch.len() == BATCH;
-            let mut bytes = Vec::with_capacity(batch.len() * 700);
-            for event in batch {
-                let event = pseudonymizer.present(event, pseudonymise);
-                serde_json::to_writer(&mut bytes, &event)
-                    .map_err(actix_web::error::ErrorInternalServerError)?;
-                bytes.push(b'\n');
-            }
-            // A short batch means we reached what is visible: stop after it.
-            let next = full.then_some(Some(last));
-            Ok::<_, actix_web::Error>(Some((web::Bytes::from(bytes), next)))
+            let after = state?;
+            let (bytes, next) = stream.batch(after).await;
+            Some((Ok::<_, actix_web::Error>(web::Bytes::from(bytes)), next))
         }
     });
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .streaming(lines)
+}
+
+/// What `/events.ndjson` streams, batch by batch.
+#[derive(Clone)]
+struct NdjsonStream {
+    log: std::sync::Arc<EventLog>,
+    pseudonymizer: std::sync::Arc<Pseudonymizer>,
+    filter: EventFilter,
+    grant: Grant,
+}
+
+impl NdjsonStream {
+    const BATCH: usize = 1_000;
+
+    /// The lines of the batch after `after`, and where the next batch starts (`None`: this
+    /// batch ended with the trailer).
+    async fn batch(&self, after: Position) -> (Vec<u8>, Option<Position>) {
+        let batch = match self
+            .log
+            .read_filtered(&self.filter, Some(after), false, Self::BATCH)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(err) => {
+                tracing::error!(error = ?err, "events.ndjson stopped");
+                return (trailer(after, Some("internal error")), None);
+            }
+        };
+        let full = batch.len() == Self::BATCH;
+        let mut last = after;
+        let mut bytes = Vec::with_capacity(batch.len() * 700);
+        for event in batch {
+            last = event.position;
+            let event = self.pseudonymizer.present(event, self.grant);
+            if let Err(err) = serde_json::to_writer(&mut bytes, &event) {
+                tracing::error!(error = ?err, "events.ndjson cannot encode an event");
+                bytes.extend(trailer(last, Some("internal error")));
+                return (bytes, None);
+            }
+            bytes.push(b'\n');
+        }
+        // A short batch means we reached what is visible: the stream is complete.
+        if full {
+            (bytes, Some(last))
+        } else {
+            bytes.extend(trailer(last, None));
+            (bytes, None)
+        }
+    }
+}
+
+/// The last line of `/events.ndjson`: complete, or stopped by `error`, resumable after
+/// `position`.
+fn trailer(position: Position, error: Option<&str>) -> Vec<u8> {
+    let end = match error {
+        None => json!({ "end": { "complete": true, "position": position.to_string() } }),
+        Some(error) => json!({
+            "end": { "complete": false, "position": position.to_string(), "error": error }
+        }),
+    };
+    let mut line = end.to_string().into_bytes();
+    line.push(b'\n');
+    line
 }
 
 /// Query parameters of `/events.ndjson`.

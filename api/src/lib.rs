@@ -4,6 +4,7 @@
 //! storage in `eventlog`; this crate wires them to HTTP.
 
 pub mod auth;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod database;

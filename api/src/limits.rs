@@ -1,13 +1,17 @@
-//! Abuse limits (SPEC §8): query depth and complexity (enforced by async-graphql), aliases
-//! (counted here), operations per batch, body size and request time (enforced in [`crate::http`]),
-//! and the bounded wait for a consistency token (SPEC §5). All configurable, with safe defaults.
+//! Abuse limits (SPEC §8): query depth and complexity (enforced by async-graphql, lists weighted
+//! by their page size), aliases (counted here), operations per batch, body size (enforced in
+//! [`crate::http`]), execution time (here, for HTTP and WebSocket alike), WebSocket connections
+//! and operations (in [`crate::websocket`]), and the bounded wait for a consistency token
+//! (SPEC §5). All configurable, with safe defaults.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
+};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{Response, ServerError, ServerResult, Variables};
 
 /// The limits in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +31,14 @@ pub struct Limits {
     /// `CHRONICLE_CONSISTENCY_WAIT_MS`: how long a query given `minPosition` waits for what it
     /// reads to reflect that position before answering `NOT_YET_CONSISTENT`.
     pub consistency_wait: Duration,
+    /// `CHRONICLE_MAX_CONSISTENCY_WAITS`: `minPosition` waits running at once on this node;
+    /// past it a wait is answered `NOT_YET_CONSISTENT` at once, so waits can never starve the
+    /// database pool.
+    pub max_consistency_waits: usize,
+    /// `CHRONICLE_MAX_WS_OPERATIONS`: operations running at once on one WebSocket.
+    pub max_ws_operations: usize,
+    /// `CHRONICLE_MAX_WS_CONNECTIONS_PER_USER`: WebSockets one user keeps open on this node.
+    pub max_ws_connections_per_user: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +51,9 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(15),
             consistency_wait: Duration::from_secs(2),
+            max_consistency_waits: 64,
+            max_ws_operations: 100,
+            max_ws_connections_per_user: 10,
         }
     }
 }
@@ -96,4 +111,37 @@ fn count_aliases(set: &SelectionSet) -> usize {
             Selection::FragmentSpread(_) => 0,
         })
         .sum()
+}
+
+/// Bounds the execution of every query and mutation, over HTTP and over a WebSocket alike: one
+/// that runs longer is answered with an `INTERNAL` "took too long" error (its resolvers are
+/// dropped).
+pub struct ExecutionTimeout(pub Duration);
+
+impl ExtensionFactory for ExecutionTimeout {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ExecutionTimeout(self.0))
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ExecutionTimeout {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        match tokio::time::timeout(self.0, next.run(ctx, operation_name)).await {
+            Ok(response) => response,
+            Err(_) => {
+                let mut error = ServerError::new("the request took too long", None);
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", crate::error::Code::Internal.as_str());
+                Response::from_errors(vec![error])
+            }
+        }
+    }
 }

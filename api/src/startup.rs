@@ -61,6 +61,7 @@ impl Application {
         let websocket_settings = web::Data::new(websocket::Settings {
             session_recheck: config.session_recheck,
         });
+        let sockets = web::Data::new(websocket::Sockets::default());
         let environment = config.environment;
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -71,6 +72,7 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(readiness.clone())
                 .app_data(websocket_settings.clone())
+                .app_data(sockets.clone())
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
                 .service(health::healthz)
                 .service(health::readyz)

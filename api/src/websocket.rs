@@ -7,11 +7,19 @@
 //!   reconnects with a fresh token and resumes each feed from the last position it received;
 //! - 4403 when the session ends (log-out, revocation), which it checks every
 //!   `Config::session_recheck` (30 s) while the connection lasts;
-//! - 4408 when `connection_init` does not arrive within [`INIT_TIMEOUT`].
+//! - 4408 when `connection_init` does not arrive within [`INIT_TIMEOUT`];
+//! - 4429 when the user already holds `Limits::max_ws_connections_per_user` sockets on this
+//!   node.
+//!
+//! At most `Limits::max_ws_operations` operations run at once on one socket: a `subscribe`
+//! beyond that is answered with an `error` message for its id (`RATE_LIMITED`) and not run.
+//! Queries and mutations sent over the socket obey the same limits and execution timeout as
+//! over HTTP, and each operation gets its own request id (see `graphql::operation`).
 //!
 //! async-graphql's [`WebSocket`] speaks the protocol; this module feeds it the client's
 //! frames, writes its answers back, and enforces the deadlines above.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +35,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::auth::{Auth, AuthError, Principal};
+use crate::error::Code;
 use crate::graphql::ChronicleSchema;
 use crate::http::bearer;
 use crate::limits::Limits;
@@ -46,6 +56,8 @@ pub struct Settings {
 const FORBIDDEN: u16 = 4403;
 /// The protocol's close code for a missing `connection_init`.
 const INIT_TIMED_OUT: u16 = 4408;
+/// The close code for a user over their number of sockets.
+const TOO_MANY: u16 = 4429;
 /// The subprotocol spoken.
 const PROTOCOL: &str = "graphql-transport-ws";
 
@@ -59,6 +71,8 @@ enum Handshake {
     },
     /// The token was missing or not valid.
     Refused,
+    /// The user holds too many sockets already.
+    TooMany,
     /// The token could not be checked (the database failed).
     Failed,
 }
@@ -70,6 +84,7 @@ pub async fn graphql_ws(
     auth: web::Data<Auth>,
     limits: web::Data<Limits>,
     settings: web::Data<Settings>,
+    sockets: web::Data<Sockets>,
     http: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
@@ -100,9 +115,13 @@ pub async fn graphql_ws(
     let context = RequestContext::new(&http, &request_id, None, Ok(None));
     let span = tracing::info_span!("graphql_ws", request_id = %request_id);
     let connection = serve(
-        schema.get_ref().clone(),
-        auth.get_ref().clone(),
-        **settings,
+        Connection {
+            schema: schema.get_ref().clone(),
+            auth: auth.get_ref().clone(),
+            settings: **settings,
+            limits: **limits,
+            sockets: sockets.into_inner(),
+        },
         context,
         session,
         messages,
@@ -111,27 +130,49 @@ pub async fn graphql_ws(
     Ok(response)
 }
 
-/// Relays frames between the client and the GraphQL protocol handler until either side
-/// closes or a deadline passes, then closes the socket.
-async fn serve(
+/// What serving one connection needs.
+struct Connection {
     schema: ChronicleSchema,
     auth: Auth,
     settings: Settings,
+    limits: Limits,
+    sockets: Arc<Sockets>,
+}
+
+/// Relays frames between the client and the GraphQL protocol handler until either side
+/// closes or a deadline passes, then closes the socket.
+async fn serve(
+    connection: Connection,
     context: RequestContext,
     mut session: Session,
     mut messages: AggregatedMessageStream,
 ) {
+    let Connection {
+        schema,
+        auth,
+        settings,
+        limits,
+        sockets,
+    } = connection;
     let handshake = Arc::new(watch::channel(Handshake::Waiting).0);
     let mut handshake_changes = handshake.subscribe();
     let (input, frames) = mpsc::unbounded::<Vec<u8>>();
     let init = {
-        let (auth, handshake) = (auth.clone(), handshake.clone());
-        move |payload| connection_init(auth, context, payload, handshake)
+        let (auth, handshake, sockets) = (auth.clone(), handshake.clone(), sockets.clone());
+        let max_sockets = limits.max_ws_connections_per_user;
+        move |payload| {
+            let socket = SocketGrant {
+                sockets,
+                max: max_sockets,
+            };
+            connection_init(auth, context, payload, handshake, socket)
+        }
     };
     let recheck = settings.session_recheck;
     let mut session_checks = tokio::time::interval_at(Instant::now() + recheck, recheck);
     let mut graphql =
         WebSocket::new(schema, frames, WebSocketProtocols::GraphQLWS).on_connection_init(init);
+    let mut operations = Operations::new(limits.max_ws_operations);
     let opened = Instant::now();
     let close = loop {
         let deadline = deadline(*handshake.borrow(), opened);
@@ -145,31 +186,42 @@ async fn serve(
             }
         };
         tokio::select! {
-            incoming = messages.next() => match incoming {
-                Some(Ok(AggregatedMessage::Text(text))) => {
-                    let _ = input.unbounded_send(text.as_bytes().to_vec());
-                }
-                Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                    let _ = input.unbounded_send(bytes.to_vec());
-                }
-                Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                    if session.pong(&bytes).await.is_err() {
-                        return;
+            incoming = messages.next() => {
+                let frame = match incoming {
+                    Some(Ok(AggregatedMessage::Text(text))) => text.as_bytes().to_vec(),
+                    Some(Ok(AggregatedMessage::Binary(bytes))) => bytes.to_vec(),
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            break None;
+                        }
+                        continue;
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => continue,
+                    Some(Ok(AggregatedMessage::Close(_))) | None => break None,
+                    Some(Err(err)) => break Some(reason(1002, &err.to_string())),
+                };
+                match operations.admit(&frame) {
+                    Ok(()) => {
+                        let _ = input.unbounded_send(frame);
+                    }
+                    Err(refusal) => {
+                        if session.text(refusal).await.is_err() {
+                            break None;
+                        }
                     }
                 }
-                Some(Ok(AggregatedMessage::Pong(_))) => {}
-                Some(Ok(AggregatedMessage::Close(_))) | None => break None,
-                Some(Err(err)) => break Some(reason(1002, &err.to_string())),
             },
             outgoing = graphql.next() => match outgoing {
                 Some(WsMessage::Text(text)) => {
+                    operations.observe(&text);
                     if session.text(text).await.is_err() {
-                        return;
+                        break None;
                     }
                 }
                 Some(WsMessage::Close(code, message)) => {
                     let code = match *handshake.borrow() {
                         Handshake::Refused => FORBIDDEN,
+                        Handshake::TooMany => TOO_MANY,
                         Handshake::Failed => 1011,
                         _ => code,
                     };
@@ -191,8 +243,113 @@ async fn serve(
             reason = timer => break Some(reason),
         }
     };
+    if let Handshake::Authenticated { principal } = *handshake.borrow() {
+        sockets.release(principal.user_id);
+    }
     tracing::debug!(?close, "closing the subscription connection");
     let _ = session.close(close).await;
+}
+
+/// The WebSockets each user holds open on this node.
+#[derive(Debug, Default)]
+pub struct Sockets {
+    per_user: std::sync::Mutex<HashMap<Uuid, usize>>,
+}
+
+impl Sockets {
+    /// Counts one more socket for `user`, unless they hold `max` already.
+    fn reserve(&self, user: Uuid, max: usize) -> bool {
+        let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let held = per_user.entry(user).or_default();
+        if *held >= max {
+            return false;
+        }
+        *held += 1;
+        true
+    }
+
+    fn release(&self, user: Uuid) {
+        let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = per_user.get_mut(&user) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                per_user.remove(&user);
+            }
+        }
+    }
+}
+
+/// What `connection_init` needs to count the user's socket.
+struct SocketGrant {
+    sockets: Arc<Sockets>,
+    max: usize,
+}
+
+/// The operations running on one socket, counted from the protocol's frames: a client's
+/// `subscribe` starts one, its `complete` or the server's `complete` or `error` ends it.
+struct Operations {
+    running: HashSet<String>,
+    max: usize,
+}
+
+/// What the counting reads of a frame (the payload is skipped).
+#[derive(serde::Deserialize)]
+struct Frame {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+}
+
+impl Operations {
+    fn new(max: usize) -> Operations {
+        Operations {
+            running: HashSet::new(),
+            max,
+        }
+    }
+
+    /// Lets a client frame through, or answers it: a `subscribe` past the limit gets an
+    /// `error` message for its id and is not run.
+    fn admit(&mut self, frame: &[u8]) -> Result<(), String> {
+        let Ok(Frame { kind, id: Some(id) }) = serde_json::from_slice::<Frame>(frame) else {
+            return Ok(()); // not ours to judge: the protocol handler answers it
+        };
+        match kind.as_str() {
+            "subscribe" if self.running.contains(&id) => Ok(()), // the handler refuses it
+            "subscribe" if self.running.len() >= self.max => {
+                let error = serde_json::json!({
+                    "id": id,
+                    "type": "error",
+                    "payload": [{
+                        "message": format!(
+                            "at most {} operations run at once on one connection",
+                            self.max
+                        ),
+                        "extensions": { "code": Code::RateLimited.as_str() },
+                    }],
+                });
+                Err(error.to_string())
+            }
+            "subscribe" => {
+                self.running.insert(id);
+                Ok(())
+            }
+            "complete" => {
+                self.running.remove(&id);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Notes a server frame that ends an operation.
+    fn observe(&mut self, frame: &str) {
+        if let Ok(Frame { kind, id: Some(id) }) = serde_json::from_str::<Frame>(frame)
+            && matches!(kind.as_str(), "complete" | "error")
+        {
+            self.running.remove(&id);
+        }
+    }
 }
 
 /// When the connection must close, and why, at this stage of the handshake.
@@ -214,7 +371,7 @@ fn deadline(handshake: Handshake, opened: Instant) -> Option<(Instant, CloseReas
                 ),
             ))
         }
-        Handshake::Refused | Handshake::Failed => None,
+        Handshake::Refused | Handshake::TooMany | Handshake::Failed => None,
     }
 }
 
@@ -232,6 +389,7 @@ async fn connection_init(
     context: RequestContext,
     payload: Value,
     handshake: Arc<watch::Sender<Handshake>>,
+    socket: SocketGrant,
 ) -> async_graphql::Result<Data> {
     let token = ["authorization", "Authorization"]
         .iter()
@@ -246,6 +404,14 @@ async fn connection_init(
         );
     };
     match auth.authenticate(token).await {
+        Ok(principal) if !socket.sockets.reserve(principal.user_id, socket.max) => {
+            handshake.send_replace(Handshake::TooMany);
+            Err(format!(
+                "at most {} connections per user on one server: close one first",
+                socket.max
+            )
+            .into())
+        }
         Ok(principal) => {
             handshake.send_replace(Handshake::Authenticated { principal });
             let mut data = Data::default();

@@ -2,7 +2,7 @@
 //! not a member of is never returned (callers answer `NOT_FOUND`, revealing nothing).
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::Error;
@@ -150,6 +150,23 @@ pub async fn member_role(
         user_id
     )
     .fetch_optional(db)
+    .await?)
+}
+
+/// Like [`member_role`], inside a write's transaction: the membership row is share-locked
+/// until the transaction ends, so a concurrent role change or removal (which updates or deletes
+/// the row) either waits for the write or is seen by it.
+pub async fn member_role_locked(
+    conn: &mut PgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<String>, Error> {
+    Ok(sqlx::query_scalar!(
+        "SELECT role FROM members WHERE workspace_id = $1 AND user_id = $2 FOR SHARE",
+        workspace_id,
+        user_id
+    )
+    .fetch_optional(conn)
     .await?)
 }
 

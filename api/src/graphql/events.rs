@@ -1,7 +1,7 @@
-//! The event stream for analysts and members (SPEC §1, §8 `events`): the log in position
-//! order, filtered, paged by position. Members read their own workspace's events; ANALYST
-//! staff read any workspace's, with personal data (emails, names, addresses) replaced by stable
-//! pseudonyms.
+//! The event stream for analysts and workspace managers (SPEC §1, §8 `events`): the log in
+//! position order, filtered, paged by position. Owners and admins read their workspace's
+//! events; ANALYST staff read any workspace's, with personal data replaced by stable
+//! pseudonyms (see [`crate::authz`] for who may read what).
 
 use async_graphql::{ID, InputObject, Json, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::authz::Grant;
 use crate::error::ApiError;
 
 /// Which events to return.
@@ -19,14 +20,18 @@ pub struct EventsFilter {
     /// One workspace's events (required unless you are ANALYST staff).
     pub workspace_id: Option<ID>,
     /// Only streams of this type: `user`, `workspace` or `item`.
+    #[graphql(validator(max_length = 40))]
     pub stream_type: Option<String>,
     /// Only this stream (an aggregate's UUID).
     pub stream_id: Option<Uuid>,
-    /// Only these event types.
+    /// Only these event types (at most 50).
+    #[graphql(validator(max_items = 50))]
     pub event_types: Option<Vec<String>>,
     /// After this position (exclusive): where a previous reader stopped.
+    #[graphql(validator(max_length = 64))]
     pub after_position: Option<String>,
     /// Up to this position (inclusive).
+    #[graphql(validator(max_length = 64))]
     pub up_to_position: Option<String>,
     /// Recorded at or after.
     pub from: Option<DateTime<Utc>>,
@@ -84,14 +89,60 @@ impl EventsFilter {
     }
 }
 
-/// Replaces personal data by keyed, stable pseudonyms.
+/// Replaces personal data by keyed, stable pseudonyms, for ANALYST staff.
+///
+/// It works by allow-list: only fields known to be free of personal data pass in clear (ids,
+/// roles, plans, statuses, times, counts; in metadata the actor and the ids tying events
+/// together). Every other value — emails, names, referral codes, workspace names, item titles,
+/// bodies and tags, staff reasons, client addresses, user agents, and any field added later —
+/// is replaced by a pseudonym, each string on its own, so a new field is safe until someone
+/// decides it is not personal.
 #[derive(Clone)]
 pub struct Pseudonymizer {
     key: Vec<u8>,
 }
 
-/// Payload and metadata fields that hold personal data.
-const PERSONAL: &[&str] = &["email", "display_name", "client_ip", "user_agent"];
+/// Payload fields whose values pass in clear, whatever the event.
+const CLEAR_PAYLOAD: &[&str] = &[
+    "workspace_id",
+    "item_id",
+    "invite_id",
+    "export_id",
+    "user_id",
+    "owner",
+    "author",
+    "requested_by",
+    "referred_by",
+    "referred_user",
+    "region",
+    "plan",
+    "role",
+    "status",
+    "format",
+    "row_count",
+    "trial_ends_at",
+    "created_at",
+    "expires_at",
+    "at",
+];
+
+/// Events whose `from` and `to` are a role, plan, status or time (elsewhere they are text).
+const CLEAR_FROM_TO: &[&str] = &[
+    "PlanUpgraded",
+    "TrialExtended",
+    "MemberRoleChanged",
+    "ItemArchived",
+    "ItemRestored",
+];
+
+/// Metadata fields whose values pass in clear (the actor is an id, a role or a system part).
+const CLEAR_METADATA: &[&str] = &[
+    "actor",
+    "correlation_id",
+    "causation_id",
+    "request_id",
+    "operation_name",
+];
 
 impl Pseudonymizer {
     pub fn new(key: Vec<u8>) -> Pseudonymizer {
@@ -99,7 +150,8 @@ impl Pseudonymizer {
     }
 
     /// A stable pseudonym for `value` (the same input gives the same pseudonym, across
-    /// queries and nodes; emails compare case-insensitively).
+    /// queries and nodes; compared case-insensitively, so an email matches however it was
+    /// typed).
     pub fn pseudonym(&self, field: &str, value: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(value.trim().to_lowercase().as_bytes());
@@ -108,36 +160,50 @@ impl Pseudonymizer {
         format!("{prefix}-{}", &digest[..16])
     }
 
-    /// The event as a reader sees it: with personal data replaced when `pseudonymise`.
-    pub fn present(&self, event: RecordedEvent, pseudonymise: bool) -> Event {
+    /// The event as a reader with `grant` sees it: pseudonymised for ANALYST staff.
+    pub fn present(&self, event: RecordedEvent, grant: Grant) -> Event {
         let event = Event::from(event);
-        if pseudonymise {
+        if grant.pseudonymised() {
             self.event(event)
         } else {
             event
         }
     }
 
-    /// The event with personal data replaced.
+    /// The event with every value not known to be free of personal data replaced.
     pub fn event(&self, mut event: Event) -> Event {
-        let renamed_user = event.event_type == "UserRenamed";
-        self.scrub(&mut event.payload.0, renamed_user);
-        self.scrub(&mut event.metadata.0, false);
+        let clear_from_to = CLEAR_FROM_TO.contains(&event.event_type.as_str());
+        if let Value::Object(payload) = &mut event.payload.0 {
+            for (key, value) in payload.iter_mut() {
+                let clear = CLEAR_PAYLOAD.contains(&key.as_str())
+                    || (clear_from_to && (key == "from" || key == "to"));
+                if !clear {
+                    self.scrub(key, value);
+                }
+            }
+        } else {
+            self.scrub("payload", &mut event.payload.0);
+        }
+        if let Value::Object(metadata) = &mut event.metadata.0 {
+            for (key, value) in metadata.iter_mut() {
+                if !CLEAR_METADATA.contains(&key.as_str()) {
+                    self.scrub(key, value);
+                }
+            }
+        }
         event
     }
 
-    fn scrub(&self, value: &mut Value, names_in_from_to: bool) {
-        if let Value::Object(map) = value {
-            for (key, field) in map.iter_mut() {
-                let personal = PERSONAL.contains(&key.as_str())
-                    || (names_in_from_to && (key == "from" || key == "to"));
-                match field {
-                    Value::String(text) if personal => *text = self.pseudonym(key, text),
-                    other => self.scrub(other, false),
-                }
+    /// Replaces every string, number and boolean inside `value` by a pseudonym.
+    fn scrub(&self, field: &str, value: &mut Value) {
+        match value {
+            Value::Null => {}
+            Value::String(text) => *text = self.pseudonym(field, text),
+            Value::Number(_) | Value::Bool(_) => {
+                *value = Value::String(self.pseudonym(field, &value.to_string()));
             }
-        } else if let Value::Array(items) = value {
-            items.iter_mut().for_each(|item| self.scrub(item, false));
+            Value::Array(items) => items.iter_mut().for_each(|item| self.scrub(field, item)),
+            Value::Object(map) => map.iter_mut().for_each(|(key, item)| self.scrub(key, item)),
         }
     }
 }
@@ -157,35 +223,5 @@ impl From<RecordedEvent> for Event {
             metadata: Json(serde_json::to_value(&e.metadata).unwrap_or(Value::Null)),
             recorded_at: e.recorded_at,
         }
-    }
-}
-
-/// The caller's reading rights for `workspace_id`: `Ok(false)` a member (real data),
-/// `Ok(true)` ANALYST staff (pseudonymised); otherwise the workspace does not exist for them.
-pub async fn access(
-    pool: &sqlx::PgPool,
-    user_id: Uuid,
-    workspace_id: Option<Uuid>,
-) -> Result<bool, ApiError> {
-    use projections::queries;
-    if let Some(workspace_id) = workspace_id
-        && queries::member_role(pool, workspace_id, user_id)
-            .await?
-            .is_some()
-    {
-        return Ok(false);
-    }
-    let user = queries::user(pool, user_id).await?;
-    let analyst = user.is_some_and(|u| {
-        u.staff_roles
-            .iter()
-            .any(|r| r == domain::StaffRole::Analyst.as_str())
-    });
-    match (analyst, workspace_id) {
-        (true, _) => Ok(true),
-        (false, Some(_)) => Err(ApiError::NotFound("workspace")),
-        (false, None) => Err(ApiError::BadInput(
-            "give a workspace: only ANALYST staff read across workspaces".into(),
-        )),
     }
 }

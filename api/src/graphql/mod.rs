@@ -5,7 +5,9 @@ mod audit;
 pub mod events;
 mod history;
 pub(crate) mod ids;
+pub mod loaders;
 mod mutation;
+mod operation;
 mod pagination;
 pub(crate) mod query;
 mod search;
@@ -17,7 +19,7 @@ use async_graphql::{Schema, SchemaBuilder};
 use crate::auth::Auth;
 use crate::config::Environment;
 use crate::error::ErrorCodes;
-use crate::limits::{AliasLimit, Limits};
+use crate::limits::{AliasLimit, ExecutionTimeout, Limits};
 use crate::read_side::ReadSide;
 use crate::writes::Writes;
 
@@ -33,7 +35,8 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
 }
 
 /// Builds the schema served at `/graphql`, with the query-level abuse limits. Introspection
-/// is off in production.
+/// and field suggestions ("did you mean …?", which reveal the schema just the same) are off in
+/// production.
 pub fn build_schema(
     writes: Writes,
     auth: Auth,
@@ -46,6 +49,9 @@ pub fn build_schema(
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .extension(AliasLimit(limits.max_aliases))
+        .extension(ExecutionTimeout(limits.request_timeout))
+        .extension(operation::PerOperation::new(writes.log().pool().clone()))
+        .data(query::ConsistencyWaits::new(limits.max_consistency_waits))
         .data(writes.log().clone())
         .data(writes)
         .data(auth)
@@ -54,7 +60,10 @@ pub fn build_schema(
         .data(*limits);
     match environment {
         Environment::Development => builder.finish(),
-        Environment::Production => builder.disable_introspection().finish(),
+        Environment::Production => builder
+            .disable_introspection()
+            .disable_suggestions()
+            .finish(),
     }
 }
 

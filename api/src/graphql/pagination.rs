@@ -12,6 +12,16 @@ use crate::error::ApiError;
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
 
+/// The complexity of a page of `first` elements (default 20, at most 100) that each cost
+/// `child_complexity`: what the query-complexity limit counts, so that a large page of deep
+/// elements, aliased many times, is refused before it runs.
+pub fn complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let size = first.map_or(DEFAULT_PAGE, |n| {
+        usize::try_from(n).unwrap_or(1).clamp(1, MAX_PAGE)
+    });
+    size.saturating_mul(child_complexity).saturating_add(1)
+}
+
 /// A requested page: how many, and after which cursor.
 pub struct Page<'a> {
     first: usize,

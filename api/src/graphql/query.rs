@@ -14,6 +14,7 @@ use super::ids::{Kind, decode};
 use super::pagination::{Page, encode_cursor};
 use super::search::{self, SearchConnection, SearchFilter, SearchOrder, SearchRequest};
 use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool};
+use crate::authz::{self, Grant, Read};
 use crate::error::ApiError;
 use crate::limits::Limits;
 use crate::read_side::ReadSide;
@@ -24,7 +25,8 @@ use crate::request::RequestContext;
 pub struct ItemFilter {
     /// Only items with this status.
     pub status: Option<ItemStatus>,
-    /// Only items carrying all of these tags.
+    /// Only items carrying all of these tags (at most 20).
+    #[graphql(validator(max_items = 20))]
     pub tags: Option<Vec<String>>,
     /// Only items created by this user.
     pub author_id: Option<ID>,
@@ -87,6 +89,16 @@ pub(crate) enum ReadModel {
     Activity,
 }
 
+/// The `minPosition` waits this node runs at once, bounded
+/// ([`Limits::max_consistency_waits`]): one more is answered `NOT_YET_CONSISTENT` at once.
+pub(crate) struct ConsistencyWaits(tokio::sync::Semaphore);
+
+impl ConsistencyWaits {
+    pub(crate) fn new(max: usize) -> ConsistencyWaits {
+        ConsistencyWaits(tokio::sync::Semaphore::new(max))
+    }
+}
+
 /// Waits (bounded) until `model` reflects `min_position`, a position some mutation returned:
 /// `NOT_YET_CONSISTENT` if it doesn't in time.
 pub(crate) async fn consistent(
@@ -99,6 +111,10 @@ pub(crate) async fn consistent(
     };
     let position = events::position(token)?;
     let wait = ctx.data::<Limits>()?.consistency_wait;
+    let Ok(_permit) = ctx.data::<ConsistencyWaits>()?.0.try_acquire() else {
+        tracing::warn!("too many minPosition waits at once: answering NOT_YET_CONSISTENT");
+        return Err(ApiError::NotYetConsistent.into());
+    };
     let reached = match model {
         ReadModel::Inline => ctx
             .data::<EventLog>()?
@@ -149,24 +165,6 @@ async fn audit_page(
     ))
 }
 
-/// Lets owners and admins of the workspace through: `NOT_FOUND` for non-members (revealing
-/// nothing), `FORBIDDEN` with `refusal` for other members.
-async fn require_manager(
-    ctx: &Context<'_>,
-    workspace_id: uuid::Uuid,
-    user_id: uuid::Uuid,
-    refusal: &'static str,
-) -> async_graphql::Result<()> {
-    let role = queries::member_role(pool(ctx)?, workspace_id, user_id)
-        .await
-        .map_err(ApiError::from)?;
-    match role.as_deref() {
-        None => Err(ApiError::NotFound("workspace").into()),
-        Some("OWNER" | "ADMIN") => Ok(()),
-        Some(_) => Err(ApiError::Domain(domain::DomainError::forbidden(refusal)).into()),
-    }
-}
-
 /// The caller, who must be signed in.
 pub(crate) fn caller(ctx: &Context<'_>) -> async_graphql::Result<Uuid> {
     Ok(request(ctx)?.user()?.user_id)
@@ -184,9 +182,11 @@ impl Query {
         let row = queries::user(pool(ctx)?, user_id)
             .await
             .map_err(ApiError::from)?;
-        Ok(User(row.ok_or(ApiError::Unauthenticated(
-            "this account no longer exists",
-        ))?))
+        let row = row.ok_or(ApiError::Unauthenticated("this account no longer exists"))?;
+        Ok(User {
+            row,
+            is_caller: true,
+        })
     }
 
     /// A workspace the caller is a member of — now, or as it was at `asOf`.
@@ -214,6 +214,7 @@ impl Query {
     }
 
     /// The caller's workspaces, by name.
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
     async fn workspaces(
         &self,
         ctx: &Context<'_>,
@@ -234,6 +235,7 @@ impl Query {
     }
 
     /// A workspace's invites, oldest first (owners and admins).
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
     async fn invites(
         &self,
         ctx: &Context<'_>,
@@ -249,13 +251,7 @@ impl Query {
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
-        require_manager(
-            ctx,
-            workspace_id,
-            user_id,
-            "only owners and admins see invites",
-        )
-        .await?;
+        authz::workspace(pool, user_id, workspace_id, Read::Invites).await?;
         let page = Page::new(first, after.as_deref())?;
         let rows = queries::invites(pool, workspace_id, page.after()?, page.fetch())
             .await
@@ -295,6 +291,7 @@ impl Query {
     /// `minPosition` to wait until it reflects a write.
     // Each GraphQL argument is a parameter here.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
     async fn search(
         &self,
         ctx: &Context<'_>,
@@ -325,6 +322,7 @@ impl Query {
     /// A workspace's items: filtered, sorted (newest first by default) and paginated.
     // Each GraphQL argument is a parameter here.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
     async fn items(
         &self,
         ctx: &Context<'_>,
@@ -342,13 +340,7 @@ impl Query {
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
-        if queries::member_role(pool, workspace_id, user_id)
-            .await
-            .map_err(ApiError::from)?
-            .is_none()
-        {
-            return Err(ApiError::NotFound("workspace").into());
-        }
+        authz::workspace(pool, user_id, workspace_id, Read::Content).await?;
         let filter = filter.unwrap_or_default();
         let filter = queries::ItemFilter {
             status: filter
@@ -378,6 +370,7 @@ impl Query {
     /// A workspace's audit history: who did what, when, from where, with before and after
     /// values; newest first unless `filter.oldestFirst`. For its owners and admins, and for
     /// SUPPORT staff who give a `reason` (their look is recorded in the workspace's history).
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -392,10 +385,8 @@ impl Query {
     ) -> async_graphql::Result<Connection<String, AuditEntry>> {
         let user_id = caller(ctx)?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
-        let role = queries::member_role(pool(ctx)?, workspace_id, user_id)
-            .await
-            .map_err(ApiError::from)?;
-        if !matches!(role.as_deref(), Some("OWNER" | "ADMIN")) {
+        let grant = authz::workspace(pool(ctx)?, user_id, workspace_id, Read::AuditLog).await?;
+        if grant == Grant::Support {
             audit::record_staff_access(ctx, workspace_id, user_id, reason).await?;
         }
         let filter = filter.unwrap_or_default();
@@ -411,6 +402,7 @@ impl Query {
     }
 
     /// The history of one item, oldest first (members of its workspace; also once deleted).
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
     async fn item_history(
         &self,
         ctx: &Context<'_>,
@@ -430,13 +422,7 @@ impl Query {
             .workspace_id()
             .ok_or(ApiError::NotFound("item"))?
             .as_uuid();
-        if queries::member_role(pool(ctx)?, workspace_id, user_id)
-            .await
-            .map_err(ApiError::from)?
-            .is_none()
-        {
-            return Err(ApiError::NotFound("item").into());
-        }
+        authz::content_of(pool(ctx)?, user_id, workspace_id, "item").await?;
         let log_filter = eventlog::EventFilter {
             stream_id: Some(item_id),
             ..Default::default()
@@ -447,6 +433,7 @@ impl Query {
     /// The log in position order: a workspace's events for its members; any workspace's (or
     /// all) for ANALYST staff, with personal data replaced by stable pseudonyms. Resume from
     /// where you stopped with `filter.afterPosition` or the connection's cursor.
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -461,7 +448,7 @@ impl Query {
             .as_ref()
             .map(|id| decode(Kind::Workspace, id))
             .transpose()?;
-        let pseudonymise = events::access(pool(ctx)?, user_id, workspace_id).await?;
+        let grant = authz::log(pool(ctx)?, user_id, workspace_id).await?;
         let (log_filter, from) = filter.to_log_filter(workspace_id)?;
         let page = Page::new(first, after.as_deref())?;
         let cursor = page
@@ -479,7 +466,7 @@ impl Query {
         Ok(page.connection(
             rows,
             |event| encode_cursor(&event.position.to_string()),
-            |event| pseudonymizer.present(event, pseudonymise),
+            |event| pseudonymizer.present(event, grant),
         ))
     }
 
@@ -492,28 +479,7 @@ impl Query {
     ) -> async_graphql::Result<AuditVerification> {
         let user_id = caller(ctx)?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
-        let pool = pool(ctx)?;
-        let role = queries::member_role(pool, workspace_id, user_id)
-            .await
-            .map_err(ApiError::from)?;
-        let support = queries::user(pool, user_id)
-            .await
-            .map_err(ApiError::from)?
-            .is_some_and(|user| {
-                user.staff_roles
-                    .iter()
-                    .any(|r| r == domain::StaffRole::Support.as_str())
-            });
-        match (role.as_deref(), support) {
-            (Some("OWNER"), _) | (_, true) => {}
-            (None, false) => return Err(ApiError::NotFound("workspace").into()),
-            (Some(_), false) => {
-                let refusal = domain::DomainError::forbidden(
-                    "only owners and support staff verify the audit trail",
-                );
-                return Err(ApiError::Domain(refusal).into());
-            }
-        }
+        authz::workspace(pool(ctx)?, user_id, workspace_id, Read::AuditTrail).await?;
         let report = ctx
             .data::<EventLog>()?
             .verify(Some(workspace_id))
@@ -525,13 +491,16 @@ impl Query {
     /// The position of the newest event in the log that readers can see now (an opaque string
     /// that sorts like the log). Mutations return the position they wrote.
     async fn log_position(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        caller(ctx)?;
         let log = ctx.data::<EventLog>()?;
         let head = log.head().await.map_err(ApiError::from)?;
         Ok(head.to_string())
     }
 
-    /// The version of the Chronicle server answering.
-    async fn server_version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
+    /// The version of the Chronicle server answering (signed-in callers only: it tells an
+    /// attacker which known flaws to try).
+    async fn server_version(&self, ctx: &Context<'_>) -> async_graphql::Result<&'static str> {
+        caller(ctx)?;
+        Ok(env!("CARGO_PKG_VERSION"))
     }
 }

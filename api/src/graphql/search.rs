@@ -14,6 +14,7 @@ use super::ids::{Kind, decode};
 use super::pagination::Page;
 use super::query::{ReadModel, consistent};
 use super::types::{Item, ItemStatus, pool};
+use crate::authz::{self, Read};
 use crate::error::ApiError;
 use crate::read_side::ReadSide;
 
@@ -21,8 +22,10 @@ use crate::read_side::ReadSide;
 #[derive(InputObject, Default)]
 pub struct SearchFilter {
     /// Only these statuses. Archived items are returned only when `ARCHIVED` is listed.
+    #[graphql(validator(max_items = 3))]
     pub statuses: Option<Vec<ItemStatus>>,
-    /// Only items carrying all of these tags.
+    /// Only items carrying all of these tags (at most 20).
+    #[graphql(validator(max_items = 20))]
     pub tags: Option<Vec<String>>,
     /// Only items created by this user.
     pub author_id: Option<ID>,
@@ -141,11 +144,9 @@ pub async fn search(
 ) -> async_graphql::Result<SearchConnection> {
     let workspace_id = decode(Kind::Workspace, &request.workspace_id)?;
     let pool = pool(ctx)?;
-    queries::member_role(pool, workspace_id, reader)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or(ApiError::NotFound("workspace"))?;
-    if request.query.chars().count() > MAX_QUERY_CHARS {
+    authz::workspace(pool, reader, workspace_id, Read::Content).await?;
+    if request.query.len() > MAX_QUERY_CHARS * 4 || request.query.chars().count() > MAX_QUERY_CHARS
+    {
         return Err(ApiError::BadInput(format!(
             "a search query holds at most {MAX_QUERY_CHARS} characters"
         ))

@@ -21,6 +21,7 @@ use super::history::fold_item;
 use super::ids::{Kind, decode};
 use super::query::caller;
 use super::types::{Item, pool};
+use crate::authz::{self, Grant, Read};
 use crate::error::ApiError;
 
 /// How often a running subscription checks again that its subscriber may still read it.
@@ -59,13 +60,13 @@ impl Subscription {
         let (log_filter, after) = filter.to_log_filter(workspace_id)?;
         let from = from_position.as_deref().map(events::position).transpose()?;
         let start = after.max(from).unwrap_or(Position::START);
-        let feed = Feed::open(ctx, workspace_id, false, start, log_filter).await?;
+        let feed = Feed::open(ctx, Right::Log(workspace_id), start, log_filter).await?;
         let pseudonymizer = ctx.data::<Pseudonymizer>()?.clone();
         Ok(stream::try_unfold(feed, move |mut feed| {
             let pseudonymizer = pseudonymizer.clone();
             async move {
                 let event = feed.next().await?;
-                let event = pseudonymizer.present(event, feed.pseudonymise);
+                let event = pseudonymizer.present(event, feed.grant);
                 Ok::<_, async_graphql::Error>(Some((event, feed)))
             }
         }))
@@ -91,7 +92,7 @@ impl Subscription {
             stream_type: Some("item".into()),
             ..EventFilter::default()
         };
-        let feed = Feed::open(ctx, Some(workspace_id), true, start, filter).await?;
+        let feed = Feed::open(ctx, Right::Content(workspace_id), start, filter).await?;
         Ok(stream::try_unfold(feed, move |mut feed| {
             let log = log.clone();
             async move {
@@ -126,59 +127,63 @@ pub struct ItemChange {
     pub item: Item,
 }
 
+/// What a feed's subscriber must keep the right to read.
+#[derive(Clone, Copy)]
+enum Right {
+    /// The raw log of a workspace, or of all (`None`).
+    Log(Option<Uuid>),
+    /// A workspace's content.
+    Content(Uuid),
+}
+
 /// A tail that ends with its subscriber's rights: they are checked when it opens and again
-/// every [`RECHECK_RIGHTS`] while it runs, so someone removed from a workspace stops
-/// receiving it.
+/// every [`RECHECK_RIGHTS`] while it runs (by [`crate::authz`], like every read), so someone
+/// removed from a workspace, or demoted below what the feed needs, stops receiving it.
 struct Feed {
     tail: Tail,
     pool: PgPool,
     user_id: Uuid,
-    workspace_id: Option<Uuid>,
-    /// Only the workspace's members may follow it (not ANALYST staff).
-    members_only: bool,
-    /// The subscriber reads pseudonymised data (ANALYST staff).
-    pseudonymise: bool,
+    right: Right,
+    /// How the subscriber reads (pseudonymised for ANALYST staff).
+    grant: Grant,
     checked_at: Instant,
 }
 
 impl Feed {
     async fn open(
         ctx: &Context<'_>,
-        workspace_id: Option<Uuid>,
-        members_only: bool,
+        right: Right,
         after: Position,
         filter: EventFilter,
     ) -> async_graphql::Result<Feed> {
         let user_id = caller(ctx)?;
         let pool = pool(ctx)?.clone();
+        let grant = Feed::authorize(&pool, user_id, right).await?;
         let tail = ctx.data::<EventLog>()?.tail(after).with_filter(filter);
-        let mut feed = Feed {
+        Ok(Feed {
             tail,
             pool,
             user_id,
-            workspace_id,
-            members_only,
-            pseudonymise: false,
+            right,
+            grant,
             checked_at: Instant::now(),
-        };
-        feed.check_rights().await?;
-        Ok(feed)
+        })
     }
 
-    async fn check_rights(&mut self) -> Result<(), ApiError> {
-        let pseudonymise = events::access(&self.pool, self.user_id, self.workspace_id).await?;
-        if self.members_only && pseudonymise {
-            return Err(ApiError::NotFound("workspace"));
+    async fn authorize(pool: &PgPool, user_id: Uuid, right: Right) -> Result<Grant, ApiError> {
+        match right {
+            Right::Log(workspace_id) => authz::log(pool, user_id, workspace_id).await,
+            Right::Content(workspace_id) => {
+                authz::workspace(pool, user_id, workspace_id, Read::Content).await
+            }
         }
-        self.pseudonymise = pseudonymise;
-        self.checked_at = Instant::now();
-        Ok(())
     }
 
     async fn next(&mut self) -> Result<RecordedEvent, ApiError> {
         let event = self.tail.next().await?;
         if self.checked_at.elapsed() >= RECHECK_RIGHTS {
-            self.check_rights().await?;
+            self.grant = Feed::authorize(&self.pool, self.user_id, self.right).await?;
+            self.checked_at = Instant::now();
         }
         Ok(event)
     }

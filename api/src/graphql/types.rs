@@ -7,6 +7,7 @@ use projections::queries::{self, InviteRow, ItemRow, MemberRow, UserRow, Workspa
 use sqlx::PgPool;
 
 use super::ids::{Kind, encode};
+use super::loaders::UserLoader;
 use super::pagination::{self, Page};
 use crate::error::ApiError;
 
@@ -69,38 +70,49 @@ pub(crate) fn pool<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a PgPool> {
     Ok(ctx.data::<crate::writes::Writes>()?.log().pool())
 }
 
-/// The user `id` (who must exist: ids come from the read models).
+/// The user `id` (who must exist: ids come from the read models), batched with the other
+/// users the request resolves.
 async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<User> {
-    let row = queries::user(pool(ctx)?, id)
+    let row = ctx
+        .data::<UserLoader>()?
+        .load_one(id)
         .await
-        .map_err(ApiError::from)?;
-    Ok(User(row.ok_or(ApiError::NotFound("user"))?))
+        .map_err(|err| ApiError::Internal(anyhow::anyhow!("cannot load users: {err}")))?;
+    let caller = ctx.data::<crate::request::RequestContext>()?.principal;
+    let row = row.ok_or(ApiError::NotFound("user"))?;
+    let is_caller = caller.is_some_and(|caller| caller.user_id == row.id);
+    Ok(User { row, is_caller })
 }
 
 /// A person with an account.
-pub struct User(pub UserRow);
+pub struct User {
+    pub row: UserRow,
+    /// Whether the caller is this user (who alone sees some fields).
+    pub is_caller: bool,
+}
 
 #[Object]
 impl User {
     /// Global id.
     async fn id(&self) -> ID {
-        encode(Kind::User, self.0.id)
+        encode(Kind::User, self.row.id)
     }
     /// Email address as given at sign-up (unique, compared case-insensitively).
     async fn email(&self) -> &str {
-        &self.0.email
+        &self.row.email
     }
     /// Name shown to others.
     async fn display_name(&self) -> &str {
-        &self.0.display_name
+        &self.row.display_name
     }
-    /// The code others can sign up with to reward this user.
-    async fn referral_code(&self) -> &str {
-        &self.0.referral_code
+    /// The code others can sign up with to reward this user: shown to this user only (null
+    /// for everyone else).
+    async fn referral_code(&self) -> Option<&str> {
+        self.is_caller.then_some(self.row.referral_code.as_str())
     }
     /// When the account was created.
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.row.created_at
     }
 }
 
@@ -176,6 +188,7 @@ impl Workspace {
         self.0.version
     }
     /// Members, oldest first.
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -355,7 +368,12 @@ pub struct AuthPayload {
 impl AuthPayload {
     /// The signed-in user.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        user(ctx, self.user_id).await
+        let user = user(ctx, self.user_id).await?;
+        // The session is the caller's, even before the request carried its token.
+        Ok(User {
+            is_caller: true,
+            ..user
+        })
     }
 }
 

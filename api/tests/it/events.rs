@@ -210,10 +210,19 @@ async fn events_ndjson_streams_the_log_exactly_and_resumes_from_a_position() {
             (response.status().as_u16(), response.text().await.unwrap())
         }
     };
+    // Every stream ends with its trailer: complete, resumable after the last event sent.
     let lines = |body: &str| {
-        body.lines()
+        let mut lines: Vec<Value> = body
+            .lines()
             .map(|line| serde_json::from_str::<Value>(line).unwrap())
-            .collect::<Vec<_>>()
+            .collect();
+        let trailer = lines.pop().expect("a trailer");
+        let last = lines.last().map(|event| event["position"].clone());
+        assert_eq!(trailer["end"]["complete"], true, "{trailer}");
+        if let Some(last) = last {
+            assert_eq!(trailer["end"]["position"], last, "{trailer}");
+        }
+        lines
     };
 
     let (status, body) = fetch(vec![("workspace", ws.clone())], Some(ana.token.clone())).await;

@@ -7,10 +7,17 @@ use crate::{TestApp, error_codes};
 #[tokio::test]
 async fn log_position_follows_appends() {
     let app = TestApp::spawn().await;
-    let before = app
-        .graphql("{ logPosition serverVersion }", Value::Null)
+    let ana = app.sign_up("Ana").await;
+    let before = ana
+        .gql(&app, "{ logPosition serverVersion }", Value::Null)
         .await;
-    assert_eq!(before["data"]["logPosition"], "0".repeat(32), "{before}");
+    let signed_up: String = sqlx::query_scalar(
+        "SELECT lpad(to_hex(tx_id), 16, '0') || lpad(to_hex(seq), 16, '0') FROM events",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(before["data"]["logPosition"], signed_up, "{before}");
 
     let log = EventLog::new(app.db.pool().clone());
     let stream = StreamRef {
@@ -30,7 +37,7 @@ async fn log_position_follows_appends() {
         .await
         .unwrap();
 
-    let after = app.graphql("{ logPosition }", Value::Null).await;
+    let after = ana.gql(&app, "{ logPosition }", Value::Null).await;
     assert_eq!(
         after["data"]["logPosition"],
         appended.position().to_string()
@@ -53,12 +60,13 @@ async fn client_mistakes_are_bad_user_input() {
 #[tokio::test]
 async fn internal_failures_are_internal_and_leak_nothing() {
     let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
     // Break the database under the resolver.
     sqlx::raw_sql("ALTER TABLE events RENAME TO events_gone")
         .execute(app.db.pool())
         .await
         .unwrap();
-    let response = app.graphql("{ logPosition }", Value::Null).await;
+    let response = ana.gql(&app, "{ logPosition }", Value::Null).await;
     assert_eq!(error_codes(&response), vec!["INTERNAL"], "{response}");
     let text = response.to_string();
     assert!(

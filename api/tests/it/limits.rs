@@ -172,3 +172,130 @@ async fn mutations_over_get_are_refused_and_queries_served() {
         "application/graphql-response+json"
     );
 }
+
+#[tokio::test]
+async fn a_tag_flood_is_refused_by_its_length_before_anything_looks_inside_it() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    let ws = crate::workspaces::create_workspace(&app, &ana, "Acme").await;
+    // 80,000 distinct tags, the first invalid: the list's length is what is refused, so no
+    // tag was parsed (once, a quadratic de-duplication of such a list held a worker for
+    // seconds before the count was checked). No token is needed to be refused.
+    let mut tags = vec![String::new()];
+    tags.extend((0..80_000).map(|n| format!("tag-{n}")));
+    let query = "mutation($input: CreateItemInput!) { createItem(input: $input) { position } }";
+    let variables = json!({ "input": { "workspaceId": ws, "title": "flood", "tags": tags } });
+    for token in [None, Some(ana.token.as_str())] {
+        let response = app.request(token, query, variables.clone()).await;
+        assert_eq!(error_codes(&response), ["BAD_USER_INPUT"], "{response}");
+        let message = response["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("length is 80001"),
+            "refused by its length, not by its first tag: {message}"
+        );
+    }
+    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(items, 0);
+    still_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn list_complexity_is_weighted_by_page_size_and_authors_load_in_batches() {
+    let app = TestApp::spawn().await;
+    let (ana, bo) = (app.sign_up("ana").await, app.sign_up("bo").await);
+    let ws = crate::workspaces::create_workspace(&app, &ana, "Acme").await;
+    crate::workspaces::add_member(&app, &ana, &ws, &bo, domain::Role::Member).await;
+    let create = "mutation($w: ID!, $t: String!) { createItem(input: { workspaceId: $w, title: $t }) { position } }";
+    for (who, title) in [(&ana, "a1"), (&bo, "b1"), (&ana, "a2")] {
+        who.gql(&app, create, json!({ "w": ws, "t": title })).await;
+    }
+
+    // 30 aliases of a 100-item page that resolves every author: refused before it runs.
+    let one = "items(workspaceId: $w, first: 100) { edges { node { author { email } } } }";
+    let aliased: String = (0..30).map(|n| format!("a{n}: {one} ")).collect();
+    let query = format!("query($w: ID!) {{ {aliased} }}");
+    let response = ana.gql(&app, &query, json!({ "w": ws })).await;
+    assert_eq!(error_codes(&response), ["BAD_USER_INPUT"], "{response}");
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complex"),
+        "{response}"
+    );
+    let batch: Vec<Value> = (0..10)
+        .map(|_| json!({ "query": query, "variables": { "w": ws } }))
+        .collect();
+    let answers: Vec<Value> = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&ana.token)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 10);
+    for answer in &answers {
+        assert_eq!(error_codes(answer), ["BAD_USER_INPUT"], "{answer}");
+    }
+
+    // One such page is fine, and every item gets its own author through the batch loader.
+    let page = ana
+        .gql(
+            &app,
+            "query($w: ID!) { items(workspaceId: $w, first: 100, orderBy: { field: TITLE, direction: ASC }) {
+                edges { node { title author { displayName } } } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    let authors: Vec<(&str, &str)> = page["data"]["items"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{page}"))
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["title"].as_str().unwrap(),
+                e["node"]["author"]["displayName"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(authors, [("a1", "ana"), ("a2", "ana"), ("b1", "bo")]);
+}
+
+#[tokio::test]
+async fn an_overlong_operation_name_is_refused() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    let name = "N".repeat(101);
+    let response: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&ana.token)
+        .json(&json!({ "query": format!("query {name} {{ me {{ email }} }}"), "operationName": name }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_codes(&response), ["BAD_USER_INPUT"], "{response}");
+    let fits = "N".repeat(100);
+    let response: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&ana.token)
+        .json(&json!({ "query": format!("query {fits} {{ me {{ email }} }}"), "operationName": fits }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(response["errors"].is_null(), "{response}");
+}

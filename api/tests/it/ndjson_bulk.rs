@@ -197,7 +197,13 @@ async fn compare_with_log(
     let mut lines = Lines::new(response);
     let mut expected = LogPages::new(workspace_id, after);
     let mut index = 0;
+    let mut trailer = None;
     while let Some(line) = lines.next().await {
+        if line.starts_with(br#"{"end":"#) {
+            trailer = Some(serde_json::from_slice::<serde_json::Value>(line).unwrap());
+            continue;
+        }
+        assert!(trailer.is_none(), "the trailer is the last line");
         let head: Head<'_> = serde_json::from_slice(line).unwrap();
         let (event_id, position) = expected
             .next(app)
@@ -213,6 +219,8 @@ async fn compare_with_log(
         index += 1;
     }
     assert_eq!(expected.next(app).await, None, "the stream ended early");
+    let trailer = trailer.expect("the stream ends with its trailer");
+    assert_eq!(trailer["end"]["complete"], true, "{trailer}");
     index
 }
 

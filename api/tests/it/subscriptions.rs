@@ -433,3 +433,171 @@ async fn logging_out_closes_the_sessions_subscriptions() {
     assert_eq!(closed.code, 4403, "{closed:?}");
     assert!(closed.reason.contains("session"), "{closed:?}");
 }
+
+const ITEM_CHANGED: &str = "subscription($w: ID!) { itemChanged(workspaceId: $w) { position } }";
+
+#[tokio::test]
+async fn a_socket_runs_at_most_100_operations_and_answers_the_rest_with_an_error() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let mut client = Client::connect(&app, &ana).await;
+    for n in 0..1_000 {
+        client
+            .subscribe(&format!("s{n}"), ITEM_CHANGED, json!({ "w": ws }))
+            .await;
+    }
+    // The first 100 run (and say nothing until an item changes); the other 900 are refused.
+    let mut refused = Vec::new();
+    while refused.len() < 900 {
+        let message = client.next().await.expect("open connection");
+        assert_eq!(message["type"], "error", "{message}");
+        assert_eq!(
+            crate::error_codes(&json!({ "errors": message["payload"] })),
+            ["RATE_LIMITED"]
+        );
+        refused.push(message["id"].as_str().unwrap().to_string());
+    }
+    let expected: Vec<String> = (100..1_000).map(|n| format!("s{n}")).collect();
+    assert_eq!(refused, expected);
+
+    // Ending one makes room for one more, which runs.
+    client.send(json!({ "id": "s0", "type": "complete" })).await;
+    let complete = client.next().await.expect("open connection");
+    assert_eq!(
+        (complete["type"].as_str(), complete["id"].as_str()),
+        (Some("complete"), Some("s0"))
+    );
+    client
+        .subscribe("fresh", EVENTS, json!({ "filter": { "workspaceId": ws } }))
+        .await;
+    let first = client.data("fresh").await;
+    assert_eq!(first["events"]["eventType"], "WorkspaceCreated");
+    client
+        .subscribe(
+            "one-too-many",
+            EVENTS,
+            json!({ "filter": { "workspaceId": ws } }),
+        )
+        .await;
+    let message = client.next().await.expect("open connection");
+    assert_eq!(
+        (message["type"].as_str(), message["id"].as_str()),
+        (Some("error"), Some("one-too-many"))
+    );
+}
+
+#[tokio::test]
+async fn a_user_holds_at_most_ten_sockets_on_a_node() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        open.push(Client::connect(&app, &ana).await);
+    }
+    let mut eleventh = Client::open(
+        &app,
+        json!({ "authorization": format!("Bearer {}", ana.token) }),
+    )
+    .await;
+    let closed = eleventh.next().await.expect_err("refused");
+    assert_eq!(closed.code, 4429, "{closed:?}");
+
+    // Another user is not affected, and a closed socket frees its place.
+    let bo = app.sign_up("Bo").await;
+    Client::connect(&app, &bo).await;
+    let mut first = open.remove(0);
+    first.socket.close(None).await.unwrap();
+    while first.next().await.is_ok() {}
+    let mut again = None;
+    for _ in 0..100 {
+        let mut client = Client::open(
+            &app,
+            json!({ "authorization": format!("Bearer {}", ana.token) }),
+        )
+        .await;
+        match client.next().await {
+            Ok(ack) if ack["type"] == "connection_ack" => {
+                again = Some(client);
+                break;
+            }
+            // The server may not have counted the closed socket out yet.
+            _ => tokio::task::yield_now().await,
+        }
+    }
+    assert!(
+        again.is_some(),
+        "a place freed by a closed socket is reused"
+    );
+}
+
+#[tokio::test]
+async fn members_and_viewers_may_not_follow_the_raw_log_but_follow_their_items() {
+    let app = TestApp::spawn().await;
+    let (ana, vi) = (app.sign_up("Ana").await, app.sign_up("Vi").await);
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    crate::workspaces::add_member(&app, &ana, &ws, &vi, domain::Role::Viewer).await;
+    let mut client = Client::connect(&app, &vi).await;
+    client
+        .subscribe("log", EVENTS, json!({ "filter": { "workspaceId": ws } }))
+        .await;
+    assert_eq!(client.error_codes("log").await, ["FORBIDDEN"]);
+    let head = ana.gql(&app, "{ logPosition }", Value::Null).await["data"]["logPosition"].clone();
+    client
+        .subscribe(
+            "items",
+            "subscription($w: ID!, $from: String) { itemChanged(workspaceId: $w, fromPosition: $from) { position } }",
+            json!({ "w": ws, "from": head }),
+        )
+        .await;
+    let created = ana
+        .gql(
+            &app,
+            CREATE_ITEM,
+            json!({ "w": ws, "t": "seen by a viewer" }),
+        )
+        .await;
+    let position = created["data"]["createItem"]["position"].clone();
+    let change = client.data("items").await;
+    assert_eq!(change["itemChanged"]["position"], position);
+}
+
+#[tokio::test]
+async fn each_operation_over_a_socket_gets_its_own_request_id_and_idempotency_key() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let mut client = Client::connect(&app, &ana).await;
+    for (id, key) in [("m1", "key-1"), ("m2", "key-2"), ("m3", "key-1")] {
+        client
+            .send(json!({ "id": id, "type": "subscribe", "payload": {
+                "query": CREATE_ITEM, "variables": { "w": ws, "t": id },
+                "extensions": { "idempotencyKey": key } } }))
+            .await;
+        let answer = client.next().await.expect("open connection");
+        assert_eq!(answer["type"], "next", "{answer}");
+        let complete = client.next().await.expect("open connection");
+        assert_eq!(complete["type"], "complete");
+        if id == "m3" {
+            // key-1 with other input: refused, as over HTTP.
+            assert_eq!(
+                crate::error_codes(&answer["payload"]),
+                ["BAD_USER_INPUT"],
+                "{answer}"
+            );
+        } else {
+            assert!(answer["payload"]["errors"].is_null(), "{answer}");
+        }
+    }
+    let request_ids: Vec<String> = sqlx::query_scalar(
+        "SELECT metadata->>'request_id' FROM events WHERE event_type = 'ItemCreated' ORDER BY tx_id, seq",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(request_ids.len(), 2, "{request_ids:?}");
+    assert_ne!(
+        request_ids[0], request_ids[1],
+        "one request id per operation"
+    );
+}

@@ -12,6 +12,7 @@ use super::handles;
 use super::workspaces::{WorkspacePayload, payload, run_for};
 use crate::error::ApiError;
 use crate::graphql::ids::{Kind, decode};
+use crate::graphql::query::caller;
 use crate::graphql::types::{Invite, Role, pool};
 
 /// A new invite.
@@ -50,6 +51,7 @@ impl InviteMutations {
         email: String,
         role: Role,
     ) -> async_graphql::Result<InviteMemberPayload> {
+        caller(ctx)?;
         let workspace = decode(Kind::Workspace, &workspace_id)?;
         let parsed = Email::parse(&email).map_err(|e| ApiError::Domain(e.into()))?;
         let invite_id = InviteId::new();
@@ -124,6 +126,7 @@ impl InviteMutations {
         workspace_id: ID,
         invite_id: ID,
     ) -> async_graphql::Result<RevokeInvitePayload> {
+        caller(ctx)?;
         let workspace = decode(Kind::Workspace, &workspace_id)?;
         let invite = decode(Kind::Invite, &invite_id)?;
         let command = WorkspaceCommand::RevokeInvite {

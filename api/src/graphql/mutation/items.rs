@@ -12,8 +12,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Written, handles};
+use crate::authz;
 use crate::error::ApiError;
 use crate::graphql::ids::{Kind, decode, encode};
+use crate::graphql::query::caller;
 use crate::graphql::types::{Item, ItemStatus, pool};
 
 /// A new item.
@@ -26,6 +28,7 @@ pub struct CreateItemInput {
     /// Up to 20,000 characters; empty by default.
     pub body: Option<String>,
     /// Up to 20 tags of 1–40 characters.
+    #[graphql(validator(max_items = 20))]
     pub tags: Option<Vec<String>>,
     /// DRAFT (default) or ACTIVE.
     pub status: Option<ItemStatus>,
@@ -41,6 +44,8 @@ pub struct UpdateItemInput {
     pub expected_version: i64,
     pub title: Option<String>,
     pub body: Option<String>,
+    /// Up to 20 tags of 1–40 characters (replacing the item's tags).
+    #[graphql(validator(max_items = 20))]
     pub tags: Option<Vec<String>>,
 }
 
@@ -74,6 +79,7 @@ impl ItemMutations {
         ctx: &Context<'_>,
         input: CreateItemInput,
     ) -> async_graphql::Result<ItemPayload> {
+        caller(ctx)?;
         let workspace_id = decode(Kind::Workspace, &input.workspace_id)?;
         let item_id = ItemId::new();
         let action = ItemAction::Create {
@@ -98,6 +104,7 @@ impl ItemMutations {
         ctx: &Context<'_>,
         input: UpdateItemInput,
     ) -> async_graphql::Result<ItemPayload> {
+        caller(ctx)?;
         let item_id = decode(Kind::Item, &input.id)?;
         let action = ItemAction::Update {
             title: input
@@ -260,13 +267,12 @@ async fn run(
                 .workspace_id
                 .or_else(|| loaded.state.workspace_id().map(|w| w.as_uuid()))
                 .ok_or(ApiError::NotFound("item"))?;
-            let role = queries::member_role(&mut *conn, workspace_id, user)
-                .await?
-                .ok_or(ApiError::NotFound(if target.workspace_id.is_some() {
-                    "workspace"
-                } else {
-                    "item"
-                }))?;
+            let missing = if target.workspace_id.is_some() {
+                "workspace"
+            } else {
+                "item"
+            };
+            let role = authz::role_for_write(conn, workspace_id, user, missing).await?;
             if let Some(expected) = target.expected_version
                 && expected != loaded.version as i64
             {
@@ -279,9 +285,7 @@ async fn run(
             let access = Access {
                 workspace_id: WorkspaceId::from_uuid(workspace_id),
                 user_id: UserId::from_uuid(user),
-                role: role
-                    .parse()
-                    .map_err(|_| ApiError::Internal(anyhow::anyhow!("unknown role {role}")))?,
+                role,
             };
             let events = loaded
                 .state
@@ -291,7 +295,7 @@ async fn run(
                 stream_id: target.item_id,
                 workspace_id: Some(workspace_id),
             };
-            let metadata = h.req.metadata(Some(user), Some(&role));
+            let metadata = h.req.metadata(Some(user), Some(role.as_str()));
             let position = h
                 .writes
                 .append(conn, &stream, loaded.expected_version(), events, &metadata)

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{Written, handles};
 use crate::error::ApiError;
 use crate::graphql::ids::{Kind, decode, encode};
+use crate::graphql::query::caller;
 use crate::graphql::types::{Member, Region, Role, Workspace, pool};
 
 /// A new workspace.
@@ -62,6 +63,7 @@ impl WorkspaceMutations {
         ctx: &Context<'_>,
         input: CreateWorkspaceInput,
     ) -> async_graphql::Result<WorkspacePayload> {
+        caller(ctx)?;
         let name = WorkspaceName::parse(&input.name)
             .map_err(domain::DomainError::from)
             .map_err(ApiError::from)?;
@@ -89,6 +91,7 @@ impl WorkspaceMutations {
         id: ID,
         name: String,
     ) -> async_graphql::Result<WorkspacePayload> {
+        caller(ctx)?;
         let workspace_id = decode(Kind::Workspace, &id)?;
         let parsed = WorkspaceName::parse(&name)
             .map_err(domain::DomainError::from)
@@ -110,6 +113,7 @@ impl WorkspaceMutations {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<WorkspacePayload> {
+        caller(ctx)?;
         let workspace_id = decode(Kind::Workspace, &id)?;
         let written = run(
             ctx,
@@ -131,6 +135,7 @@ impl WorkspaceMutations {
         user_id: ID,
         role: Role,
     ) -> async_graphql::Result<MemberPayload> {
+        caller(ctx)?;
         let workspace = decode(Kind::Workspace, &workspace_id)?;
         let member = decode(Kind::User, &user_id)?;
         let command = WorkspaceCommand::ChangeMemberRole {
@@ -156,6 +161,7 @@ impl WorkspaceMutations {
         workspace_id: ID,
         user_id: ID,
     ) -> async_graphql::Result<RemoveMemberPayload> {
+        caller(ctx)?;
         let workspace = decode(Kind::Workspace, &workspace_id)?;
         let member = decode(Kind::User, &user_id)?;
         let command = WorkspaceCommand::RemoveMember {
@@ -208,16 +214,23 @@ pub(super) async fn run_for(
                 .log()
                 .load::<domain::Workspace>(workspace_id)
                 .await?;
-            let role = loaded.state.role_of(UserId::from_uuid(user));
+            let actor = UserId::from_uuid(user);
+            let role = loaded.state.role_of(actor);
             let events = loaded.state.decide(command, &h.domain_context(user))?;
+            // The actor's real role: the one they hold, or, for a creator or someone accepting
+            // an invite, the one this change gives them (never a role they do not have).
+            let role = role.or_else(|| {
+                events
+                    .iter()
+                    .fold(loaded.state.clone(), |state, event| state.evolve(event))
+                    .role_of(actor)
+            });
             let stream = StreamRef {
                 stream_type: domain::Workspace::STREAM_TYPE,
                 stream_id: workspace_id,
                 workspace_id: Some(workspace_id),
             };
-            // A creator acts as the owner they become.
-            let role = role.map_or("OWNER", |r| r.as_str());
-            let metadata = h.req.metadata(Some(user), Some(role));
+            let metadata = h.req.metadata(Some(user), role.map(|r| r.as_str()));
             let position = h
                 .writes
                 .append(conn, &stream, loaded.expected_version(), events, &metadata)

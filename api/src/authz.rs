@@ -1,0 +1,281 @@
+//! Who may read what (SPEC §2, §8): the one place where the API decides a caller's rights
+//! over a workspace, for every resolver, subscription and HTTP route. Writes are decided by
+//! the aggregates in `domain` (which are given the caller's role from here, see
+//! [`role_for_write`]); reads are decided by [`workspace`] and [`log`].
+//!
+//! | what | OWNER | ADMIN | MEMBER | VIEWER | SUPPORT staff | ANALYST staff | anyone else |
+//! |---|---|---|---|---|---|---|---|
+//! | workspace, members, items, search, item history, `itemChanged` | yes | yes | yes | yes | – | – | `NOT_FOUND` |
+//! | invites | yes | yes | `FORBIDDEN` | `FORBIDDEN` | – | – | `NOT_FOUND` |
+//! | audit log | yes | yes | `FORBIDDEN` | `FORBIDDEN` | with a recorded reason | – | `NOT_FOUND` |
+//! | verify the audit trail | yes | `FORBIDDEN` | `FORBIDDEN` | `FORBIDDEN` | yes | – | `NOT_FOUND` |
+//! | the raw log (`events`, its subscription, `/events.ndjson`) | in clear | in clear | `FORBIDDEN` | `FORBIDDEN` | – | pseudonymised | `NOT_FOUND` |
+//!
+//! The raw log carries what the audit log shows — client addresses, user agents, request ids,
+//! staff reasons, invitees' emails — so it is readable by exactly those who may read the
+//! audit log in clear (owners and admins), and by ANALYST staff only pseudonymised. Members
+//! and viewers follow their workspace through the typed queries and `itemChanged` instead.
+//! A caller who is both a member and staff gets whichever of the two grants the read.
+
+use domain::{DomainError, Role, StaffRole};
+use projections::queries;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// A kind of read of one workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// The workspace itself, its members and content: any member.
+    Content,
+    /// Its invites (emails of people not yet members): owners and admins.
+    Invites,
+    /// Its audit history: owners and admins; SUPPORT staff with a reason.
+    AuditLog,
+    /// Recomputing its hash chains: owners; SUPPORT staff.
+    AuditTrail,
+    /// Its raw events: owners and admins in clear; ANALYST staff pseudonymised.
+    Events,
+}
+
+/// How a read was granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// As a member with this role: everything the read covers, in clear.
+    Member(Role),
+    /// As SUPPORT staff: the caller must give a reason, which is recorded.
+    Support,
+    /// As ANALYST staff: personal data must be pseudonymised.
+    Analyst,
+}
+
+impl Grant {
+    /// Whether what is read must be pseudonymised.
+    pub fn pseudonymised(self) -> bool {
+        self == Grant::Analyst
+    }
+}
+
+/// Decides whether `user_id` may make the read `what` of `workspace_id`: `NOT_FOUND` for
+/// anyone who may not know the workspace exists, `FORBIDDEN` for members whose role is not
+/// enough.
+pub async fn workspace(
+    pool: &PgPool,
+    user_id: Uuid,
+    workspace_id: Uuid,
+    what: Read,
+) -> Result<Grant, ApiError> {
+    let role = member_role(pool, workspace_id, user_id).await?;
+    let staff = match role {
+        Some(role) if member_may(role, what) => Vec::new(),
+        _ => staff_roles(pool, user_id).await?,
+    };
+    decide(role, &staff, what)
+}
+
+/// [`Read::Content`] of the workspace that holds something else the caller asked for (an
+/// item): `NOT_FOUND` names that thing, so a stranger learns nothing about the workspace.
+pub async fn content_of(
+    pool: &PgPool,
+    user_id: Uuid,
+    workspace_id: Uuid,
+    thing: &'static str,
+) -> Result<Role, ApiError> {
+    match workspace(pool, user_id, workspace_id, Read::Content).await {
+        Ok(Grant::Member(role)) => Ok(role),
+        Ok(_) | Err(ApiError::NotFound(_)) => Err(ApiError::NotFound(thing)),
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether a member with `role` may make the read `what`.
+fn member_may(role: Role, what: Read) -> bool {
+    use Role::{Admin, Owner};
+    match what {
+        Read::Content => true,
+        Read::Invites | Read::AuditLog | Read::Events => matches!(role, Owner | Admin),
+        Read::AuditTrail => role == Owner,
+    }
+}
+
+/// The rule itself, without IO (see the table in the module's documentation): a member's role
+/// first, then a staff role, else refused.
+fn decide(role: Option<Role>, staff: &[StaffRole], what: Read) -> Result<Grant, ApiError> {
+    if let Some(role) = role
+        && member_may(role, what)
+    {
+        return Ok(Grant::Member(role));
+    }
+    match what {
+        Read::AuditLog | Read::AuditTrail if staff.contains(&StaffRole::Support) => {
+            return Ok(Grant::Support);
+        }
+        Read::Events if staff.contains(&StaffRole::Analyst) => return Ok(Grant::Analyst),
+        _ => {}
+    }
+    if role.is_none() {
+        return Err(ApiError::NotFound("workspace"));
+    }
+    let refusal = match what {
+        Read::Content => "only members read the workspace",
+        Read::Invites => "only owners and admins see invites",
+        Read::AuditLog => "only owners and admins read the audit log",
+        Read::AuditTrail => "only owners and support staff verify the audit trail",
+        Read::Events => {
+            "the raw event log is audit data: only owners and admins read it (members follow items, itemHistory and itemChanged)"
+        }
+    };
+    Err(ApiError::Domain(DomainError::forbidden(refusal)))
+}
+
+/// Decides a read of the raw log, of one workspace or (`None`) of every workspace, which only
+/// ANALYST staff may do.
+pub async fn log(
+    pool: &PgPool,
+    user_id: Uuid,
+    workspace_id: Option<Uuid>,
+) -> Result<Grant, ApiError> {
+    match workspace_id {
+        Some(workspace_id) => workspace(pool, user_id, workspace_id, Read::Events).await,
+        None if staff_roles(pool, user_id)
+            .await?
+            .contains(&StaffRole::Analyst) =>
+        {
+            Ok(Grant::Analyst)
+        }
+        None => Err(ApiError::BadInput(
+            "give a workspace: only ANALYST staff read across workspaces".into(),
+        )),
+    }
+}
+
+/// The caller's role in the workspace for a write made on `conn`, inside the write's
+/// transaction. The membership row stays share-locked until the transaction ends, so a role
+/// change or a removal committed meanwhile waits for this write, or this write waits for it
+/// and sees the new role: the old role can never write once more. `NOT_FOUND` (as `missing`)
+/// for non-members.
+pub async fn role_for_write(
+    conn: &mut PgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    missing: &'static str,
+) -> Result<Role, ApiError> {
+    let role = queries::member_role_locked(conn, workspace_id, user_id).await?;
+    role.as_deref()
+        .map(stored_role)
+        .transpose()?
+        .ok_or(ApiError::NotFound(missing))
+}
+
+/// The caller's global staff roles.
+pub async fn staff_roles(pool: &PgPool, user_id: Uuid) -> Result<Vec<StaffRole>, ApiError> {
+    let user = queries::user(pool, user_id).await?;
+    Ok(user
+        .iter()
+        .flat_map(|u| &u.staff_roles)
+        .filter_map(|r| r.parse().ok())
+        .collect())
+}
+
+async fn member_role(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Role>, ApiError> {
+    queries::member_role(pool, workspace_id, user_id)
+        .await?
+        .as_deref()
+        .map(stored_role)
+        .transpose()
+}
+
+fn stored_role(text: &str) -> Result<Role, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::Internal(anyhow::anyhow!(
+            "the read model holds an unknown role {text}"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVERY_READ: [Read; 5] = [
+        Read::Content,
+        Read::Invites,
+        Read::AuditLog,
+        Read::AuditTrail,
+        Read::Events,
+    ];
+
+    fn outcome(role: Option<Role>, staff: &[StaffRole], what: Read) -> &'static str {
+        match decide(role, staff, what) {
+            Ok(Grant::Member(_)) => "member",
+            Ok(Grant::Support) => "support",
+            Ok(Grant::Analyst) => "analyst",
+            Err(ApiError::NotFound(_)) => "not found",
+            Err(ApiError::Domain(DomainError::Forbidden { .. })) => "forbidden",
+            Err(_) => "other",
+        }
+    }
+
+    #[test]
+    fn the_table_in_the_module_documentation_holds() {
+        let rows: [(Option<Role>, &[StaffRole], [&str; 5]); 7] = [
+            (Some(Role::Owner), &[], ["member"; 5]),
+            (
+                Some(Role::Admin),
+                &[],
+                ["member", "member", "member", "forbidden", "member"],
+            ),
+            (
+                Some(Role::Member),
+                &[],
+                ["member", "forbidden", "forbidden", "forbidden", "forbidden"],
+            ),
+            (
+                Some(Role::Viewer),
+                &[],
+                ["member", "forbidden", "forbidden", "forbidden", "forbidden"],
+            ),
+            (
+                None,
+                &[StaffRole::Support],
+                ["not found", "not found", "support", "support", "not found"],
+            ),
+            (
+                None,
+                &[StaffRole::Analyst],
+                [
+                    "not found",
+                    "not found",
+                    "not found",
+                    "not found",
+                    "analyst",
+                ],
+            ),
+            (None, &[], ["not found"; 5]),
+        ];
+        for (role, staff, expected) in rows {
+            let actual = EVERY_READ.map(|what| outcome(role, staff, what));
+            assert_eq!(actual, expected, "role {role:?}, staff {staff:?}");
+        }
+    }
+
+    #[test]
+    fn a_member_who_is_also_staff_gets_the_stronger_grant() {
+        let staff = [StaffRole::Support, StaffRole::Analyst];
+        assert_eq!(outcome(Some(Role::Viewer), &staff, Read::Events), "analyst");
+        assert_eq!(
+            outcome(Some(Role::Member), &staff, Read::AuditLog),
+            "support"
+        );
+        assert_eq!(outcome(Some(Role::Owner), &staff, Read::Events), "member");
+        assert_eq!(
+            outcome(Some(Role::Member), &staff, Read::Invites),
+            "forbidden"
+        );
+    }
+}

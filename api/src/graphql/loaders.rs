@@ -1,0 +1,38 @@
+//! Batched loading for fields that every row of a list resolves (`Item.author`,
+//! `Member.user`): a page of 100 items loads its authors in one query, not 100. Loaders keep
+//! no cache, so a loader never answers from what it loaded for an earlier request; HTTP
+//! requests each get their own (see [`crate::http`]), a WebSocket connection one for its
+//! operations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use projections::queries::{self, UserRow};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Users by id.
+pub struct Users {
+    pool: PgPool,
+}
+
+impl Loader<Uuid> for Users {
+    type Value = UserRow;
+    type Error = Arc<projections::Error>;
+
+    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, UserRow>, Self::Error> {
+        let rows = queries::users_by_ids(&self.pool, ids)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    }
+}
+
+/// The per-request (or per-connection) loaders, put into the request's data.
+pub type UserLoader = DataLoader<Users>;
+
+/// A fresh user loader reading from `pool`.
+pub fn users(pool: PgPool) -> UserLoader {
+    DataLoader::new(Users { pool }, tokio::spawn)
+}

@@ -1,0 +1,81 @@
+//! What every GraphQL operation carries of its own, whether it came over HTTP or a WebSocket:
+//! its [`RequestContext`] and its batch loaders. Over HTTP the handler builds the context from
+//! the request; over a WebSocket each operation derives its own from the connection's (same
+//! caller, same client address) with a fresh request id and correlation id, its own operation
+//! name, and the idempotency key it sends in `extensions.idempotencyKey`.
+
+use std::any::TypeId;
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
+use async_graphql::{Request, ServerError, ServerResult, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::loaders;
+use crate::http::MAX_OPERATION_NAME;
+use crate::request::RequestContext;
+
+/// Gives each operation its own context and loaders.
+pub struct PerOperation {
+    pool: PgPool,
+}
+
+impl PerOperation {
+    pub fn new(pool: PgPool) -> PerOperation {
+        PerOperation { pool }
+    }
+}
+
+impl ExtensionFactory for PerOperation {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PerOperation {
+            pool: self.pool.clone(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for PerOperation {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        if request
+            .operation_name
+            .as_ref()
+            .is_some_and(|name| name.len() > MAX_OPERATION_NAME)
+        {
+            return Err(ServerError::new(
+                format!("an operation name holds at most {MAX_OPERATION_NAME} bytes"),
+                None,
+            ));
+        }
+        let has_context = request.data.contains_key(&TypeId::of::<RequestContext>());
+        let connection = ctx
+            .session_data
+            .get(&TypeId::of::<RequestContext>())
+            .and_then(|data| data.downcast_ref::<RequestContext>());
+        if let (false, Some(connection)) = (has_context, connection) {
+            let idempotency_key = match request.extensions.0.get("idempotencyKey") {
+                Some(Value::String(key)) => Some(key.clone()),
+                _ => None,
+            };
+            let operation = RequestContext {
+                request_id: Uuid::now_v7().to_string(),
+                correlation_id: Uuid::now_v7(),
+                operation_name: request.operation_name.clone(),
+                idempotency_key,
+                ..connection.clone()
+            };
+            tracing::debug!(request_id = %operation.request_id, "operation over a WebSocket");
+            request.data.insert(operation);
+        }
+        request.data.insert(loaders::users(self.pool.clone()));
+        next.run(ctx, request).await
+    }
+}
