@@ -263,3 +263,79 @@ async fn events_ndjson_streams_the_log_exactly_and_resumes_from_a_position() {
         400
     );
 }
+
+#[tokio::test]
+async fn an_events_ndjson_stream_stopped_by_an_error_says_so_in_its_last_line() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let workspace_uuid: uuid::Uuid = sqlx::query_scalar("SELECT id FROM workspaces")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    // 1,200 good events (more than one batch of the stream), then one the server cannot
+    // decode (its metadata is not metadata), then more good ones.
+    let log = eventlog::EventLog::new(app.db.pool().clone());
+    let append = |n: usize| {
+        let log = log.clone();
+        async move {
+            let stream = eventlog::StreamRef {
+                stream_type: "item",
+                stream_id: uuid::Uuid::now_v7(),
+                workspace_id: Some(workspace_uuid),
+            };
+            let events: Vec<eventlog::NewEvent> = (0..n)
+                .map(|i| eventlog::NewEvent {
+                    event_id: uuid::Uuid::now_v7(),
+                    event_type: "ItemRetitled".into(),
+                    schema_version: 1,
+                    payload: json!({ "from": i.to_string(), "to": (i + 1).to_string() }),
+                    metadata: eventlog::Metadata::system("tests"),
+                })
+                .collect();
+            log.append(&stream, eventlog::ExpectedVersion::NoStream, &events)
+                .await
+                .unwrap();
+        }
+    };
+    append(1_200).await;
+    sqlx::query(
+        "INSERT INTO events (event_id, stream_type, stream_id, stream_version, workspace_id,
+                             event_type, schema_version, payload, metadata, recorded_at, hash)
+         VALUES ($1, 'item', $2, 1, $3, 'ItemRetitled', 1, '{}', '{\"actor\": 5}', now(), '\\x00')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(uuid::Uuid::now_v7())
+    .bind(workspace_uuid)
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    append(10).await;
+
+    let body = app
+        .client
+        .get(app.url("/events.ndjson"))
+        .query(&[("workspace", ws.as_str())])
+        .bearer_auth(&ana.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut lines: Vec<Value> = body
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let trailer = lines.pop().unwrap();
+    assert_eq!(trailer["end"]["complete"], false, "{trailer}");
+    assert_eq!(trailer["end"]["error"], "internal error", "{trailer}");
+    // The first batch (1,000 events) came; the batch holding the bad event failed, and the
+    // trailer says to resume after the last event sent.
+    assert_eq!(lines.len(), 1_000);
+    assert_eq!(
+        trailer["end"]["position"],
+        lines.last().unwrap()["position"]
+    );
+    assert!(lines.iter().all(|line| line.get("end").is_none()));
+}

@@ -258,12 +258,15 @@ async fn item_changed_delivers_the_item_after_each_change_and_only_to_members() 
     let ws = create_workspace(&app, &ana, "Acme").await;
     let other = create_workspace(&app, &eve, "Other").await;
     let mut client = Client::connect(&app, &ana).await;
-    let query = "subscription($w: ID!) { itemChanged(workspaceId: $w) {
+    let query =
+        "subscription($w: ID!, $from: String) { itemChanged(workspaceId: $w, fromPosition: $from) {
         position eventType item { id title status deleted } } }";
-    client.subscribe("items", query, json!({ "w": ws })).await;
-    // Subscriptions start when the server has read the request; give it a moment so the
-    // changes below are "from now on".
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The changes below come after the log's head now, however long the server takes to
+    // start the subscription.
+    let head = ana.gql(&app, "{ logPosition }", Value::Null).await["data"]["logPosition"].clone();
+    client
+        .subscribe("items", query, json!({ "w": ws, "from": head }))
+        .await;
 
     let created = ana
         .gql(&app, CREATE_ITEM, json!({ "w": ws, "t": "Q3 invoice" }))
