@@ -10,12 +10,15 @@
 //! | audit log | yes | yes | `FORBIDDEN` | `FORBIDDEN` | with a recorded reason | – | `NOT_FOUND` |
 //! | verify the audit trail | yes | `FORBIDDEN` | `FORBIDDEN` | `FORBIDDEN` | yes | – | `NOT_FOUND` |
 //! | the raw log (`events`, its subscription, `/events.ndjson`) | in clear | in clear | `FORBIDDEN` | `FORBIDDEN` | – | pseudonymised | `NOT_FOUND` |
+//! | a user (by id, `node`) | themself, and anyone sharing a workspace with them |||||||
 //!
 //! The raw log carries what the audit log shows — client addresses, user agents, request ids,
 //! staff reasons, invitees' emails — so it is readable by exactly those who may read the
 //! audit log in clear (owners and admins), and by ANALYST staff only pseudonymised. Members
 //! and viewers follow their workspace through the typed queries and `itemChanged` instead.
 //! A caller who is both a member and staff gets whichever of the two grants the read.
+
+use std::collections::{HashMap, HashSet};
 
 use domain::{DomainError, Role, StaffRole};
 use projections::queries;
@@ -129,6 +132,53 @@ fn decide(role: Option<Role>, staff: &[StaffRole], what: Read) -> Result<Grant, 
     Err(ApiError::Domain(DomainError::forbidden(refusal)))
 }
 
+/// A caller's standing towards many workspaces at once, for reads of many objects by id
+/// (`nodes`): their role in each they belong to, and their staff roles. Each object is then
+/// decided by the same rule as [`workspace`].
+pub struct Standing {
+    roles: HashMap<Uuid, Role>,
+    staff: Vec<StaffRole>,
+}
+
+impl Standing {
+    /// Loads `user_id`'s standing towards `workspaces` (two queries, however many).
+    pub async fn load(
+        pool: &PgPool,
+        user_id: Uuid,
+        workspaces: &[Uuid],
+    ) -> Result<Standing, ApiError> {
+        let mut roles = HashMap::new();
+        for (workspace_id, role) in queries::roles_in(pool, user_id, workspaces).await? {
+            roles.insert(workspace_id, stored_role(&role)?);
+        }
+        Ok(Standing {
+            roles,
+            staff: staff_roles(pool, user_id).await?,
+        })
+    }
+
+    /// Decides the read `what` of `workspace_id`, as [`workspace`] does.
+    pub fn may(&self, workspace_id: Uuid, what: Read) -> Result<Grant, ApiError> {
+        decide(self.roles.get(&workspace_id).copied(), &self.staff, what)
+    }
+}
+
+/// Which of `users` the caller may see: themself, and anyone sharing a workspace with them.
+pub async fn visible_users(
+    pool: &PgPool,
+    user_id: Uuid,
+    users: &[Uuid],
+) -> Result<HashSet<Uuid>, ApiError> {
+    let mut visible: HashSet<Uuid> = queries::co_members(pool, user_id, users)
+        .await?
+        .into_iter()
+        .collect();
+    if users.contains(&user_id) {
+        visible.insert(user_id);
+    }
+    Ok(visible)
+}
+
 /// Decides a read of the raw log, of one workspace or (`None`) of every workspace, which only
 /// ANALYST staff may do.
 pub async fn log(
@@ -150,22 +200,42 @@ pub async fn log(
     }
 }
 
-/// The caller's role in the workspace for a write made on `conn`, inside the write's
-/// transaction. The membership row stays share-locked until the transaction ends, so a role
-/// change or a removal committed meanwhile waits for this write, or this write waits for it
-/// and sees the new role: the old role can never write once more. `NOT_FOUND` (as `missing`)
-/// for non-members.
+/// The caller's role in the workspace, for deciding a write made on `conn` (`NOT_FOUND`, as
+/// `missing`, for non-members). Read without a lock: the events insert must stay the first
+/// write of the transaction (a row lock would take a transaction id before it), so once the
+/// write is done, [`confirm_role`] checks the role still holds.
 pub async fn role_for_write(
     conn: &mut PgConnection,
     workspace_id: Uuid,
     user_id: Uuid,
     missing: &'static str,
 ) -> Result<Role, ApiError> {
-    let role = queries::member_role_locked(conn, workspace_id, user_id).await?;
-    role.as_deref()
+    queries::member_role(&mut *conn, workspace_id, user_id)
+        .await?
+        .as_deref()
         .map(stored_role)
         .transpose()?
         .ok_or(ApiError::NotFound(missing))
+}
+
+/// Confirms, at the end of a write's transaction, that the caller still holds the `role` the
+/// write was decided with. The membership row stays share-locked until the transaction ends:
+/// a role change or removal committed meanwhile is seen here (the write is refused with
+/// `CONFLICT`, and a retry is decided with the new role), and one not yet committed waits for
+/// this write. Either way the old role never writes after the change is acknowledged.
+pub async fn confirm_role(
+    conn: &mut PgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+) -> Result<(), ApiError> {
+    let now = queries::member_role_locked(conn, workspace_id, user_id).await?;
+    if now.as_deref() == Some(role.as_str()) {
+        return Ok(());
+    }
+    Err(ApiError::Domain(DomainError::conflict(
+        "your role in this workspace changed while this was being written; try again",
+    )))
 }
 
 /// The caller's global staff roles.

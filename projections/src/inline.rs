@@ -403,7 +403,15 @@ pub async fn rebuild(log: &EventLog) -> Result<u64, Error> {
     tx.commit().await?;
 
     let mut tx = conn.begin().await?;
-    let live = TABLES.map(|t| format!("public.{t}")).join(", ");
+    // Locked last table first: an item write holds `items` when it share-locks its author's
+    // `members` row (api::authz::confirm_role), so taking `items` before `members` keeps the
+    // two from waiting on each other.
+    let live = TABLES
+        .iter()
+        .rev()
+        .map(|t| format!("public.{t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "LOCK TABLE {live} IN EXCLUSIVE MODE"
     )))

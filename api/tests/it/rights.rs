@@ -316,12 +316,34 @@ async fn a_role_change_committing_during_an_item_write_is_seen_by_that_write() {
     demotion.commit().await.unwrap();
 
     let written = write.await.unwrap();
-    assert_eq!(error_codes(&written), ["FORBIDDEN"], "{written}");
-    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
-    assert_eq!(items, 0, "the old role wrote once more");
+    assert_eq!(error_codes(&written), ["CONFLICT"], "{written}");
+    let count = |table: &'static str| {
+        let pool = app.db.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {table} WHERE {}",
+                if table == "events" {
+                    "stream_type = 'item'"
+                } else {
+                    "true"
+                }
+            )))
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(count("items").await, 0, "the old role wrote once more");
+    assert_eq!(
+        count("events").await,
+        0,
+        "nor did its event stay in the log"
+    );
+    // Tried again, the write is decided with the new role.
+    let retried = bo
+        .gql(&app, CREATE_ITEM, json!({ "w": ws, "t": "late" }))
+        .await;
+    assert_eq!(error_codes(&retried), ["FORBIDDEN"], "{retried}");
 }
 
 #[tokio::test]

@@ -300,6 +300,7 @@ async fn run(
                 .writes
                 .append(conn, &stream, loaded.expected_version(), events, &metadata)
                 .await?;
+            authz::confirm_role(conn, workspace_id, user, role).await?;
             Ok(Written {
                 id: target.item_id,
                 position: position.map(|p| p.to_string()),
