@@ -507,3 +507,101 @@ pub async fn activity(db: &PgPool, workspace_id: Uuid) -> Result<ActivityRow, Er
         last_event_at: None,
     }))
 }
+
+// --- Lookups by id for `node`/`nodes` ------------------------------------------------------
+// These read rows whatever the reader's rights: the API's authorization module decides, row by
+// row, what the caller may see of them (`api::authz`).
+
+/// Items by id, any workspace.
+pub async fn items_with_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<ItemRow>, Error> {
+    Ok(sqlx::query_as!(
+        ItemRow,
+        r#"SELECT id, workspace_id, title, body, tags, status, author_id, created_at, updated_at,
+                  version
+           FROM items WHERE id = ANY($1)"#,
+        ids
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Workspaces by id, each with `reader`'s role (empty when not a member).
+pub async fn workspaces_with_ids(
+    db: &PgPool,
+    ids: &[Uuid],
+    reader: Uuid,
+) -> Result<Vec<WorkspaceRow>, Error> {
+    Ok(sqlx::query_as!(
+        WorkspaceRow,
+        r#"SELECT w.id, w.name, w.region, w.plan, w.trial_ends_at, w.created_at, w.updated_at,
+                  w.version, COALESCE(m.role, '') AS "viewer_role!"
+           FROM workspaces w LEFT JOIN members m ON m.workspace_id = w.id AND m.user_id = $2
+           WHERE w.id = ANY($1)"#,
+        ids,
+        reader
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Invites by id, any workspace.
+pub async fn invites_with_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<InviteRow>, Error> {
+    Ok(sqlx::query_as!(
+        InviteRow,
+        r#"SELECT id, workspace_id, email, role, status, expires_at, created_at FROM invites
+           WHERE id = ANY($1)"#,
+        ids
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Memberships by (workspace, user) pairs (`workspaces[i]`, `users[i]`).
+pub async fn members_with_ids(
+    db: &PgPool,
+    workspaces: &[Uuid],
+    users: &[Uuid],
+) -> Result<Vec<MemberRow>, Error> {
+    Ok(sqlx::query_as!(
+        MemberRow,
+        r#"SELECT m.workspace_id, m.user_id, m.role, m.joined_at
+           FROM members m JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
+             ON m.workspace_id = k.workspace_id AND m.user_id = k.user_id"#,
+        workspaces,
+        users
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// `reader`'s role in each of `workspaces` they are a member of.
+pub async fn roles_in(
+    db: &PgPool,
+    reader: Uuid,
+    workspaces: &[Uuid],
+) -> Result<Vec<(Uuid, String)>, Error> {
+    let rows = sqlx::query!(
+        r#"SELECT workspace_id, role FROM members WHERE user_id = $1 AND workspace_id = ANY($2)"#,
+        reader,
+        workspaces
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.workspace_id, row.role))
+        .collect())
+}
+
+/// Which of `users` share at least one workspace with `reader`.
+pub async fn co_members(db: &PgPool, reader: Uuid, users: &[Uuid]) -> Result<Vec<Uuid>, Error> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT DISTINCT other.user_id AS "user_id!"
+           FROM members mine JOIN members other ON other.workspace_id = mine.workspace_id
+           WHERE mine.user_id = $1 AND other.user_id = ANY($2)"#,
+        reader,
+        users
+    )
+    .fetch_all(db)
+    .await?)
+}

@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use super::ids;
 use crate::authz::Grant;
 use crate::error::ApiError;
 
@@ -22,8 +23,10 @@ pub struct EventsFilter {
     /// Only streams of this type: `user`, `workspace` or `item`.
     #[graphql(validator(max_length = 40))]
     pub stream_type: Option<String>,
-    /// Only this stream (an aggregate's UUID).
-    pub stream_id: Option<Uuid>,
+    /// Only this stream: the global id of a user, workspace or item (a raw UUID is accepted
+    /// too, as before global ids were taken here).
+    #[graphql(validator(max_length = 160))]
+    pub stream_id: Option<ID>,
     /// Only these event types (at most 50).
     #[graphql(validator(max_items = 50))]
     pub event_types: Option<Vec<String>>,
@@ -40,9 +43,12 @@ pub struct EventsFilter {
 }
 
 /// An event as stored in the log.
-#[derive(SimpleObject, serde::Serialize)]
+#[derive(SimpleObject, serde::Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
+    /// Global id (NDJSON lines carry `eventId` only).
+    #[serde(skip)]
+    pub id: ID,
     /// Its place in the log (opaque, sortable); resume after it with `afterPosition`.
     pub position: String,
     pub event_id: Uuid,
@@ -72,9 +78,14 @@ impl EventsFilter {
         &self,
         workspace_id: Option<Uuid>,
     ) -> Result<(EventFilter, Option<Position>), ApiError> {
+        let stream_id = self
+            .stream_id
+            .as_ref()
+            .map(ids::decode_stream)
+            .transpose()?;
         let filter = EventFilter {
             workspace_id,
-            stream_id: self.stream_id,
+            stream_id,
             event_types: self.event_types.clone(),
             from: self.from,
             to: self.to,
@@ -211,6 +222,7 @@ impl Pseudonymizer {
 impl From<RecordedEvent> for Event {
     fn from(e: RecordedEvent) -> Self {
         Event {
+            id: ids::encode(ids::Kind::Event, e.event_id),
             position: e.position.to_string(),
             event_id: e.event_id,
             stream_type: e.stream_type,

@@ -7,6 +7,7 @@ mod history;
 pub(crate) mod ids;
 pub mod loaders;
 mod mutation;
+pub mod node;
 mod operation;
 mod pagination;
 pub(crate) mod query;

@@ -1,5 +1,5 @@
 //! What every GraphQL operation carries of its own, whether it came over HTTP or a WebSocket:
-//! its [`RequestContext`] and its batch loaders. Over HTTP the handler builds the context from
+//! its [`RequestContext`] and its batch loaders (users; nodes, for a signed-in caller). Over HTTP the handler builds the context from
 //! the request; over a WebSocket each operation derives its own from the connection's (same
 //! caller, same client address) with a fresh request id and correlation id, its own operation
 //! name, and the idempotency key it sends in `extensions.idempotencyKey`.
@@ -14,7 +14,7 @@ use async_graphql::{Request, ServerError, ServerResult, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::loaders;
+use super::{loaders, node};
 use crate::http::MAX_OPERATION_NAME;
 use crate::request::RequestContext;
 
@@ -76,6 +76,16 @@ impl Extension for PerOperation {
             request.data.insert(operation);
         }
         request.data.insert(loaders::users(self.pool.clone()));
+        let caller = request
+            .data
+            .get(&TypeId::of::<RequestContext>())
+            .and_then(|data| data.downcast_ref::<RequestContext>())
+            .and_then(|context| context.principal);
+        if let Some(caller) = caller {
+            request
+                .data
+                .insert(node::loader(self.pool.clone(), caller.user_id));
+        }
         next.run(ctx, request).await
     }
 }

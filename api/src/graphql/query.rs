@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::audit::{self, AuditEntry, AuditFilter};
 use super::events::{self, Event, EventsFilter, Pseudonymizer};
 use super::history::{self, AsOfInput};
-use super::ids::{Kind, decode};
+use super::ids::{GlobalId, Kind, decode};
+use super::node::{Node, NodeLoader};
 use super::pagination::{Page, encode_cursor};
 use super::search::{self, SearchConnection, SearchFilter, SearchOrder, SearchRequest};
 use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool};
@@ -486,6 +487,42 @@ impl Query {
             .await
             .map_err(ApiError::from)?;
         Ok(report.into())
+    }
+
+    /// Any object by its global id (Relay's object identification). A malformed id, an
+    /// unknown id and the id of something the caller may not see are all `NOT_FOUND`, alike.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
+        caller(ctx)?;
+        let not_found = || ApiError::NotFound("node");
+        let id = super::ids::parse(&id).map_err(|_| not_found())?;
+        let node = ctx
+            .data::<NodeLoader>()?
+            .load_one(id)
+            .await
+            .map_err(|err| ApiError::Internal(anyhow::anyhow!("cannot load nodes: {err}")))?;
+        Ok(node.ok_or_else(not_found)?)
+    }
+
+    /// Objects by global ids (at most 100), in the order given: `null` for each id that
+    /// `node` would refuse. Loaded in one batch.
+    #[graphql(complexity = "ids.len().saturating_mul(child_complexity).saturating_add(1)")]
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(validator(max_items = 100))] ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<Option<Node>>> {
+        caller(ctx)?;
+        let parsed: Vec<Option<GlobalId>> =
+            ids.iter().map(|id| super::ids::parse(id).ok()).collect();
+        let found = ctx
+            .data::<NodeLoader>()?
+            .load_many(parsed.iter().flatten().copied())
+            .await
+            .map_err(|err| ApiError::Internal(anyhow::anyhow!("cannot load nodes: {err}")))?;
+        Ok(parsed
+            .into_iter()
+            .map(|id| id.and_then(|id| found.get(&id).cloned()))
+            .collect())
     }
 
     /// The position of the newest event in the log that readers can see now (an opaque string

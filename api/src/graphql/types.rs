@@ -85,6 +85,7 @@ async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<User> 
 }
 
 /// A person with an account.
+#[derive(Clone)]
 pub struct User {
     pub row: UserRow,
     /// Whether the caller is this user (who alone sees some fields).
@@ -94,7 +95,7 @@ pub struct User {
 #[Object]
 impl User {
     /// Global id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         encode(Kind::User, self.row.id)
     }
     /// Email address as given at sign-up (unique, compared case-insensitively).
@@ -117,12 +118,13 @@ impl User {
 }
 
 /// A tenant: members and their content.
+#[derive(Clone)]
 pub struct Workspace(pub WorkspaceRow);
 
 #[Object]
 impl Workspace {
     /// Global id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         encode(Kind::Workspace, self.0.id)
     }
     /// Activity counts, kept by the asynchronous `activity` projection: they follow the log
@@ -209,10 +211,15 @@ impl Workspace {
 }
 
 /// A user's membership of a workspace.
+#[derive(Clone)]
 pub struct Member(pub MemberRow);
 
 #[Object]
 impl Member {
+    /// Global id (of this membership: the workspace and the user).
+    pub(crate) async fn id(&self) -> ID {
+        super::ids::encode_member(self.0.workspace_id, self.0.user_id)
+    }
     /// The member.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         user(ctx, self.0.user_id).await
@@ -241,12 +248,13 @@ pub enum InviteStatus {
 }
 
 /// An invitation to join a workspace.
+#[derive(Clone)]
 pub struct Invite(pub InviteRow);
 
 #[Object]
 impl Invite {
     /// Global id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         encode(Kind::Invite, self.0.id)
     }
     /// Who is invited.
@@ -278,6 +286,7 @@ impl Invite {
 }
 
 /// A piece of content in a workspace.
+#[derive(Clone)]
 pub struct Item {
     row: ItemRow,
     deleted: bool,
@@ -303,7 +312,7 @@ impl Item {
 #[Object]
 impl Item {
     /// Global id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         encode(Kind::Item, self.row.id)
     }
     /// The workspace it belongs to.

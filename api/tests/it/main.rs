@@ -12,6 +12,7 @@ mod invites;
 mod items;
 mod limits;
 mod ndjson_bulk;
+mod nodes;
 mod read_models;
 mod rights;
 mod schema;

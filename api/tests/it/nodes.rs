@@ -1,0 +1,133 @@
+//! Relay's object identification over HTTP: `node(id)` and `nodes(ids)` give back every kind of
+//! object by its global id, through the same rights as the typed queries, and refuse what the
+//! caller may not see exactly as they refuse what does not exist.
+
+use serde_json::{Value, json};
+
+use crate::workspaces::{add_member, create_workspace};
+use crate::{TestApp, error_codes};
+
+const NODE: &str = "query($id: ID!) { node(id: $id) { __typename id } }";
+const NODES: &str = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }";
+
+#[tokio::test]
+async fn every_kind_of_object_comes_back_by_its_id_and_only_to_who_may_see_it() {
+    let app = TestApp::spawn().await;
+    let (ana, bo, eve) = (
+        app.sign_up("Ana").await,
+        app.sign_up("Bo").await,
+        app.sign_up("Eve").await,
+    );
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    add_member(&app, &ana, &ws, &bo, domain::Role::Member).await;
+    let item = ana
+        .gql(
+            &app,
+            "mutation($w: ID!) { createItem(input: { workspaceId: $w, title: \"One\" }) { item { id } } }",
+            json!({ "w": ws }),
+        )
+        .await["data"]["createItem"]["item"]["id"]
+        .clone();
+    let invite = ana
+        .gql(
+            &app,
+            "mutation($w: ID!) { inviteMember(workspaceId: $w, email: \"x@example.com\", role: MEMBER) { invite { id } } }",
+            json!({ "w": ws }),
+        )
+        .await["data"]["inviteMember"]["invite"]["id"]
+        .clone();
+    let members = ana
+        .gql(
+            &app,
+            "query($w: ID!) { workspace(id: $w) { members { edges { node { id user { id } } } } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    let bo_member = members["data"]["workspace"]["members"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["node"]["user"]["id"] == bo.user_id.as_str())
+        .map(|e| e["node"]["id"].clone())
+        .unwrap();
+
+    let everything = [
+        ("Workspace", json!(ws)),
+        ("Item", item.clone()),
+        ("Invite", invite.clone()),
+        ("Member", bo_member.clone()),
+        ("User", json!(bo.user_id)),
+    ];
+    // The owner sees every one, through node and through nodes, in order.
+    for (typename, id) in &everything {
+        let node = ana.gql(&app, NODE, json!({ "id": id })).await;
+        assert_eq!(node["data"]["node"]["__typename"], *typename, "{node}");
+        assert_eq!(node["data"]["node"]["id"], *id, "{node}");
+    }
+    let ids: Vec<Value> = everything.iter().map(|(_, id)| id.clone()).collect();
+    let nodes = ana.gql(&app, NODES, json!({ "ids": ids })).await;
+    let typenames: Vec<&str> = nodes["data"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{nodes}"))
+        .iter()
+        .map(|n| n["__typename"].as_str().unwrap())
+        .collect();
+    assert_eq!(typenames, ["Workspace", "Item", "Invite", "Member", "User"]);
+
+    // A member sees all but the invite (owners and admins only).
+    let seen_by_bo = bo.gql(&app, NODES, json!({ "ids": ids })).await;
+    let seen: Vec<bool> = seen_by_bo["data"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| !n.is_null())
+        .collect();
+    assert_eq!(seen, [true, true, false, true, true]);
+
+    // Another tenant sees nothing, and cannot tell it from a malformed or an unknown id.
+    let unknown_item = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("Item:{}", uuid::Uuid::now_v7()))
+    };
+    let mut refusals = Vec::new();
+    for id in ids
+        .iter()
+        .cloned()
+        .chain([json!("garbage"), json!(unknown_item)])
+    {
+        let refused = eve.gql(&app, NODE, json!({ "id": id })).await;
+        assert_eq!(error_codes(&refused), ["NOT_FOUND"], "{id}: {refused}");
+        refusals.push(refused["errors"][0]["message"].clone());
+    }
+    assert!(refusals.windows(2).all(|w| w[0] == w[1]), "{refusals:?}");
+    let mut all = ids.clone();
+    all.extend([json!("garbage"), json!(unknown_item)]);
+    let nodes = eve.gql(&app, NODES, json!({ "ids": all })).await;
+    assert!(nodes["errors"].is_null(), "{nodes}");
+    assert!(
+        nodes["data"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(Value::is_null),
+        "{nodes}"
+    );
+    // Eve still sees herself.
+    let me = eve.gql(&app, NODE, json!({ "id": eve.user_id })).await;
+    assert_eq!(me["data"]["node"]["__typename"], "User", "{me}");
+}
+
+#[tokio::test]
+async fn nodes_is_bounded_and_needs_a_token() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let ids: Vec<String> = (0..101).map(|_| ana.user_id.clone()).collect();
+    let refused = ana.gql(&app, NODES, json!({ "ids": ids })).await;
+    assert_eq!(error_codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    let anonymous = app.graphql(NODE, json!({ "id": ana.user_id })).await;
+    assert_eq!(error_codes(&anonymous), ["UNAUTHENTICATED"]);
+    let hundred: Vec<String> = (0..100).map(|_| ana.user_id.clone()).collect();
+    let answer = ana.gql(&app, NODES, json!({ "ids": hundred })).await;
+    assert_eq!(answer["data"]["nodes"].as_array().map(Vec::len), Some(100));
+}
