@@ -1,0 +1,82 @@
+// Client documents a Relay app would write against Chronicle. `npm run check` compiles them
+// with the Relay compiler against ../schema.graphql (see README "Relay"); they are never run.
+import { graphql } from "react-relay";
+
+// An item card that refetches itself by id: needs the Node interface and `node(id:)`.
+export const itemCard = graphql`
+  fragment documents_itemCard on Item @refetchable(queryName: "ItemCardRefetchQuery") {
+    id
+    title
+    status
+    tags
+    version
+    author {
+      id
+      displayName
+    }
+  }
+`;
+
+// A workspace's items, paginated forward with a Relay connection.
+export const workspaceItems = graphql`
+  fragment documents_workspaceItems on Workspace
+  @refetchable(queryName: "WorkspaceItemsPaginationQuery")
+  @argumentDefinitions(first: { type: "Int", defaultValue: 20 }, after: { type: "String" }) {
+    id
+    name
+    members(first: $first, after: $after) @connection(key: "documents_members") {
+      edges {
+        node {
+          id
+          role
+          user {
+            id
+            displayName
+          }
+        }
+      }
+    }
+  }
+`;
+
+export const itemsPage = graphql`
+  query documentsItemsQuery($workspaceId: ID!, $first: Int, $after: String) {
+    items(workspaceId: $workspaceId, first: $first, after: $after)
+      @connection(key: "documents_items") {
+      edges {
+        node {
+          id
+          ...documents_itemCard
+        }
+      }
+    }
+  }
+`;
+
+// Anything by id.
+export const nodeQuery = graphql`
+  query documentsNodeQuery($id: ID!) {
+    node(id: $id) {
+      __typename
+      id
+      ... on Workspace {
+        name
+      }
+      ...documents_workspaceItems @alias
+      ...documents_itemCard @alias
+    }
+  }
+`;
+
+// A mutation whose payload returns the changed item with its id, so the store updates in place.
+export const updateItem = graphql`
+  mutation documentsUpdateItemMutation($input: UpdateItemInput!) {
+    updateItem(input: $input) {
+      item {
+        id
+        ...documents_itemCard
+      }
+      position
+    }
+  }
+`;
