@@ -88,6 +88,20 @@ pub enum ItemOrder {
     TitleDesc,
 }
 
+impl ItemOrder {
+    /// The same order, the other way round (for reading a page backward).
+    pub fn reversed(self) -> ItemOrder {
+        match self {
+            ItemOrder::CreatedAsc => ItemOrder::CreatedDesc,
+            ItemOrder::CreatedDesc => ItemOrder::CreatedAsc,
+            ItemOrder::UpdatedAsc => ItemOrder::UpdatedDesc,
+            ItemOrder::UpdatedDesc => ItemOrder::UpdatedAsc,
+            ItemOrder::TitleAsc => ItemOrder::TitleDesc,
+            ItemOrder::TitleDesc => ItemOrder::TitleAsc,
+        }
+    }
+}
+
 /// Where a page starts: the sort key and id of the last item of the previous page.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ItemCursor {

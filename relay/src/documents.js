@@ -53,6 +53,21 @@ export const itemsPage = graphql`
   }
 `;
 
+// The same list read backward (the newest page first, then earlier ones).
+export const itemsBackward = graphql`
+  query documentsItemsBackwardQuery($workspaceId: ID!, $last: Int, $before: String) {
+    items(workspaceId: $workspaceId, last: $last, before: $before)
+      @connection(key: "documents_itemsBackward") {
+      edges {
+        node {
+          id
+          title
+        }
+      }
+    }
+  }
+`;
+
 // Anything by id.
 export const nodeQuery = graphql`
   query documentsNodeQuery($id: ID!) {

@@ -1,4 +1,5 @@
-//! Relay-style pagination shared by every list: `first` / `after`, opaque cursors, `pageInfo`.
+//! Relay-style pagination shared by every list: `first` / `after` (and, where the list's order
+//! can be reversed, `last` / `before`), opaque cursors, `pageInfo`.
 
 use async_graphql::OutputType;
 use async_graphql::connection::{Connection, Edge};
@@ -22,10 +23,12 @@ pub fn complexity(first: Option<i32>, child_complexity: usize) -> usize {
     size.saturating_mul(child_complexity).saturating_add(1)
 }
 
-/// A requested page: how many, and after which cursor.
+/// A requested page: how many, and after which cursor. A backward page (`last`/`before`) is
+/// read as a forward page of the reversed order and turned around by [`Page::connection`].
 pub struct Page<'a> {
     first: usize,
     after: Option<&'a str>,
+    backward: bool,
 }
 
 impl<'a> Page<'a> {
@@ -40,7 +43,45 @@ impl<'a> Page<'a> {
                 )));
             }
         };
-        Ok(Page { first, after })
+        Ok(Page {
+            first,
+            after,
+            backward: false,
+        })
+    }
+
+    /// Validates a page in either direction: `first`/`after` (default), or `last`/`before`
+    /// (the last `last` elements before `before`, or of the whole list). Mixing the two
+    /// directions is `BAD_USER_INPUT`.
+    pub fn either_way(
+        first: Option<i32>,
+        after: Option<&'a str>,
+        last: Option<i32>,
+        before: Option<&'a str>,
+    ) -> Result<Page<'a>, ApiError> {
+        match (
+            first.is_some() || after.is_some(),
+            last.is_some() || before.is_some(),
+        ) {
+            (true, true) => Err(ApiError::BadInput(
+                "page forward (`first`, `after`) or backward (`last`, `before`), not both".into(),
+            )),
+            (false, true) => {
+                let page = Page::new(last, before).map_err(|_| {
+                    ApiError::BadInput(format!("`last` must be between 1 and {MAX_PAGE}"))
+                })?;
+                Ok(Page {
+                    backward: true,
+                    ..page
+                })
+            }
+            _ => Page::new(first, after),
+        }
+    }
+
+    /// Whether the page is read backward: the list's order must be reversed to fetch it.
+    pub fn backward(&self) -> bool {
+        self.backward
     }
 
     /// How many the page holds.
@@ -75,9 +116,16 @@ impl<'a> Page<'a> {
         cursor: impl Fn(&R) -> String,
         node: impl Fn(R) -> N,
     ) -> Connection<String, N> {
-        let has_next = rows.len() > self.first;
+        let more = rows.len() > self.first;
         rows.truncate(self.first);
-        let mut connection = Connection::new(self.after.is_some(), has_next);
+        // A cursor was taken from an element on its other side, so that side is not empty.
+        let (has_previous, has_next) = if self.backward {
+            rows.reverse();
+            (more, self.after.is_some())
+        } else {
+            (self.after.is_some(), more)
+        };
+        let mut connection = Connection::new(has_previous, has_next);
         connection.edges.extend(
             rows.into_iter()
                 .map(|row| Edge::new(cursor(&row), node(row))),

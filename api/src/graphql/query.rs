@@ -323,7 +323,7 @@ impl Query {
     /// A workspace's items: filtered, sorted (newest first by default) and paginated.
     // Each GraphQL argument is a parameter here.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn items(
         &self,
         ctx: &Context<'_>,
@@ -336,6 +336,9 @@ impl Query {
         order_by: Option<ItemOrderBy>,
         first: Option<i32>,
         after: Option<String>,
+        #[graphql(desc = "The last items (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only items before this cursor (with `last`).")] before: Option<String>,
     ) -> async_graphql::Result<Connection<String, Item>> {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
@@ -354,12 +357,17 @@ impl Query {
                 .transpose()?,
         };
         let order = order_by.map_or(ItemOrder::CreatedDesc, |o| o.order());
-        let page = Page::new(first, after.as_deref())?;
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
+        let read_order = if page.backward() {
+            order.reversed()
+        } else {
+            order
+        };
         let rows = queries::items(
             pool,
             workspace_id,
             &filter,
-            order,
+            read_order,
             page.after::<ItemCursor>()?,
             page.fetch(),
         )

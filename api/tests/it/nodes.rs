@@ -131,3 +131,91 @@ async fn nodes_is_bounded_and_needs_a_token() {
     let answer = ana.gql(&app, NODES, json!({ "ids": hundred })).await;
     assert_eq!(answer["data"]["nodes"].as_array().map(Vec::len), Some(100));
 }
+
+#[tokio::test]
+async fn items_page_both_ways_with_truthful_page_info() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let page = |args: Value| {
+        let (app, ana, ws) = (app.clone(), ana.clone(), ws.clone());
+        async move {
+            let response = ana
+                .gql(
+                    &app,
+                    "query($w: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+                        items(workspaceId: $w, orderBy: { field: TITLE, direction: ASC },
+                              first: $first, after: $after, last: $last, before: $before) {
+                            edges { node { title } }
+                            pageInfo { hasPreviousPage hasNextPage startCursor endCursor } } }",
+                    {
+                        let mut vars = args;
+                        vars["w"] = json!(ws);
+                        vars
+                    },
+                )
+                .await;
+            let items = &response["data"]["items"];
+            assert!(items.is_object(), "{response}");
+            let titles: Vec<String> = items["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["title"].as_str().unwrap().to_string())
+                .collect();
+            let info = &items["pageInfo"];
+            (
+                titles,
+                info["hasPreviousPage"].as_bool().unwrap(),
+                info["hasNextPage"].as_bool().unwrap(),
+                info["startCursor"].clone(),
+                info["endCursor"].clone(),
+            )
+        }
+    };
+    let titles = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    // Empty, both ways.
+    for args in [json!({ "first": 2 }), json!({ "last": 2 })] {
+        let (items, previous, next, _, _) = page(args).await;
+        assert_eq!((items.len(), previous, next), (0, false, false));
+    }
+    for title in ["a", "b", "c", "d"] {
+        ana.gql(
+            &app,
+            "mutation($w: ID!, $t: String!) { createItem(input: { workspaceId: $w, title: $t }) { position } }",
+            json!({ "w": ws, "t": title }),
+        )
+        .await;
+    }
+    // Forward, ending exactly at a page boundary.
+    let (items, previous, next, _, end) = page(json!({ "first": 2 })).await;
+    assert_eq!((items, previous, next), (titles(&["a", "b"]), false, true));
+    let (items, previous, next, _, _) = page(json!({ "first": 2, "after": end })).await;
+    assert_eq!((items, previous, next), (titles(&["c", "d"]), true, false));
+    // Backward from the end, then before the first element of that page.
+    let (items, previous, next, start, _) = page(json!({ "last": 2 })).await;
+    assert_eq!((items, previous, next), (titles(&["c", "d"]), true, false));
+    let (items, previous, next, _, _) = page(json!({ "last": 2, "before": start })).await;
+    assert_eq!((items, previous, next), (titles(&["a", "b"]), false, true));
+    // One page holding everything.
+    let (items, previous, next, _, _) = page(json!({ "last": 10 })).await;
+    assert_eq!(
+        (items, previous, next),
+        (titles(&["a", "b", "c", "d"]), false, false)
+    );
+    let (items, previous, next, _, _) = page(json!({ "first": 10 })).await;
+    assert_eq!(
+        (items, previous, next),
+        (titles(&["a", "b", "c", "d"]), false, false)
+    );
+
+    let mixed = ana
+        .gql(
+            &app,
+            "query($w: ID!) { items(workspaceId: $w, first: 1, last: 1) { edges { cursor } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    assert_eq!(error_codes(&mixed), ["BAD_USER_INPUT"], "{mixed}");
+}
