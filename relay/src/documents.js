@@ -57,7 +57,7 @@ export const itemsPage = graphql`
 export const itemsBackward = graphql`
   query documentsItemsBackwardQuery($workspaceId: ID!, $last: Int, $before: String) {
     items(workspaceId: $workspaceId, last: $last, before: $before)
-      @connection(key: "documents_itemsBackward") {
+      @connection(key: "documentsBackward__items") {
       edges {
         node {
           id
