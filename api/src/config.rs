@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::auth::AuthSettings;
 use crate::limits::Limits;
+use crate::request::TrustedProxies;
 
 /// Development serves GraphiQL and introspection; production does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,10 @@ pub struct Config {
     /// `CHRONICLE_MAX_PROJECTION_LAG`: `/readyz` says not ready when a projection is more
     /// than this many events behind the log (default 10,000).
     pub max_projection_lag: u64,
+    /// `CHRONICLE_TRUSTED_PROXIES`: the load balancers whose `X-Forwarded-For` / `Forwarded`
+    /// name the client (comma-separated addresses and networks; default none: the client is
+    /// the TCP peer).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// A setting that could not be understood.
@@ -112,6 +117,11 @@ impl Config {
                 IpAddr::from([0, 0, 0, 0]),
             )?,
             port: parse("CHRONICLE_PORT", lookup("CHRONICLE_PORT"), 8080)?,
+            trusted_proxies: parse(
+                "CHRONICLE_TRUSTED_PROXIES",
+                lookup("CHRONICLE_TRUSTED_PROXIES"),
+                TrustedProxies::default(),
+            )?,
             environment,
             limits: {
                 let d = Limits::default();
@@ -186,6 +196,7 @@ impl std::fmt::Debug for Config {
             .field("max_projection_lag", &self.max_projection_lag)
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("environment", &self.environment)
             .field("limits", &self.limits)
             .field("jwt_secret", &self.auth.jwt_secret.as_ref().map(|_| "***"))
@@ -237,6 +248,27 @@ mod tests {
         let err = config(&[("CHRONICLE_PORT", "eighty")]).unwrap_err();
         assert!(err.to_string().starts_with("CHRONICLE_PORT"), "{err}");
         assert!(config(&[("CHRONICLE_ENV", "staging")]).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_networks() {
+        let trusted = config(&[(
+            "CHRONICLE_TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.0.2.7, fd00::/8",
+        )])
+        .unwrap()
+        .trusted_proxies;
+        assert!(trusted.trusts("10.2.3.4".parse().unwrap()));
+        assert!(trusted.trusts("fd00::1".parse().unwrap()));
+        assert!(config(&[]).unwrap().trusted_proxies.is_empty());
+        let err = config(&[("CHRONICLE_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("CHRONICLE_TRUSTED_PROXIES") && err.contains("`lb.internal`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, guard, web};
+use actix_web::{App, HttpResponse, HttpServer, guard, middleware, web};
 use async_graphql::http::GraphiQLSource;
 use eventlog::EventLog;
 use sqlx::PgPool;
@@ -16,7 +16,7 @@ use crate::graphql::events::Pseudonymizer;
 use crate::read_side::ReadSide;
 use crate::secrets::shared_secret;
 use crate::writes::Writes;
-use crate::{health, http, websocket};
+use crate::{health, http, request, websocket};
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
@@ -61,6 +61,7 @@ impl Application {
         let websocket_settings = web::Data::new(websocket::Settings {
             session_recheck: config.session_recheck,
         });
+        let trusted_proxies = web::Data::new(config.trusted_proxies.clone());
         let environment = config.environment;
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -71,7 +72,9 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(readiness.clone())
                 .app_data(websocket_settings.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
+                .wrap(middleware::from_fn(request::resolve_origin))
                 .service(health::healthz)
                 .service(health::readyz)
                 .route("/events.ndjson", web::get().to(http::events_ndjson))

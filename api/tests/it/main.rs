@@ -12,6 +12,7 @@ mod invites;
 mod items;
 mod limits;
 mod ndjson_bulk;
+mod proxy;
 mod read_models;
 mod schema;
 mod search;
