@@ -37,8 +37,11 @@ pub struct Config {
     /// How often a subscription connection checks that its session has not ended (30 s; not
     /// read from the environment, shortened by tests).
     pub session_recheck: std::time::Duration,
-    /// Tokens and login throttling; `CHRONICLE_JWT_SECRET` (default: a secret kept in the
-    /// database, shared by every node on it).
+    /// Tokens and throttling: `CHRONICLE_JWT_SECRET` (default: a secret kept in the database,
+    /// shared by every node on it), `CHRONICLE_LOGINS_PER_ADDRESS` (100 per 15 minutes),
+    /// `CHRONICLE_SIGNUPS_PER_ADDRESS` (10 per 15 minutes), `CHRONICLE_LOGIN_FREE_FAILURES`
+    /// (5 per account and address before delays), `CHRONICLE_HASHING_QUEUE` (32 waiting per
+    /// lane).
     pub auth: AuthSettings,
     /// `CHRONICLE_SEARCH_DIR`: this node's search index (default `search` in `data_dir`).
     pub search_dir: PathBuf,
@@ -165,9 +168,32 @@ impl Config {
             },
             clock_offset: chrono::Duration::zero(),
             session_recheck: std::time::Duration::from_secs(30),
-            auth: AuthSettings {
-                jwt_secret: lookup("CHRONICLE_JWT_SECRET"),
-                ..AuthSettings::default()
+            auth: {
+                let d = AuthSettings::default();
+                AuthSettings {
+                    jwt_secret: lookup("CHRONICLE_JWT_SECRET"),
+                    logins_per_address: parse(
+                        "CHRONICLE_LOGINS_PER_ADDRESS",
+                        lookup("CHRONICLE_LOGINS_PER_ADDRESS"),
+                        d.logins_per_address,
+                    )?,
+                    signups_per_address: parse(
+                        "CHRONICLE_SIGNUPS_PER_ADDRESS",
+                        lookup("CHRONICLE_SIGNUPS_PER_ADDRESS"),
+                        d.signups_per_address,
+                    )?,
+                    free_failures: parse(
+                        "CHRONICLE_LOGIN_FREE_FAILURES",
+                        lookup("CHRONICLE_LOGIN_FREE_FAILURES"),
+                        d.free_failures,
+                    )?,
+                    hashing_queue: parse(
+                        "CHRONICLE_HASHING_QUEUE",
+                        lookup("CHRONICLE_HASHING_QUEUE"),
+                        d.hashing_queue,
+                    )?,
+                    ..d
+                }
             },
         })
     }

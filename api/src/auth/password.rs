@@ -1,6 +1,8 @@
 //! Password rules and argon2id hashing. Hashing is CPU- and memory-heavy by design, so it runs on
-//! the blocking pool, at most one hash per CPU at a time: a burst of log-ins queues instead of
-//! exhausting memory.
+//! the blocking pool, a bounded number at a time, in two lanes: sign-ups and log-ins each have
+//! their own workers and their own bounded queue, so a flood of sign-ups cannot starve log-ins
+//! (nor the other way round). A full queue refuses at once ([`AuthError::RateLimited`]) instead
+//! of letting waiters (and their memory) pile up.
 
 use anyhow::{Context, anyhow};
 use argon2::Argon2;
@@ -30,23 +32,57 @@ pub(super) fn check_strength(password: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Who a hash is computed for: each has its own capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lane {
+    /// New passwords (sign-up).
+    SignUp,
+    /// Verifications (log-in).
+    LogIn,
+}
+
+/// One lane: at most `workers` hashes at once, and at most `queue` more waiting.
+struct Capacity {
+    /// Held from admission to the end of the hash: `workers + queue` of them.
+    admitted: Semaphore,
+    /// Held while hashing: `workers` of them.
+    running: Semaphore,
+}
+
+impl Capacity {
+    fn new(workers: usize, queue: usize) -> Capacity {
+        Capacity {
+            admitted: Semaphore::new(workers + queue),
+            running: Semaphore::new(workers),
+        }
+    }
+}
+
 /// Hashes and verifies passwords off the async threads, a bounded number at a time.
 pub(super) struct Passwords {
-    permits: Semaphore,
+    sign_up: Capacity,
+    log_in: Capacity,
 }
 
 impl Passwords {
-    pub(super) fn new() -> Passwords {
+    /// Log-ins get one worker per CPU, sign-ups half as many (at least one); each lane lets
+    /// `queue` more wait.
+    pub(super) fn new(queue: usize) -> Passwords {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        Passwords::with_workers(cpus.div_ceil(2), cpus, queue)
+    }
+
+    fn with_workers(sign_up: usize, log_in: usize, queue: usize) -> Passwords {
         Passwords {
-            permits: Semaphore::new(cpus),
+            sign_up: Capacity::new(sign_up.max(1), queue),
+            log_in: Capacity::new(log_in.max(1), queue),
         }
     }
 
     /// An argon2id PHC string for `password` (argon2's default, OWASP-recommended parameters).
-    pub(super) async fn hash(&self, password: &str) -> anyhow::Result<String> {
+    pub(super) async fn hash(&self, password: &str, lane: Lane) -> Result<String, AuthError> {
         let password = password.to_owned();
-        self.blocking(move || {
+        self.blocking(lane, move || {
             let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
                 .map_err(|err| anyhow!("cannot encode a salt: {err}"))?;
             let hash = Argon2::default()
@@ -58,9 +94,9 @@ impl Passwords {
     }
 
     /// Whether `password` matches `hash` (a PHC string; its own parameters are used).
-    pub(super) async fn verify(&self, password: &str, hash: String) -> anyhow::Result<bool> {
+    pub(super) async fn verify(&self, password: &str, hash: String) -> Result<bool, AuthError> {
         let password = password.to_owned();
-        self.blocking(move || {
+        self.blocking(Lane::LogIn, move || {
             let parsed = PasswordHash::new(&hash)
                 .map_err(|err| anyhow!("unreadable password hash: {err}"))?;
             match Argon2::default().verify_password(password.as_bytes(), &parsed) {
@@ -74,15 +110,70 @@ impl Passwords {
 
     async fn blocking<T: Send + 'static>(
         &self,
+        lane: Lane,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let _permit = self
-            .permits
+    ) -> Result<T, AuthError> {
+        let capacity = match lane {
+            Lane::SignUp => &self.sign_up,
+            Lane::LogIn => &self.log_in,
+        };
+        let Ok(_admitted) = capacity.admitted.try_acquire() else {
+            tracing::warn!(?lane, "password hashing queue full: refused");
+            return Err(AuthError::RateLimited {
+                reason: "the server is busy",
+                retry_after_secs: 1,
+            });
+        };
+        let _running = capacity
+            .running
             .acquire()
             .await
             .context("password hashing is shut down")?;
-        tokio::task::spawn_blocking(work)
+        Ok(tokio::task::spawn_blocking(work)
             .await
-            .context("password hashing task failed")?
+            .context("password hashing task failed")??)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_sign_up_lane_refuses_at_once_and_leaves_log_ins_alone() {
+        let passwords = Passwords::with_workers(1, 1, 2);
+        let hash = passwords
+            .hash("a good password", Lane::SignUp)
+            .await
+            .unwrap();
+        // A flood of sign-ups has taken every place of its lane (1 hashing + 2 waiting).
+        let flood = passwords.sign_up.admitted.try_acquire_many(3).unwrap();
+        let refused = passwords.hash("another password", Lane::SignUp).await;
+        assert!(
+            matches!(refused, Err(AuthError::RateLimited { .. })),
+            "{refused:?}"
+        );
+        // Log-ins have their own lane.
+        assert!(
+            passwords
+                .verify("a good password", hash.clone())
+                .await
+                .unwrap()
+        );
+        drop(flood);
+        passwords
+            .hash("another password", Lane::SignUp)
+            .await
+            .unwrap();
+        // And a flood of log-ins does not stop sign-ups either.
+        let _flood = passwords.log_in.admitted.try_acquire_many(3).unwrap();
+        assert!(matches!(
+            passwords.verify("a good password", hash).await,
+            Err(AuthError::RateLimited { .. })
+        ));
+        passwords
+            .hash("a third password", Lane::SignUp)
+            .await
+            .unwrap();
     }
 }

@@ -117,110 +117,169 @@ async fn wrong_password_and_unknown_email_fail_alike() {
 
 // --- throttling --------------------------------------------------------------------------
 
+/// Settings whose delays are long enough that no test outruns one by accident.
+fn patient() -> AuthSettings {
+    AuthSettings {
+        backoff_base: chrono::Duration::hours(1),
+        backoff_max: chrono::Duration::hours(10),
+        ..AuthSettings::default()
+    }
+}
+
+fn retry_after<T: std::fmt::Debug>(result: Result<T, AuthError>) -> u64 {
+    match result {
+        Err(AuthError::RateLimited {
+            retry_after_secs, ..
+        }) => retry_after_secs,
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+/// Lets the pending delays of every (account, address) pair pass.
+async fn delays_pass(db: &TestDatabase) {
+    sqlx::query("UPDATE login_backoff SET next_attempt_at = now()")
+        .execute(db.pool())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
-async fn an_account_is_locked_after_five_failures_until_the_window_passes() {
-    let (db, auth) = setup(AuthSettings::default()).await;
+async fn failures_from_one_address_delay_that_address_only_and_the_delays_grow() {
+    let (db, auth) = setup(patient()).await;
     sign_up(&db, &auth, "ada@example.com").await;
+    let attacker = ip("198.51.100.66");
 
     for attempt in 1..=5 {
-        // Different addresses: the account limit does not depend on where attempts come from.
-        let from = ip(&format!("198.51.100.{attempt}"));
-        let result = auth.log_in("ada@example.com", "guess", from).await;
+        let result = auth.log_in("ada@example.com", "guess", attacker).await;
         assert!(
             matches!(result, Err(AuthError::InvalidCredentials)),
             "attempt {attempt}: {:?}",
             result.err()
         );
     }
-    // Sixth attempt: refused even with the right password, and the email's case is irrelevant.
-    let result = auth
-        .log_in("ADA@example.com", PASSWORD, ip("203.0.113.9"))
-        .await;
-    match result {
-        Err(AuthError::RateLimited { retry_after_secs }) => {
-            assert!(
-                (1..=15 * 60).contains(&retry_after_secs),
-                "{retry_after_secs}"
-            )
-        }
-        other => panic!("expected RateLimited, got {:?}", other.err()),
-    }
+    // Sixth attempt from there: delayed, even with the right password, whatever the email's
+    // case.
+    let first_delay = retry_after(auth.log_in("ADA@example.com", PASSWORD, attacker).await);
+    assert!((3_000..=3_600).contains(&first_delay), "{first_delay}");
 
-    // The window passes.
-    sqlx::query("UPDATE login_throttle SET window_start = window_start - interval '16 minutes'")
-        .execute(db.pool())
-        .await
-        .unwrap();
+    // The owner, elsewhere, is not held back — nor is an address that has no account failures.
     auth.log_in("ada@example.com", PASSWORD, ip("203.0.113.9"))
         .await
         .unwrap();
-}
-
-#[tokio::test]
-async fn a_successful_log_in_resets_the_account_counter() {
-    let settings = AuthSettings {
-        max_failures_per_account: 2,
-        ..AuthSettings::default()
-    };
-    let (db, auth) = setup(settings).await;
-    sign_up(&db, &auth, "ada@example.com").await;
-
-    let fail = || auth.log_in("ada@example.com", "guess", None);
-    assert!(matches!(fail().await, Err(AuthError::InvalidCredentials)));
     auth.log_in("ada@example.com", PASSWORD, None)
         .await
         .unwrap();
-    assert!(matches!(fail().await, Err(AuthError::InvalidCredentials)));
-    assert!(matches!(fail().await, Err(AuthError::InvalidCredentials)));
-    assert!(matches!(fail().await, Err(AuthError::RateLimited { .. })));
+
+    // The delay passes: one more try, and the next delay is twice as long.
+    delays_pass(&db).await;
+    let result = auth.log_in("ada@example.com", "guess", attacker).await;
+    assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    let second_delay = retry_after(auth.log_in("ada@example.com", "guess", attacker).await);
+    assert!((6_000..=7_200).contains(&second_delay), "{second_delay}");
+
+    // A success from that address (once its delay passed) forgets its failures.
+    delays_pass(&db).await;
+    auth.log_in("ada@example.com", PASSWORD, attacker)
+        .await
+        .unwrap();
+    for _ in 1..=5 {
+        let result = auth.log_in("ada@example.com", "guess", attacker).await;
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    }
+    retry_after(auth.log_in("ada@example.com", "guess", attacker).await);
+}
+
+#[tokio::test]
+async fn failures_are_forgotten_a_day_after_the_last_one() {
+    let (db, auth) = setup(patient()).await;
+    sign_up(&db, &auth, "ada@example.com").await;
+    for _ in 1..=5 {
+        let result = auth.log_in("ada@example.com", "guess", None).await;
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    }
+    retry_after(auth.log_in("ada@example.com", PASSWORD, None).await);
+    sqlx::query(
+        "UPDATE login_backoff SET last_failure_at = last_failure_at - interval '25 hours',
+                                  next_attempt_at = now()",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    // Five free failures again, not a doubled delay after the first.
+    for _ in 1..=5 {
+        let result = auth.log_in("ada@example.com", "guess", None).await;
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    }
 }
 
 #[tokio::test]
 async fn unknown_emails_are_throttled_like_known_ones() {
     let settings = AuthSettings {
-        max_failures_per_account: 2,
-        ..AuthSettings::default()
+        free_failures: 2,
+        ..patient()
     };
     let (_db, auth) = setup(settings).await;
     for _ in 0..2 {
         let result = auth.log_in("nobody@example.com", PASSWORD, None).await;
         assert!(matches!(result, Err(AuthError::InvalidCredentials)));
     }
-    let result = auth.log_in("nobody@example.com", PASSWORD, None).await;
-    assert!(matches!(result, Err(AuthError::RateLimited { .. })));
+    retry_after(auth.log_in("nobody@example.com", PASSWORD, None).await);
 }
 
 #[tokio::test]
-async fn an_address_is_throttled_across_accounts() {
+async fn an_address_is_limited_in_log_ins_across_accounts_successful_or_not() {
     let settings = AuthSettings {
-        max_failures_per_ip: 3,
+        logins_per_address: 3,
         ..AuthSettings::default()
     };
     let (db, auth) = setup(settings).await;
     sign_up(&db, &auth, "ada@example.com").await;
 
-    let attacker = ip("2001:db8:1:2::10");
-    for n in 0..3 {
+    let client = ip("2001:db8:1:2::10");
+    auth.log_in("ada@example.com", PASSWORD, client)
+        .await
+        .unwrap();
+    for n in 0..2 {
         let email = format!("victim{n}@example.com");
-        let result = auth.log_in(&email, "guess", attacker).await;
+        let result = auth.log_in(&email, "guess", client).await;
         assert!(matches!(result, Err(AuthError::InvalidCredentials)));
     }
     // Another address in the same IPv6 /64 is the same client, even with good credentials.
-    let result = auth
-        .log_in("ada@example.com", PASSWORD, ip("2001:db8:1:2::99"))
-        .await;
-    assert!(
-        matches!(result, Err(AuthError::RateLimited { .. })),
-        "{:?}",
-        result.err()
+    let wait = retry_after(
+        auth.log_in("ada@example.com", PASSWORD, ip("2001:db8:1:2::99"))
+            .await,
     );
-    // The refusal did not count against the account: elsewhere, it logs in.
+    assert!((1..=15 * 60).contains(&wait), "{wait}");
+    // Elsewhere, the account logs in.
     auth.log_in("ada@example.com", PASSWORD, ip("2001:db8:1:3::10"))
         .await
         .unwrap();
     auth.log_in("ada@example.com", PASSWORD, ip("192.0.2.1"))
         .await
         .unwrap();
+
+    // The window passes.
+    sqlx::query("UPDATE login_throttle SET window_start = window_start - interval '16 minutes'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    auth.log_in("ada@example.com", PASSWORD, client)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sign_ups_are_limited_per_address() {
+    let settings = AuthSettings {
+        signups_per_address: 2,
+        ..AuthSettings::default()
+    };
+    let (_db, auth) = setup(settings).await;
+    let client = ip("198.51.100.1");
+    auth.admit_sign_up(client).await.unwrap();
+    auth.admit_sign_up(client).await.unwrap();
+    retry_after(auth.admit_sign_up(client).await);
+    auth.admit_sign_up(ip("198.51.100.2")).await.unwrap();
 }
 
 // --- refresh, reuse, log-out -------------------------------------------------------------

@@ -176,3 +176,127 @@ async fn a_long_operation_name_is_recorded_truncated() {
     );
     assert!(error_codes(&response).is_empty());
 }
+
+const LOG_IN: &str = "mutation($email: String!, $password: String!) {
+    logIn(email: $email, password: $password) { accessToken } }";
+
+/// Logs in as `email` from the client a trusted proxy says is `client`; the error codes.
+async fn log_in_from(app: &TestApp, client: &str, email: &str, password: &str) -> Vec<String> {
+    let (_, response) = post(
+        app,
+        &[("x-forwarded-for", client)],
+        LOG_IN,
+        json!({ "email": email, "password": password }),
+    )
+    .await;
+    error_codes(&response)
+}
+
+#[tokio::test]
+async fn through_a_trusted_proxy_an_attackers_failures_do_not_lock_the_owner_out() {
+    let db = Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
+    let app = TestApp::spawn_configured(&db, |config| {
+        config.trusted_proxies = "127.0.0.1".parse().unwrap();
+        // Delays long enough that the attacker cannot outrun one.
+        config.auth.backoff_base = chrono::Duration::hours(1);
+    })
+    .await;
+    let (_, response) = post(
+        &app,
+        &[("x-forwarded-for", "198.51.100.20")],
+        SIGN_UP,
+        sign_up_input("ana"),
+    )
+    .await;
+    assert!(response["data"]["signUp"].is_object(), "{response}");
+
+    let mut codes = Vec::new();
+    for _ in 0..51 {
+        codes.extend(log_in_from(&app, "203.0.113.66", "ana@example.com", "guess").await);
+    }
+    assert_eq!(codes.len(), 51);
+    assert!(
+        codes[..5].iter().all(|c| c == "UNAUTHENTICATED"),
+        "{codes:?}"
+    );
+    assert!(codes[5..].iter().all(|c| c == "RATE_LIMITED"), "{codes:?}");
+    // The attacker is held back even with the right password…
+    assert_eq!(
+        log_in_from(
+            &app,
+            "203.0.113.66",
+            "ana@example.com",
+            "correct horse battery"
+        )
+        .await,
+        ["RATE_LIMITED"]
+    );
+    // …but the owner, from their own address, logs in, and so does anyone else with it.
+    for client in ["198.51.100.20", "192.0.2.44"] {
+        let codes = log_in_from(&app, client, "ana@example.com", "correct horse battery").await;
+        assert!(codes.is_empty(), "{client}: {codes:?}");
+    }
+}
+
+#[tokio::test]
+async fn from_an_untrusted_peer_a_forged_address_does_not_escape_the_throttle() {
+    let db = Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
+    let app = TestApp::spawn_configured(&db, |config| {
+        config.auth.logins_per_address = 3;
+    })
+    .await;
+    app.sign_up("ana").await;
+    let mut codes = Vec::new();
+    for n in 1..=4 {
+        // Each attempt claims to come from somewhere else.
+        let forged = format!("198.51.100.{n}");
+        codes.extend(log_in_from(&app, &forged, "ana@example.com", "correct horse battery").await);
+    }
+    // The sign-up logged in once; two more log-ins, then 127.0.0.1 has had its three.
+    assert_eq!(codes, ["RATE_LIMITED", "RATE_LIMITED"]);
+    let counted: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, subject FROM login_throttle ORDER BY kind")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        counted,
+        [
+            ("ip".to_string(), "127.0.0.1".to_string()),
+            ("signup".to_string(), "127.0.0.1".to_string())
+        ],
+        "only the peer is counted"
+    );
+}
+
+#[tokio::test]
+async fn a_sign_up_flood_is_refused_per_address() {
+    let db = Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
+    let app = TestApp::spawn_configured(&db, |config| {
+        config.trusted_proxies = "127.0.0.1".parse().unwrap();
+        config.auth.signups_per_address = 3;
+    })
+    .await;
+    let sign_up_from = async |client: &str, name: &str| {
+        let (_, response) = post(
+            &app,
+            &[("x-forwarded-for", client)],
+            SIGN_UP,
+            sign_up_input(name),
+        )
+        .await;
+        response
+    };
+    for n in 0..3 {
+        let response = sign_up_from("203.0.113.66", &format!("bot{n}")).await;
+        assert!(response["data"]["signUp"].is_object(), "{response}");
+    }
+    // The fourth from there is refused before any work (even malformed input counts).
+    let refused = sign_up_from("203.0.113.66", "bot3").await;
+    assert_eq!(error_codes(&refused), ["RATE_LIMITED"], "{refused}");
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("try again in"), "{message}");
+    // Someone else signs up.
+    let response = sign_up_from("198.51.100.20", "ana").await;
+    assert!(response["data"]["signUp"].is_object(), "{response}");
+}
