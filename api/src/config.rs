@@ -99,6 +99,24 @@ impl Config {
                 });
             }
         };
+        if environment == Environment::Production && lookup("CHRONICLE_JWT_SECRET").is_none() {
+            // The generated key in the database would do, but then whoever can read that
+            // database can mint tokens, and the key can never be rotated.
+            return Err(ConfigError {
+                name: "CHRONICLE_JWT_SECRET",
+                message: "required in production (CHRONICLE_ENV=production): set it to a random \
+                          string of at least 32 bytes, the same on every node"
+                    .into(),
+            });
+        }
+        if lookup("CHRONICLE_JWT_PREVIOUS_SECRET").is_some()
+            && lookup("CHRONICLE_JWT_SECRET").is_none()
+        {
+            return Err(ConfigError {
+                name: "CHRONICLE_JWT_PREVIOUS_SECRET",
+                message: "only means something beside CHRONICLE_JWT_SECRET (the new key)".into(),
+            });
+        }
         let data_dir = lookup("CHRONICLE_DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(default_data_dir);
@@ -172,6 +190,7 @@ impl Config {
                 let d = AuthSettings::default();
                 AuthSettings {
                     jwt_secret: lookup("CHRONICLE_JWT_SECRET"),
+                    jwt_previous_secret: lookup("CHRONICLE_JWT_PREVIOUS_SECRET"),
                     logins_per_address: parse(
                         "CHRONICLE_LOGINS_PER_ADDRESS",
                         lookup("CHRONICLE_LOGINS_PER_ADDRESS"),
@@ -225,7 +244,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("environment", &self.environment)
             .field("limits", &self.limits)
-            .field("jwt_secret", &self.auth.jwt_secret.as_ref().map(|_| "***"))
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -274,6 +293,55 @@ mod tests {
         let err = config(&[("CHRONICLE_PORT", "eighty")]).unwrap_err();
         assert!(err.to_string().starts_with("CHRONICLE_PORT"), "{err}");
         assert!(config(&[("CHRONICLE_ENV", "staging")]).is_err());
+    }
+
+    #[test]
+    fn production_requires_a_jwt_secret() {
+        let err = config(&[("CHRONICLE_ENV", "production")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("CHRONICLE_JWT_SECRET") && err.contains("required in production"),
+            "{err}"
+        );
+        let secret = "a production key of at least thirty-two bytes";
+        let config = config(&[
+            ("CHRONICLE_ENV", "production"),
+            ("CHRONICLE_JWT_SECRET", secret),
+        ])
+        .unwrap();
+        assert_eq!(config.environment, Environment::Production);
+        // Development still works without one (a key kept in the database).
+        assert!(super::Config::from_lookup(|_| None).is_ok());
+    }
+
+    #[test]
+    fn a_previous_jwt_secret_needs_a_current_one_and_neither_is_logged() {
+        let err = config(&[(
+            "CHRONICLE_JWT_PREVIOUS_SECRET",
+            "old key, long enough, really yes",
+        )])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.starts_with("CHRONICLE_JWT_PREVIOUS_SECRET"), "{err}");
+        let config = config(&[
+            (
+                "CHRONICLE_JWT_SECRET",
+                "new-key-new-key-new-key-new-key-new",
+            ),
+            (
+                "CHRONICLE_JWT_PREVIOUS_SECRET",
+                "old-key-old-key-old-key-old-key-old",
+            ),
+        ])
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("new-key") && !shown.contains("old-key"),
+            "{shown}"
+        );
     }
 
     #[test]

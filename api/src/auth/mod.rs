@@ -32,6 +32,10 @@ pub struct AuthSettings {
     /// The HS256 signing key (at least 32 bytes). `None`: a random key generated once and kept in
     /// the database's `server_secrets` table, shared by every node on that database.
     pub jwt_secret: Option<String>,
+    /// The key tokens were signed with before `jwt_secret` replaced it: still accepted, for
+    /// verification only, while set (a token names its key in its `kid` header). Needs
+    /// `jwt_secret`.
+    pub jwt_previous_secret: Option<String>,
     /// The access tokens' `iss`.
     pub issuer: String,
     /// The access tokens' `aud`.
@@ -63,6 +67,7 @@ impl Default for AuthSettings {
     fn default() -> AuthSettings {
         AuthSettings {
             jwt_secret: None,
+            jwt_previous_secret: None,
             issuer: "chronicle".into(),
             audience: "chronicle-api".into(),
             access_ttl: chrono::Duration::minutes(15),
@@ -84,6 +89,10 @@ impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthSettings")
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field(
+                "jwt_previous_secret",
+                &self.jwt_previous_secret.as_ref().map(|_| "***"),
+            )
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
@@ -187,7 +196,8 @@ impl Auth {
     #[tracing::instrument(name = "auth_new", skip_all)]
     pub async fn new(pool: PgPool, settings: AuthSettings) -> anyhow::Result<Auth> {
         let secret = tokens::signing_secret(&pool, settings.jwt_secret.as_deref()).await?;
-        let tokens = AccessTokens::new(&secret, &settings);
+        let previous = tokens::previous_secret(&settings)?;
+        let tokens = AccessTokens::new(&secret, previous.as_deref(), &settings);
         let passwords = Passwords::new(settings.hashing_queue);
         let dummy_hash = passwords
             .hash(&refresh::NewToken::generate().token, Lane::SignUp)

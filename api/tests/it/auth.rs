@@ -537,6 +537,128 @@ async fn an_access_token_past_its_expiry_is_refused() {
     auth.refresh(&session.refresh_token).await.unwrap();
 }
 
+// --- key rotation ------------------------------------------------------------------------
+
+const OLD_SECRET: &str = "the key we used until today, long enough";
+const NEW_SECRET: &str = "the key we use from today on, long enough";
+
+fn header_of(token: &str) -> Value {
+    let header = token.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+}
+
+async fn auth_with(db: &TestDatabase, secret: &str, previous: Option<&str>) -> Auth {
+    let settings = AuthSettings {
+        jwt_secret: Some(secret.into()),
+        jwt_previous_secret: previous.map(str::to_string),
+        ..AuthSettings::default()
+    };
+    Auth::new(db.pool().clone(), settings).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_previous_key_is_accepted_while_configured_and_refused_after() {
+    let db = TestDatabase::create(&eventlog::MIGRATOR).await;
+    let before = auth_with(&db, OLD_SECRET, None).await;
+    let old = before.issue_session(Uuid::now_v7()).await.unwrap();
+    let old_kid = header_of(&old.access_token)["kid"].clone();
+    assert!(old_kid.is_string(), "{}", header_of(&old.access_token));
+
+    // Rotation: the new key signs, the old one still verifies.
+    let rotating = auth_with(&db, NEW_SECRET, Some(OLD_SECRET)).await;
+    rotating.authenticate(&old.access_token).await.unwrap();
+    let new = rotating.issue_session(Uuid::now_v7()).await.unwrap();
+    let new_kid = header_of(&new.access_token)["kid"].clone();
+    assert!(
+        new_kid.is_string() && new_kid != old_kid,
+        "{new_kid} {old_kid}"
+    );
+    rotating.authenticate(&new.access_token).await.unwrap();
+    // A node not rotated yet does not know the new key.
+    assert_invalid_token(before.authenticate(&new.access_token).await);
+
+    // The grace period is over: the old key is gone.
+    let after = auth_with(&db, NEW_SECRET, None).await;
+    assert_invalid_token(after.authenticate(&old.access_token).await);
+    after.authenticate(&new.access_token).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_naming_an_unknown_or_wrong_key_is_refused() {
+    let db = TestDatabase::create(&eventlog::MIGRATOR).await;
+    let auth = auth_with(&db, NEW_SECRET, Some(OLD_SECRET)).await;
+    let session = auth.issue_session(Uuid::now_v7()).await.unwrap();
+    let claims = claims_of(&session.access_token);
+    let new_kid = header_of(&session.access_token)["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old_kid = header_of(
+        &auth_with(&db, OLD_SECRET, None)
+            .await
+            .issue_session(Uuid::now_v7())
+            .await
+            .unwrap()
+            .access_token,
+    )["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let signed = |kid: Option<&str>, secret: &str| {
+        let header = Header {
+            kid: kid.map(str::to_string),
+            ..Header::new(Algorithm::HS256)
+        };
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    // Controls: each key under its own id is accepted, and so is the current key with no id
+    // (tokens issued before key ids).
+    auth.authenticate(&signed(Some(&new_kid), NEW_SECRET))
+        .await
+        .unwrap();
+    auth.authenticate(&signed(Some(&old_kid), OLD_SECRET))
+        .await
+        .unwrap();
+    auth.authenticate(&signed(None, NEW_SECRET)).await.unwrap();
+
+    for (why, token) in [
+        ("unknown kid", signed(Some("0123456789abcdef"), NEW_SECRET)),
+        ("empty kid", signed(Some(""), NEW_SECRET)),
+        ("new kid, old key", signed(Some(&new_kid), OLD_SECRET)),
+        ("old kid, new key", signed(Some(&old_kid), NEW_SECRET)),
+        ("no kid, old key", signed(None, OLD_SECRET)),
+    ] {
+        let result = auth.authenticate(&token).await;
+        assert!(
+            matches!(result, Err(AuthError::InvalidToken)),
+            "{why}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn production_without_a_jwt_secret_refuses_to_start() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chronicle"))
+        .arg("serve")
+        .env("CHRONICLE_ENV", "production")
+        .env_remove("CHRONICLE_JWT_SECRET")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/never")
+        .env("CHRONICLE_DATA_DIR", "/tmp/chronicle-never-created")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("CHRONICLE_JWT_SECRET") && stderr.contains("required in production"),
+        "{stderr}"
+    );
+}
+
 // --- several nodes -----------------------------------------------------------------------
 
 #[tokio::test]
