@@ -55,6 +55,36 @@ pub struct Config {
     /// name the client (comma-separated addresses and networks; default none: the client is
     /// the TCP peer).
     pub trusted_proxies: TrustedProxies,
+    /// What is deleted on a schedule, and how often.
+    pub pruning: Pruning,
+}
+
+/// Scheduled deletion of what is no longer needed: refresh tokens and sessions, throttle
+/// counters, idempotency keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Pruning {
+    /// `CHRONICLE_PRUNE_INTERVAL_SECS`: time between two passes (default 600; 0 turns pruning
+    /// off).
+    pub interval: std::time::Duration,
+    /// `CHRONICLE_SESSION_RETENTION_DAYS`: refresh tokens are kept this long after they expire,
+    /// sessions this long after they end (default 7).
+    pub session_retention: chrono::Duration,
+    /// `CHRONICLE_IDEMPOTENCY_RETENTION_HOURS`: how long a mutation's idempotency key is
+    /// remembered (default 24): a retry later than that runs the mutation again.
+    pub idempotency_retention: chrono::Duration,
+    /// Rows per delete statement (1,000), so no statement holds a long transaction.
+    pub batch: u32,
+}
+
+impl Default for Pruning {
+    fn default() -> Pruning {
+        Pruning {
+            interval: std::time::Duration::from_secs(600),
+            session_retention: chrono::Duration::days(7),
+            idempotency_retention: chrono::Duration::hours(24),
+            batch: 1_000,
+        }
+    }
 }
 
 /// A setting that could not be understood.
@@ -184,6 +214,27 @@ impl Config {
                     )?),
                 }
             },
+            pruning: {
+                let d = Pruning::default();
+                Pruning {
+                    interval: std::time::Duration::from_secs(parse(
+                        "CHRONICLE_PRUNE_INTERVAL_SECS",
+                        lookup("CHRONICLE_PRUNE_INTERVAL_SECS"),
+                        d.interval.as_secs(),
+                    )?),
+                    session_retention: chrono::Duration::days(i64::from(parse::<u16>(
+                        "CHRONICLE_SESSION_RETENTION_DAYS",
+                        lookup("CHRONICLE_SESSION_RETENTION_DAYS"),
+                        7,
+                    )?)),
+                    idempotency_retention: chrono::Duration::hours(i64::from(parse::<u32>(
+                        "CHRONICLE_IDEMPOTENCY_RETENTION_HOURS",
+                        lookup("CHRONICLE_IDEMPOTENCY_RETENTION_HOURS"),
+                        24,
+                    )?)),
+                    ..d
+                }
+            },
             clock_offset: chrono::Duration::zero(),
             session_recheck: std::time::Duration::from_secs(30),
             auth: {
@@ -242,6 +293,7 @@ impl std::fmt::Debug for Config {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("pruning", &self.pruning)
             .field("environment", &self.environment)
             .field("limits", &self.limits)
             .field("auth", &self.auth)

@@ -7,6 +7,7 @@
 //! logged.
 
 mod password;
+mod prune;
 mod refresh;
 mod throttle;
 mod tokens;
@@ -21,6 +22,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub use password::{MAX_CHARS as PASSWORD_MAX_CHARS, MIN_CHARS as PASSWORD_MIN_CHARS};
+pub use prune::Pruned;
 
 use password::{Lane, Passwords};
 use throttle::Throttle;
@@ -339,6 +341,17 @@ impl Auth {
             session_id: claims.sid,
             expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(DateTime::<Utc>::MIN_UTC),
         })
+    }
+
+    /// Deletes refresh tokens expired, and sessions ended, more than `retention` ago, and
+    /// throttle rows whose window or delay is over, in statements of at most `batch` rows.
+    #[tracing::instrument(skip(self))]
+    pub async fn prune(
+        &self,
+        retention: chrono::Duration,
+        batch: u32,
+    ) -> Result<Pruned, AuthError> {
+        prune::prune(&self.inner.pool, &self.inner.settings, retention, batch).await
     }
 
     fn throttle(&self) -> Throttle<'_> {

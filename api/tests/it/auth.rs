@@ -695,3 +695,181 @@ async fn nodes_on_one_database_accept_each_others_tokens() {
     c.log_out(&on_b.refresh_token).await.unwrap();
     assert_invalid_token(a.authenticate(&on_b.access_token).await);
 }
+
+// --- pruning -----------------------------------------------------------------------------
+
+async fn sql(db: &TestDatabase, statement: &'static str) {
+    sqlx::query(statement).execute(db.pool()).await.unwrap();
+}
+
+async fn family_of(db: &TestDatabase, session: &Session) -> Uuid {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(session.refresh_token.as_bytes()).to_vec();
+    sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}
+
+async fn strings(db: &TestDatabase, query: &'static str) -> Vec<String> {
+    sqlx::query_scalar(query)
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pruning_deletes_old_rows_and_keeps_recent_ones() {
+    let (db, auth) = setup(AuthSettings::default()).await;
+    let user = Uuid::now_v7();
+    let mut names = std::collections::HashMap::new();
+    let mut sessions = Vec::new();
+    for name in [
+        "live",
+        "expired long ago",
+        "ended long ago",
+        "ended recently",
+        "expired recently",
+        "rotated",
+    ] {
+        let session = auth.issue_session(user).await.unwrap();
+        let family = family_of(&db, &session).await;
+        names.insert(family, name);
+        sessions.push((session, family));
+    }
+    let [
+        live,
+        expired_long_ago,
+        ended_long_ago,
+        ended_recently,
+        expired_recently,
+        rotated,
+    ] = <[(Session, Uuid); 6]>::try_from(sessions).unwrap();
+    let expire = async |family: Uuid, age: &str| {
+        sqlx::query(
+            "UPDATE refresh_tokens SET expires_at = now() - $2::interval WHERE family_id = $1",
+        )
+        .bind(family)
+        .bind(age)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    };
+    expire(expired_long_ago.1, "8 days").await;
+    expire(expired_recently.1, "1 day").await;
+    for ((session, family), age) in [(&ended_long_ago, "8 days"), (&ended_recently, "1 day")] {
+        auth.log_out(&session.refresh_token).await.unwrap();
+        sqlx::query(
+            "UPDATE refresh_token_families SET revoked_at = now() - $2::interval WHERE id = $1",
+        )
+        .bind(family)
+        .bind(age)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    // A session refreshed: its first token, used, expired long ago; its current one is live.
+    let next = auth.refresh(&rotated.0.refresh_token).await.unwrap();
+    sqlx::query(
+        "UPDATE refresh_tokens SET expires_at = now() - interval '8 days'
+          WHERE family_id = $1 AND used_at IS NOT NULL",
+    )
+    .bind(rotated.1)
+    .execute(db.pool())
+    .await
+    .unwrap();
+
+    sql(
+        &db,
+        "INSERT INTO login_throttle (kind, subject, failures, window_start) VALUES
+             ('ip', 'window over', 3, now() - interval '20 minutes'),
+             ('account', 'no longer written', 5, now() - interval '1 hour'),
+             ('signup', 'window going on', 1, now() - interval '5 minutes')",
+    )
+    .await;
+    sql(
+        &db,
+        "INSERT INTO login_backoff (account, address, failures, last_failure_at, next_attempt_at)
+         VALUES ('forgotten', '', 9, now() - interval '2 days', now() - interval '2 days'),
+                ('failing', '', 9, now() - interval '1 hour', now() + interval '10 minutes'),
+                ('still waiting', '', 40, now() - interval '2 days', now() + interval '1 hour')",
+    )
+    .await;
+    sql(
+        &db,
+        "INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at)
+         SELECT 'anonymous', 'old-' || n, '\\x00'::bytea, 'null'::jsonb,
+                now() - interval '25 hours'
+           FROM generate_series(1, 5) n
+         UNION ALL
+         SELECT 'anonymous', 'recent', '\\x00'::bytea, 'null'::jsonb,
+                now() - interval '23 hours'",
+    )
+    .await;
+
+    let pruning = api::config::Pruning {
+        batch: 2,
+        ..api::config::Pruning::default()
+    };
+    let report = api::startup::prune(&auth, db.pool(), &pruning)
+        .await
+        .unwrap();
+    assert_eq!(report.idempotency_keys, 5, "{report:?}");
+
+    let families: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM refresh_token_families")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    let mut kept: Vec<&str> = families.iter().map(|id| names[id]).collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["ended recently", "expired recently", "live", "rotated"]
+    );
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(tokens, 4, "one each, the rotated session's first one gone");
+    assert_eq!(
+        strings(&db, "SELECT subject FROM login_throttle").await,
+        ["window going on"]
+    );
+    assert_eq!(
+        strings(&db, "SELECT account FROM login_backoff ORDER BY account").await,
+        ["failing", "still waiting"]
+    );
+    assert_eq!(
+        strings(&db, "SELECT key FROM idempotency_keys").await,
+        ["recent"]
+    );
+    // What is kept still works.
+    auth.authenticate(&live.0.access_token).await.unwrap();
+    auth.refresh(&next.refresh_token).await.unwrap();
+    auth.refresh(&live.0.refresh_token).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_server_prunes_on_a_schedule() {
+    let db = std::sync::Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
+    sql(
+        &db,
+        "INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at) VALUES
+             ('anonymous', 'old', '\\x00', 'null', now() - interval '25 hours'),
+             ('anonymous', 'recent', '\\x00', 'null', now())",
+    )
+    .await;
+    let _app = crate::TestApp::spawn_configured(&db, |config| {
+        config.pruning.interval = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    while strings(&db, "SELECT key FROM idempotency_keys ORDER BY key").await != ["recent"] {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the old key was never pruned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
