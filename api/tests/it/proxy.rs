@@ -300,3 +300,60 @@ async fn a_sign_up_flood_is_refused_per_address() {
     let response = sign_up_from("198.51.100.20", "ana").await;
     assert!(response["data"]["signUp"].is_object(), "{response}");
 }
+
+#[tokio::test]
+async fn over_a_websocket_the_forwarded_client_is_recorded_too() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = behind_proxy().await;
+    let ana = app.sign_up("ana").await;
+    let mut request = format!("ws://{}/graphql", app.address)
+        .into_client_request()
+        .unwrap();
+    for (name, value) in [
+        ("sec-websocket-protocol", "graphql-transport-ws"),
+        ("x-forwarded-for", "203.0.113.5, 198.51.100.9"),
+        ("x-request-id", "from-the-socket"),
+    ] {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut send = async |message: Value| {
+        socket
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    };
+    send(json!({ "type": "connection_init",
+                 "payload": { "authorization": format!("Bearer {}", ana.token) } }))
+    .await;
+    send(json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "mutation { createWorkspace(input: {name: \"Over the socket\", region: EU}) { workspace { id } } }"
+    } }))
+    .await;
+    // Read until the mutation's answer.
+    loop {
+        let message = socket.next().await.expect("the socket stays open").unwrap();
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let message: Value = serde_json::from_str(&text).unwrap();
+        if message["type"] == "next" {
+            assert!(error_codes(&message["payload"]).is_empty(), "{message}");
+            break;
+        }
+    }
+    let metadata: Value =
+        sqlx::query_scalar("SELECT metadata FROM events WHERE event_type = 'WorkspaceCreated'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(metadata["client_ip"], "198.51.100.9", "{metadata}");
+    assert_eq!(
+        metadata["client_request_id"], "from-the-socket",
+        "{metadata}"
+    );
+    assert_ne!(metadata["request_id"], "from-the-socket", "{metadata}");
+}
