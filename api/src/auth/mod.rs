@@ -270,6 +270,8 @@ impl Auth {
     ) -> Result<Session, AuthError> {
         let account = email.trim().to_lowercase();
         let ip = client_ip.map(throttle::ip_subject);
+        // A busy server refuses before counting anything against the client.
+        let admitted = self.inner.passwords.admit(Lane::LogIn)?;
         let throttle = self.throttle();
         throttle.reserve_log_in(&account, ip.as_deref()).await?;
 
@@ -287,7 +289,7 @@ impl Auth {
             Some(row) => (Some(row.user_id), row.password_hash),
             None => (None, self.inner.dummy_hash.clone()),
         };
-        let matches = self.inner.passwords.verify(password, hash).await?;
+        let matches = admitted.verify(password, hash).await?;
         let Some(user_id) = user_id.filter(|_| matches) else {
             tracing::info!("log-in failed");
             return Err(AuthError::InvalidCredentials);

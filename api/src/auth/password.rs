@@ -7,7 +7,7 @@
 use anyhow::{Context, anyhow};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::AuthError;
 
@@ -79,10 +79,52 @@ impl Passwords {
         }
     }
 
-    /// An argon2id PHC string for `password` (argon2's default, OWASP-recommended parameters).
+    /// A place in `lane`'s queue, or [`AuthError::RateLimited`] at once when it is full. Take
+    /// it before doing anything else for the request, so a refusal costs nothing and counts
+    /// for nothing.
+    pub(super) fn admit(&self, lane: Lane) -> Result<Admitted<'_>, AuthError> {
+        let capacity = match lane {
+            Lane::SignUp => &self.sign_up,
+            Lane::LogIn => &self.log_in,
+        };
+        match capacity.admitted.try_acquire() {
+            Ok(place) => Ok(Admitted {
+                running: &capacity.running,
+                _place: place,
+            }),
+            Err(_) => {
+                tracing::warn!(?lane, "password hashing queue full: refused");
+                Err(AuthError::RateLimited {
+                    reason: "the server is busy",
+                    retry_after_secs: 1,
+                })
+            }
+        }
+    }
+
+    /// An argon2id PHC string for `password`, in `lane`.
     pub(super) async fn hash(&self, password: &str, lane: Lane) -> Result<String, AuthError> {
+        self.admit(lane)?.hash(password).await
+    }
+
+    /// Whether `password` matches `hash`, in the log-in lane.
+    #[cfg(test)]
+    async fn verify(&self, password: &str, hash: String) -> Result<bool, AuthError> {
+        self.admit(Lane::LogIn)?.verify(password, hash).await
+    }
+}
+
+/// A place in a lane's queue: one hash or verification may be run with it.
+pub(super) struct Admitted<'a> {
+    running: &'a Semaphore,
+    _place: SemaphorePermit<'a>,
+}
+
+impl Admitted<'_> {
+    /// An argon2id PHC string for `password` (argon2's default, OWASP-recommended parameters).
+    pub(super) async fn hash(self, password: &str) -> Result<String, AuthError> {
         let password = password.to_owned();
-        self.blocking(lane, move || {
+        self.blocking(move || {
             let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
                 .map_err(|err| anyhow!("cannot encode a salt: {err}"))?;
             let hash = Argon2::default()
@@ -94,9 +136,9 @@ impl Passwords {
     }
 
     /// Whether `password` matches `hash` (a PHC string; its own parameters are used).
-    pub(super) async fn verify(&self, password: &str, hash: String) -> Result<bool, AuthError> {
+    pub(super) async fn verify(self, password: &str, hash: String) -> Result<bool, AuthError> {
         let password = password.to_owned();
-        self.blocking(Lane::LogIn, move || {
+        self.blocking(move || {
             let parsed = PasswordHash::new(&hash)
                 .map_err(|err| anyhow!("unreadable password hash: {err}"))?;
             match Argon2::default().verify_password(password.as_bytes(), &parsed) {
@@ -108,23 +150,12 @@ impl Passwords {
         .await
     }
 
+    /// Waits for a worker, then runs `work` on the blocking pool.
     async fn blocking<T: Send + 'static>(
-        &self,
-        lane: Lane,
+        self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, AuthError> {
-        let capacity = match lane {
-            Lane::SignUp => &self.sign_up,
-            Lane::LogIn => &self.log_in,
-        };
-        let Ok(_admitted) = capacity.admitted.try_acquire() else {
-            tracing::warn!(?lane, "password hashing queue full: refused");
-            return Err(AuthError::RateLimited {
-                reason: "the server is busy",
-                retry_after_secs: 1,
-            });
-        };
-        let _running = capacity
+        let _running = self
             .running
             .acquire()
             .await
