@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::auth::AuthSettings;
 use crate::limits::Limits;
+use crate::request::TrustedProxies;
 
 /// Development serves GraphiQL and introspection; production does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +37,11 @@ pub struct Config {
     /// How often a subscription connection checks that its session has not ended (30 s; not
     /// read from the environment, shortened by tests).
     pub session_recheck: std::time::Duration,
-    /// Tokens and login throttling; `CHRONICLE_JWT_SECRET` (default: a secret kept in the
-    /// database, shared by every node on it).
+    /// Tokens and throttling: `CHRONICLE_JWT_SECRET` (default: a secret kept in the database,
+    /// shared by every node on it), `CHRONICLE_LOGINS_PER_ADDRESS` (100 per 15 minutes),
+    /// `CHRONICLE_SIGNUPS_PER_ADDRESS` (10 per 15 minutes), `CHRONICLE_LOGIN_FREE_FAILURES`
+    /// (5 per account and address before delays), `CHRONICLE_HASHING_QUEUE` (32 waiting per
+    /// lane).
     pub auth: AuthSettings,
     /// `CHRONICLE_SEARCH_DIR`: this node's search index (default `search` in `data_dir`).
     pub search_dir: PathBuf,
@@ -47,6 +51,40 @@ pub struct Config {
     /// `CHRONICLE_MAX_PROJECTION_LAG`: `/readyz` says not ready when a projection is more
     /// than this many events behind the log (default 10,000).
     pub max_projection_lag: u64,
+    /// `CHRONICLE_TRUSTED_PROXIES`: the load balancers whose `X-Forwarded-For` / `Forwarded`
+    /// name the client (comma-separated addresses and networks; default none: the client is
+    /// the TCP peer).
+    pub trusted_proxies: TrustedProxies,
+    /// What is deleted on a schedule, and how often.
+    pub pruning: Pruning,
+}
+
+/// Scheduled deletion of what is no longer needed: refresh tokens and sessions, throttle
+/// counters, idempotency keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Pruning {
+    /// `CHRONICLE_PRUNE_INTERVAL_SECS`: time between two passes (default 600; 0 turns pruning
+    /// off).
+    pub interval: std::time::Duration,
+    /// `CHRONICLE_SESSION_RETENTION_DAYS`: refresh tokens are kept this long after they expire,
+    /// sessions this long after they end (default 7).
+    pub session_retention: chrono::Duration,
+    /// `CHRONICLE_IDEMPOTENCY_RETENTION_HOURS`: how long a mutation's idempotency key is
+    /// remembered (default 24): a retry later than that runs the mutation again.
+    pub idempotency_retention: chrono::Duration,
+    /// Rows per delete statement (1,000), so no statement holds a long transaction.
+    pub batch: u32,
+}
+
+impl Default for Pruning {
+    fn default() -> Pruning {
+        Pruning {
+            interval: std::time::Duration::from_secs(600),
+            session_retention: chrono::Duration::days(7),
+            idempotency_retention: chrono::Duration::hours(24),
+            batch: 1_000,
+        }
+    }
 }
 
 /// A setting that could not be understood.
@@ -91,6 +129,24 @@ impl Config {
                 });
             }
         };
+        if environment == Environment::Production && lookup("CHRONICLE_JWT_SECRET").is_none() {
+            // The generated key in the database would do, but then whoever can read that
+            // database can mint tokens, and the key can never be rotated.
+            return Err(ConfigError {
+                name: "CHRONICLE_JWT_SECRET",
+                message: "required in production (CHRONICLE_ENV=production): set it to a random \
+                          string of at least 32 bytes, the same on every node"
+                    .into(),
+            });
+        }
+        if lookup("CHRONICLE_JWT_PREVIOUS_SECRET").is_some()
+            && lookup("CHRONICLE_JWT_SECRET").is_none()
+        {
+            return Err(ConfigError {
+                name: "CHRONICLE_JWT_PREVIOUS_SECRET",
+                message: "only means something beside CHRONICLE_JWT_SECRET (the new key)".into(),
+            });
+        }
         let data_dir = lookup("CHRONICLE_DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(default_data_dir);
@@ -112,6 +168,11 @@ impl Config {
                 IpAddr::from([0, 0, 0, 0]),
             )?,
             port: parse("CHRONICLE_PORT", lookup("CHRONICLE_PORT"), 8080)?,
+            trusted_proxies: parse(
+                "CHRONICLE_TRUSTED_PROXIES",
+                lookup("CHRONICLE_TRUSTED_PROXIES"),
+                TrustedProxies::default(),
+            )?,
             environment,
             limits: {
                 let d = Limits::default();
@@ -168,11 +229,56 @@ impl Config {
                     )?,
                 }
             },
+            pruning: {
+                let d = Pruning::default();
+                Pruning {
+                    interval: std::time::Duration::from_secs(parse(
+                        "CHRONICLE_PRUNE_INTERVAL_SECS",
+                        lookup("CHRONICLE_PRUNE_INTERVAL_SECS"),
+                        d.interval.as_secs(),
+                    )?),
+                    session_retention: chrono::Duration::days(i64::from(parse::<u16>(
+                        "CHRONICLE_SESSION_RETENTION_DAYS",
+                        lookup("CHRONICLE_SESSION_RETENTION_DAYS"),
+                        7,
+                    )?)),
+                    idempotency_retention: chrono::Duration::hours(i64::from(parse::<u32>(
+                        "CHRONICLE_IDEMPOTENCY_RETENTION_HOURS",
+                        lookup("CHRONICLE_IDEMPOTENCY_RETENTION_HOURS"),
+                        24,
+                    )?)),
+                    ..d
+                }
+            },
             clock_offset: chrono::Duration::zero(),
             session_recheck: std::time::Duration::from_secs(30),
-            auth: AuthSettings {
-                jwt_secret: lookup("CHRONICLE_JWT_SECRET"),
-                ..AuthSettings::default()
+            auth: {
+                let d = AuthSettings::default();
+                AuthSettings {
+                    jwt_secret: lookup("CHRONICLE_JWT_SECRET"),
+                    jwt_previous_secret: lookup("CHRONICLE_JWT_PREVIOUS_SECRET"),
+                    logins_per_address: parse(
+                        "CHRONICLE_LOGINS_PER_ADDRESS",
+                        lookup("CHRONICLE_LOGINS_PER_ADDRESS"),
+                        d.logins_per_address,
+                    )?,
+                    signups_per_address: parse(
+                        "CHRONICLE_SIGNUPS_PER_ADDRESS",
+                        lookup("CHRONICLE_SIGNUPS_PER_ADDRESS"),
+                        d.signups_per_address,
+                    )?,
+                    free_failures: parse(
+                        "CHRONICLE_LOGIN_FREE_FAILURES",
+                        lookup("CHRONICLE_LOGIN_FREE_FAILURES"),
+                        d.free_failures,
+                    )?,
+                    hashing_queue: parse(
+                        "CHRONICLE_HASHING_QUEUE",
+                        lookup("CHRONICLE_HASHING_QUEUE"),
+                        d.hashing_queue,
+                    )?,
+                    ..d
+                }
             },
         })
     }
@@ -201,9 +307,11 @@ impl std::fmt::Debug for Config {
             .field("max_projection_lag", &self.max_projection_lag)
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("pruning", &self.pruning)
             .field("environment", &self.environment)
             .field("limits", &self.limits)
-            .field("jwt_secret", &self.auth.jwt_secret.as_ref().map(|_| "***"))
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -252,6 +360,76 @@ mod tests {
         let err = config(&[("CHRONICLE_PORT", "eighty")]).unwrap_err();
         assert!(err.to_string().starts_with("CHRONICLE_PORT"), "{err}");
         assert!(config(&[("CHRONICLE_ENV", "staging")]).is_err());
+    }
+
+    #[test]
+    fn production_requires_a_jwt_secret() {
+        let err = config(&[("CHRONICLE_ENV", "production")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("CHRONICLE_JWT_SECRET") && err.contains("required in production"),
+            "{err}"
+        );
+        let secret = "a production key of at least thirty-two bytes";
+        let config = config(&[
+            ("CHRONICLE_ENV", "production"),
+            ("CHRONICLE_JWT_SECRET", secret),
+        ])
+        .unwrap();
+        assert_eq!(config.environment, Environment::Production);
+        // Development still works without one (a key kept in the database).
+        assert!(super::Config::from_lookup(|_| None).is_ok());
+    }
+
+    #[test]
+    fn a_previous_jwt_secret_needs_a_current_one_and_neither_is_logged() {
+        let err = config(&[(
+            "CHRONICLE_JWT_PREVIOUS_SECRET",
+            "old key, long enough, really yes",
+        )])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.starts_with("CHRONICLE_JWT_PREVIOUS_SECRET"), "{err}");
+        let config = config(&[
+            (
+                "CHRONICLE_JWT_SECRET",
+                "new-key-new-key-new-key-new-key-new",
+            ),
+            (
+                "CHRONICLE_JWT_PREVIOUS_SECRET",
+                "old-key-old-key-old-key-old-key-old",
+            ),
+        ])
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("new-key") && !shown.contains("old-key"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_networks() {
+        let trusted = config(&[(
+            "CHRONICLE_TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.0.2.7, fd00::/8",
+        )])
+        .unwrap()
+        .trusted_proxies;
+        assert!(trusted.trusts("10.2.3.4".parse().unwrap()));
+        assert!(trusted.trusts("fd00::1".parse().unwrap()));
+        assert!(config(&[]).unwrap().trusted_proxies.is_empty());
+        let err = config(&[("CHRONICLE_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("CHRONICLE_TRUSTED_PROXIES") && err.contains("`lb.internal`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -24,9 +24,6 @@ use crate::request::{self, RequestContext};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// The longest `operationName` accepted (it is logged and recorded in event metadata).
-pub const MAX_OPERATION_NAME: usize = 100;
-
 /// Serves one GraphQL request (or a batch), in a span carrying the request id.
 pub async fn graphql(
     schema: web::Data<ChronicleSchema>,

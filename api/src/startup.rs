@@ -4,19 +4,19 @@
 use std::net::{SocketAddr, TcpListener};
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, guard, web};
+use actix_web::{App, HttpResponse, HttpServer, guard, middleware, web};
 use async_graphql::http::GraphiQLSource;
 use eventlog::EventLog;
 use sqlx::PgPool;
 
-use crate::auth::Auth;
-use crate::config::{Config, Environment};
+use crate::auth::{Auth, Pruned};
+use crate::config::{Config, Environment, Pruning};
 use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
 use crate::read_side::ReadSide;
 use crate::secrets::shared_secret;
 use crate::writes::Writes;
-use crate::{health, http, websocket};
+use crate::{health, http, request, websocket};
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
@@ -33,6 +33,13 @@ impl Application {
         let address = listener.local_addr()?;
         let log = EventLog::with_upcaster(pool.clone(), domain::upcast::upcast);
         let auth = Auth::new(pool.clone(), config.auth.clone()).await?;
+        if !config.pruning.interval.is_zero() {
+            tokio::spawn(prune_periodically(
+                auth.clone(),
+                pool.clone(),
+                config.pruning,
+            ));
+        }
         let pseudonymizer = Pseudonymizer::new(shared_secret(&pool, "pseudonyms").await?);
         let node = config
             .node_name
@@ -62,6 +69,7 @@ impl Application {
             session_recheck: config.session_recheck,
         });
         let sockets = web::Data::new(websocket::Sockets::default());
+        let trusted_proxies = web::Data::new(config.trusted_proxies.clone());
         let environment = config.environment;
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -73,7 +81,9 @@ impl Application {
                 .app_data(readiness.clone())
                 .app_data(websocket_settings.clone())
                 .app_data(sockets.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
+                .wrap(middleware::from_fn(request::resolve_origin))
                 .service(health::healthz)
                 .service(health::readyz)
                 .route("/events.ndjson", web::get().to(http::events_ndjson))
@@ -110,6 +120,44 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Runs [`prune`] every `pruning.interval`, for as long as the process lives (every node does;
+/// a pass that finds nothing costs a few index look-ups).
+async fn prune_periodically(auth: Auth, pool: PgPool, pruning: Pruning) {
+    let start = tokio::time::Instant::now() + pruning.interval;
+    let mut ticks = tokio::time::interval_at(start, pruning.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match prune(&auth, &pool, &pruning).await {
+            Ok(pruned) => tracing::debug!(?pruned, "pruned"),
+            Err(err) => tracing::warn!(error = ?err, "pruning failed; trying again next time"),
+        }
+    }
+}
+
+/// What one pruning pass deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PruneReport {
+    pub auth: Pruned,
+    pub idempotency_keys: u64,
+}
+
+/// One pruning pass: refresh tokens and sessions past `pruning.session_retention`, throttle
+/// rows past their window, idempotency keys past `pruning.idempotency_retention`, each deleted
+/// in short statements of at most `pruning.batch` rows.
+pub async fn prune(auth: &Auth, pool: &PgPool, pruning: &Pruning) -> anyhow::Result<PruneReport> {
+    let auth = auth
+        .prune(pruning.session_retention, pruning.batch)
+        .await
+        .map_err(anyhow::Error::new)?;
+    let idempotency_keys =
+        crate::writes::prune(pool, pruning.idempotency_retention, pruning.batch).await?;
+    Ok(PruneReport {
+        auth,
+        idempotency_keys,
+    })
 }
 
 /// The machine's name, for naming this node.

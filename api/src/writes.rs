@@ -187,6 +187,39 @@ where
     Ok(result)
 }
 
+/// Deletes idempotency keys recorded more than `retention` ago (a retry after that runs the
+/// mutation again), in statements of at most `batch` rows so that no long transaction holds the
+/// log's read horizon back; how many were deleted.
+pub async fn prune(
+    pool: &sqlx::PgPool,
+    retention: chrono::Duration,
+    batch: u32,
+) -> Result<u64, sqlx::Error> {
+    let retention_secs = retention.num_seconds() as f64;
+    let limit = i64::from(batch.max(1));
+    let mut pruned = 0;
+    loop {
+        let deleted = sqlx::query!(
+            r#"
+            DELETE FROM idempotency_keys k
+             WHERE k.created_at < now() - make_interval(secs => $1)
+               AND (k.scope, k.key) IN (
+                   SELECT scope, key FROM idempotency_keys
+                    WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)
+            "#,
+            retention_secs,
+            limit
+        )
+        .execute(pool)
+        .await?
+        .rows_affected();
+        pruned += deleted;
+        if (deleted as i64) < limit {
+            return Ok(pruned);
+        }
+    }
+}
+
 fn request_hash(operation: &str, input: &impl Serialize) -> Result<Vec<u8>, ApiError> {
     let input = serde_json::to_vec(input).map_err(internal)?;
     let mut hasher = Sha256::new();

@@ -171,6 +171,10 @@ pub async fn start_app(pool: PgPool, state: &Path) -> anyhow::Result<SocketAddr>
         "CHRONICLE_HOST" => Some("127.0.0.1".into()),
         "CHRONICLE_PORT" => Some("0".into()),
         "CHRONICLE_ENV" => Some("production".into()),
+        // Production mode requires a configured signing key.
+        "CHRONICLE_JWT_SECRET" => Some("the benchmark's own signing key, not a secret".into()),
+        // Every benchmark client signs up from 127.0.0.1.
+        "CHRONICLE_SIGNUPS_PER_ADDRESS" | "CHRONICLE_LOGINS_PER_ADDRESS" => Some("100000".into()),
         "CHRONICLE_DATA_DIR" => Some(state.clone()),
         "CHRONICLE_MAX_PROJECTION_LAG" => Some("0".into()),
         _ => None,

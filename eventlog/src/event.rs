@@ -65,8 +65,15 @@ pub struct Metadata {
     pub actor: Actor,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staff_reason: Option<String>,
+    /// The id the server gave the request (never the client's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The `X-Request-Id` the client sent, length-capped: kept for correlating with the
+    /// client's logs, not trusted as the request's id. Absent in events recorded before it
+    /// existed, and when the client sent none (so their stored metadata, and hashes, are
+    /// unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<String>,
     /// Shared by every event that one user action led to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<Uuid>,
@@ -94,6 +101,7 @@ impl Metadata {
             actor,
             staff_reason: None,
             request_id: None,
+            client_request_id: None,
             correlation_id: None,
             causation_id: None,
             client_ip: None,

@@ -7,6 +7,7 @@
 //! logged.
 
 mod password;
+mod prune;
 mod refresh;
 mod throttle;
 mod tokens;
@@ -21,8 +22,9 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub use password::{MAX_CHARS as PASSWORD_MAX_CHARS, MIN_CHARS as PASSWORD_MIN_CHARS};
+pub use prune::Pruned;
 
-use password::Passwords;
+use password::{Lane, Passwords};
 use throttle::Throttle;
 use tokens::AccessTokens;
 
@@ -32,6 +34,10 @@ pub struct AuthSettings {
     /// The HS256 signing key (at least 32 bytes). `None`: a random key generated once and kept in
     /// the database's `server_secrets` table, shared by every node on that database.
     pub jwt_secret: Option<String>,
+    /// The key tokens were signed with before `jwt_secret` replaced it: still accepted, for
+    /// verification only, while set (a token names its key in its `kid` header). Needs
+    /// `jwt_secret`.
+    pub jwt_previous_secret: Option<String>,
     /// The access tokens' `iss`.
     pub issuer: String,
     /// The access tokens' `aud`.
@@ -40,25 +46,42 @@ pub struct AuthSettings {
     pub access_ttl: chrono::Duration,
     /// How long a refresh token is valid (each rotation starts a new period).
     pub refresh_ttl: chrono::Duration,
-    /// Failed log-ins allowed per account (normalized email) in one window.
-    pub max_failures_per_account: u32,
-    /// Failed log-ins allowed per client address in one window.
-    pub max_failures_per_ip: u32,
-    /// The throttling window, starting at the first failure.
-    pub failure_window: chrono::Duration,
+    /// Log-in attempts (successful or not) allowed per client address in one `address_window`.
+    pub logins_per_address: u32,
+    /// Sign-ups allowed per client address in one `address_window`.
+    pub signups_per_address: u32,
+    /// The per-address window, starting at its first attempt.
+    pub address_window: chrono::Duration,
+    /// Failed log-ins for one account from one address before delays start.
+    pub free_failures: u32,
+    /// The first delay; each further failure doubles it.
+    pub backoff_base: chrono::Duration,
+    /// The longest delay.
+    pub backoff_max: chrono::Duration,
+    /// Failures of an (account, address) pair are forgotten this long after the last one.
+    pub backoff_reset: chrono::Duration,
+    /// Password hashes allowed to wait for a worker, per lane (sign-ups, log-ins); more are
+    /// refused with `RATE_LIMITED`.
+    pub hashing_queue: usize,
 }
 
 impl Default for AuthSettings {
     fn default() -> AuthSettings {
         AuthSettings {
             jwt_secret: None,
+            jwt_previous_secret: None,
             issuer: "chronicle".into(),
             audience: "chronicle-api".into(),
             access_ttl: chrono::Duration::minutes(15),
             refresh_ttl: chrono::Duration::days(30),
-            max_failures_per_account: 5,
-            max_failures_per_ip: 50,
-            failure_window: chrono::Duration::minutes(15),
+            logins_per_address: 100,
+            signups_per_address: 10,
+            address_window: chrono::Duration::minutes(15),
+            free_failures: 5,
+            backoff_base: chrono::Duration::seconds(1),
+            backoff_max: chrono::Duration::minutes(15),
+            backoff_reset: chrono::Duration::days(1),
+            hashing_queue: 32,
         }
     }
 }
@@ -68,13 +91,22 @@ impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthSettings")
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field(
+                "jwt_previous_secret",
+                &self.jwt_previous_secret.as_ref().map(|_| "***"),
+            )
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
-            .field("max_failures_per_account", &self.max_failures_per_account)
-            .field("max_failures_per_ip", &self.max_failures_per_ip)
-            .field("failure_window", &self.failure_window)
+            .field("logins_per_address", &self.logins_per_address)
+            .field("signups_per_address", &self.signups_per_address)
+            .field("address_window", &self.address_window)
+            .field("free_failures", &self.free_failures)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("backoff_reset", &self.backoff_reset)
+            .field("hashing_queue", &self.hashing_queue)
             .finish()
     }
 }
@@ -121,8 +153,12 @@ pub enum AuthError {
     /// Wrong email or wrong password: deliberately the same.
     #[error("invalid email or password")]
     InvalidCredentials,
-    #[error("too many failed log-in attempts; try again in {retry_after_secs} seconds")]
-    RateLimited { retry_after_secs: u64 },
+    /// Throttled (see [`throttle`]), or the password hashing queue is full.
+    #[error("{reason}; try again in {retry_after_secs} s")]
+    RateLimited {
+        reason: &'static str,
+        retry_after_secs: u64,
+    },
     /// A token that is malformed, tampered with, expired, unknown or revoked.
     #[error("invalid or expired token")]
     InvalidToken,
@@ -162,11 +198,13 @@ impl Auth {
     #[tracing::instrument(name = "auth_new", skip_all)]
     pub async fn new(pool: PgPool, settings: AuthSettings) -> anyhow::Result<Auth> {
         let secret = tokens::signing_secret(&pool, settings.jwt_secret.as_deref()).await?;
-        let tokens = AccessTokens::new(&secret, &settings);
-        let passwords = Passwords::new();
+        let previous = tokens::previous_secret(&settings)?;
+        let tokens = AccessTokens::new(&secret, previous.as_deref(), &settings);
+        let passwords = Passwords::new(settings.hashing_queue);
         let dummy_hash = passwords
-            .hash(&refresh::NewToken::generate().token)
+            .hash(&refresh::NewToken::generate().token, Lane::SignUp)
             .await
+            .map_err(anyhow::Error::new)
             .context("cannot prepare the dummy password hash")?;
         Ok(Auth {
             inner: Arc::new(Inner {
@@ -179,10 +217,19 @@ impl Auth {
         })
     }
 
-    /// Validates (8..=256 chars, else [`AuthError::WeakPassword`]) and hashes with argon2id.
+    /// Validates (8..=256 chars, else [`AuthError::WeakPassword`]) and hashes with argon2id, in
+    /// the sign-up lane ([`AuthError::RateLimited`] when its queue is full).
     pub async fn hash_password(&self, password: &str) -> Result<String, AuthError> {
         password::check_strength(password)?;
-        Ok(self.inner.passwords.hash(password).await?)
+        self.inner.passwords.hash(password, Lane::SignUp).await
+    }
+
+    /// Counts a sign-up against its client address (when known): [`AuthError::RateLimited`] past
+    /// `signups_per_address` in one window. Call it before any other work of the sign-up.
+    #[tracing::instrument(skip(self))]
+    pub async fn admit_sign_up(&self, client_ip: Option<IpAddr>) -> Result<(), AuthError> {
+        let ip = client_ip.map(throttle::ip_subject);
+        self.throttle().reserve_sign_up(ip.as_deref()).await
     }
 
     /// Stores a user's password hash inside the caller's transaction (the sign-up transaction).
@@ -211,9 +258,9 @@ impl Auth {
         self.session(issued)
     }
 
-    /// Logs in with an email and password. Throttling (per normalized email, and per client
-    /// address when known) is applied before the password is looked at; an unknown email costs
-    /// one argon2 verification like a known one, and fails with the same error.
+    /// Logs in with an email and password. Throttling (per client address when known, and per
+    /// normalized email and address) is applied before the password is looked at; an unknown
+    /// email costs one argon2 verification like a known one, and fails with the same error.
     #[tracing::instrument(skip(self, email, password))]
     pub async fn log_in(
         &self,
@@ -223,11 +270,10 @@ impl Auth {
     ) -> Result<Session, AuthError> {
         let account = email.trim().to_lowercase();
         let ip = client_ip.map(throttle::ip_subject);
-        let throttle = Throttle {
-            pool: &self.inner.pool,
-            settings: &self.inner.settings,
-        };
-        throttle.reserve(&account, ip.as_deref()).await?;
+        // A busy server refuses before counting anything against the client.
+        let admitted = self.inner.passwords.admit(Lane::LogIn)?;
+        let throttle = self.throttle();
+        throttle.reserve_log_in(&account, ip.as_deref()).await?;
 
         let found = sqlx::query!(
             r#"
@@ -243,7 +289,7 @@ impl Auth {
             Some(row) => (Some(row.user_id), row.password_hash),
             None => (None, self.inner.dummy_hash.clone()),
         };
-        let matches = self.inner.passwords.verify(password, hash).await?;
+        let matches = admitted.verify(password, hash).await?;
         let Some(user_id) = user_id.filter(|_| matches) else {
             tracing::info!("log-in failed");
             return Err(AuthError::InvalidCredentials);
@@ -297,6 +343,24 @@ impl Auth {
             session_id: claims.sid,
             expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(DateTime::<Utc>::MIN_UTC),
         })
+    }
+
+    /// Deletes refresh tokens expired, and sessions ended, more than `retention` ago, and
+    /// throttle rows whose window or delay is over, in statements of at most `batch` rows.
+    #[tracing::instrument(skip(self))]
+    pub async fn prune(
+        &self,
+        retention: chrono::Duration,
+        batch: u32,
+    ) -> Result<Pruned, AuthError> {
+        prune::prune(&self.inner.pool, &self.inner.settings, retention, batch).await
+    }
+
+    fn throttle(&self) -> Throttle<'_> {
+        Throttle {
+            pool: &self.inner.pool,
+            settings: &self.inner.settings,
+        }
     }
 
     fn session(&self, issued: refresh::Issued) -> Result<Session, AuthError> {

@@ -1,11 +1,17 @@
-//! Login throttling in fixed windows, per account and per client address, counted in the
-//! database so that every node shares the counters.
+//! Throttling of log-ins and sign-ups, counted in the database so that every node shares the
+//! counters. Two mechanisms:
 //!
-//! An attempt is *reserved* (counted) atomically before the password is verified, so a burst of
-//! concurrent attempts cannot slip past the limit between a check and a later increment. The
-//! reservation is given back when the attempt turns out not to be a failure: a successful log-in
-//! resets the account counter and returns its unit to the address counter, and an attempt refused
-//! by the account limit is not held against the address.
+//! - **Per client address, fixed windows**: every log-in attempt (successful or not) and every
+//!   sign-up counts against its address; past the limit the address waits for the window's end.
+//! - **Per (account, address), growing delays**: after [`AuthSettings::free_failures`] failed
+//!   log-ins for one account from one address, each further attempt from there must wait
+//!   `backoff_base × 2^(failures − free)`, capped at `backoff_max`. A success (or a day without
+//!   failures) starts afresh. Nothing is counted per account alone, so an attacker failing from
+//!   their addresses never locks the owner out of theirs.
+//!
+//! An attempt is *reserved* (counted as a failure) atomically before the password is verified,
+//! so a burst of concurrent attempts cannot slip past a limit between a check and a later
+//! increment; a success clears the (account, address) row.
 
 use std::net::IpAddr;
 
@@ -13,26 +19,33 @@ use sqlx::PgPool;
 
 use super::{AuthError, AuthSettings, pg_interval};
 
-/// What a counter is kept for.
+/// What a fixed-window counter of one client address counts.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Kind {
-    /// A normalized email address, whether or not an account has it.
-    Account,
-    /// A client address: an IPv4 address, or the /64 network of an IPv6 address (one subscriber
-    /// usually holds a whole /64).
-    Ip,
+    /// Log-in attempts.
+    LogIn,
+    /// Sign-ups.
+    SignUp,
 }
 
 impl Kind {
     fn as_str(self) -> &'static str {
         match self {
-            Kind::Account => "account",
-            Kind::Ip => "ip",
+            Kind::LogIn => "ip",
+            Kind::SignUp => "signup",
+        }
+    }
+
+    fn refusal(self) -> &'static str {
+        match self {
+            Kind::LogIn => "too many log-in attempts from this address",
+            Kind::SignUp => "too many sign-ups from this address",
         }
     }
 }
 
-/// The counter key of a client address.
+/// The counter key of a client address: an IPv4 address, or the /64 network of an IPv6 address
+/// (one subscriber usually holds a whole /64).
 pub(super) fn ip_subject(ip: IpAddr) -> String {
     match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
@@ -43,48 +56,52 @@ pub(super) fn ip_subject(ip: IpAddr) -> String {
     }
 }
 
-/// The login counters of one database.
+/// The throttling counters of one database.
 pub(super) struct Throttle<'a> {
     pub pool: &'a PgPool,
     pub settings: &'a AuthSettings,
 }
 
 impl Throttle<'_> {
-    /// Counts one attempt for the account (and the address, when known), or refuses it when
-    /// either has used up its window.
-    pub async fn reserve(&self, account: &str, ip: Option<&str>) -> Result<(), AuthError> {
-        if let Some(ip) = ip {
-            self.reserve_one(Kind::Ip, ip, self.settings.max_failures_per_ip)
+    /// Counts a log-in attempt for `account` from `address` (when known), or refuses it when the
+    /// address has used up its window or the pair is still waiting out its delay.
+    pub async fn reserve_log_in(
+        &self,
+        account: &str,
+        address: Option<&str>,
+    ) -> Result<(), AuthError> {
+        if let Some(address) = address {
+            self.count(Kind::LogIn, address, self.settings.logins_per_address)
                 .await?;
         }
-        let account_limit = self.settings.max_failures_per_account;
-        if let Err(err) = self
-            .reserve_one(Kind::Account, account, account_limit)
-            .await
-        {
-            if let Some(ip) = ip {
-                self.give_back(Kind::Ip, ip).await?;
-            }
-            return Err(err);
-        }
-        Ok(())
+        self.reserve_backoff(account, address.unwrap_or("")).await
     }
 
-    /// A successful log-in: the account starts afresh, and the address gets its unit back.
-    pub async fn succeeded(&self, account: &str, ip: Option<&str>) -> Result<(), AuthError> {
+    /// Counts a sign-up from `address` (when known), or refuses it past the address's limit.
+    pub async fn reserve_sign_up(&self, address: Option<&str>) -> Result<(), AuthError> {
+        match address {
+            Some(address) => {
+                self.count(Kind::SignUp, address, self.settings.signups_per_address)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A successful log-in: the pair's failures are forgotten.
+    pub async fn succeeded(&self, account: &str, address: Option<&str>) -> Result<(), AuthError> {
         sqlx::query!(
-            r#"DELETE FROM login_throttle WHERE kind = 'account' AND subject = $1"#,
-            account
+            r#"DELETE FROM login_backoff WHERE account = $1 AND address = $2"#,
+            account,
+            address.unwrap_or("")
         )
         .execute(self.pool)
         .await?;
-        if let Some(ip) = ip {
-            self.give_back(Kind::Ip, ip).await?;
-        }
         Ok(())
     }
 
-    async fn reserve_one(&self, kind: Kind, subject: &str, limit: u32) -> Result<(), AuthError> {
+    /// One more in the address's fixed window of `kind`.
+    async fn count(&self, kind: Kind, subject: &str, limit: u32) -> Result<(), AuthError> {
         let limit = i32::try_from(limit).unwrap_or(i32::MAX - 1);
         // The counter stops at limit + 1: enough to refuse, and it cannot overflow.
         let counted = sqlx::query!(
@@ -102,29 +119,77 @@ impl Throttle<'_> {
             "#,
             kind.as_str(),
             subject,
-            pg_interval(self.settings.failure_window)?,
+            pg_interval(self.settings.address_window)?,
             limit,
         )
         .fetch_one(self.pool)
         .await?;
         if counted.failures > limit {
-            tracing::info!(kind = kind.as_str(), "login throttled");
+            tracing::info!(kind = kind.as_str(), "throttled");
             return Err(AuthError::RateLimited {
+                reason: kind.refusal(),
                 retry_after_secs: u64::try_from(counted.retry_after_secs).unwrap_or(1),
             });
         }
         Ok(())
     }
 
-    async fn give_back(&self, kind: Kind, subject: &str) -> Result<(), AuthError> {
+    /// Counts a (presumed) failure for the pair if its delay has passed, else refuses.
+    async fn reserve_backoff(&self, account: &str, address: &str) -> Result<(), AuthError> {
+        let s = self.settings;
         sqlx::query!(
-            r#"UPDATE login_throttle SET failures = GREATEST(failures - 1, 0)
-               WHERE kind = $1 AND subject = $2"#,
-            kind.as_str(),
-            subject
+            r#"
+            INSERT INTO login_backoff (account, address, failures, last_failure_at, next_attempt_at)
+            VALUES ($1, $2, 0, '-infinity', '-infinity')
+            ON CONFLICT (account, address) DO NOTHING
+            "#,
+            account,
+            address
         )
         .execute(self.pool)
         .await?;
-        Ok(())
+        // The row is locked by the UPDATE, so concurrent attempts of one pair are counted one
+        // after the other, each seeing the delay the previous one set.
+        let counted = sqlx::query_scalar!(
+            r#"
+            UPDATE login_backoff b
+               SET (failures, last_failure_at, next_attempt_at) = (
+                   SELECT n, now(),
+                          now() + CASE WHEN n < $3 THEN interval '0'
+                                       ELSE LEAST($4::interval * power(2, LEAST(n - $3, 30)),
+                                                  $5::interval) END
+                     FROM (SELECT CASE WHEN b.last_failure_at <= now() - $6::interval THEN 1
+                                       ELSE LEAST(b.failures, 1000000) + 1 END AS n) counted)
+             WHERE account = $1 AND address = $2 AND next_attempt_at <= now()
+            RETURNING failures
+            "#,
+            account,
+            address,
+            i32::try_from(s.free_failures).unwrap_or(i32::MAX),
+            pg_interval(s.backoff_base)?,
+            pg_interval(s.backoff_max)?,
+            pg_interval(s.backoff_reset)?,
+        )
+        .fetch_optional(self.pool)
+        .await?;
+        if counted.is_some() {
+            return Ok(());
+        }
+        let retry_after_secs = sqlx::query_scalar!(
+            r#"
+            SELECT GREATEST(1, CEIL(EXTRACT(EPOCH FROM next_attempt_at - now())))::bigint AS "s!"
+              FROM login_backoff WHERE account = $1 AND address = $2
+            "#,
+            account,
+            address
+        )
+        .fetch_optional(self.pool)
+        .await?
+        .unwrap_or(1);
+        tracing::info!("log-in delayed after repeated failures");
+        Err(AuthError::RateLimited {
+            reason: "too many failed log-ins for this account from this address",
+            retry_after_secs: u64::try_from(retry_after_secs).unwrap_or(1),
+        })
     }
 }

@@ -1,10 +1,17 @@
 //! Access tokens: short-lived HS256 JWTs naming the user (`sub`) and the session (`sid`, the
 //! refresh-token family), signed with a key every node shares.
+//!
+//! Keys rotate: each token names its key in the `kid` header (derived from the key itself, so
+//! every node agrees without configuring names). A node signs with the current key and also
+//! verifies with the previous one while it is configured; a token naming any other key is
+//! refused. Tokens without a `kid` (issued before key ids existed) are checked against the
+//! current key only.
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -29,10 +36,38 @@ pub(super) struct Claims {
     pub jti: Uuid,
 }
 
-/// Signs and verifies access tokens.
-pub(super) struct AccessTokens {
+/// One signing key, with its id.
+struct Key {
+    kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+}
+
+impl Key {
+    fn new(secret: &[u8]) -> Key {
+        Key {
+            kid: key_id(secret),
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+}
+
+/// A key's public name: 16 hex digits of a domain-separated sha256 of it. Says nothing usable
+/// about a key of at least [`SECRET_BYTES`] bytes.
+fn key_id(secret: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"chronicle access token key id\0")
+        .chain_update(secret)
+        .finalize();
+    hex::encode(&digest[..8])
+}
+
+/// Signs and verifies access tokens.
+pub(super) struct AccessTokens {
+    current: Key,
+    /// Accepted for verification only, during a rotation.
+    previous: Option<Key>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -40,7 +75,8 @@ pub(super) struct AccessTokens {
 }
 
 impl AccessTokens {
-    pub fn new(secret: &[u8], settings: &AuthSettings) -> AccessTokens {
+    /// Signs with `secret`; verifies with it and with `previous`.
+    pub fn new(secret: &[u8], previous: Option<&[u8]>, settings: &AuthSettings) -> AccessTokens {
         // Only HS256: a token naming any other algorithm (or `none`) is refused before its
         // signature is looked at.
         let mut validation = Validation::new(Algorithm::HS256);
@@ -50,8 +86,8 @@ impl AccessTokens {
         validation.validate_exp = true;
         validation.leeway = LEEWAY_SECS;
         AccessTokens {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            current: Key::new(secret),
+            previous: previous.map(Key::new),
             validation,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
@@ -79,20 +115,55 @@ impl AccessTokens {
             aud: self.audience.clone(),
             jti: Uuid::new_v4(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let header = Header {
+            kid: Some(self.current.kid.clone()),
+            ..Header::new(Algorithm::HS256)
+        };
+        let token = jsonwebtoken::encode(&header, &claims, &self.current.encoding)
             .context("cannot sign an access token")?;
         Ok((token, expires_at))
     }
 
-    /// The claims of a genuine, unexpired token of this issuer for this audience.
+    /// The claims of a genuine, unexpired token of this issuer for this audience, signed with
+    /// the key its `kid` names (the current or the previous one).
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let refused = |err: jsonwebtoken::errors::Error| {
+            tracing::debug!(%err, "access token refused");
+            AuthError::InvalidToken
+        };
+        let header = jsonwebtoken::decode_header(token).map_err(refused)?;
+        let key = match header.kid.as_deref() {
+            None => &self.current,
+            Some(kid) => [Some(&self.current), self.previous.as_ref()]
+                .into_iter()
+                .flatten()
+                .find(|key| key.kid == kid)
+                .ok_or_else(|| {
+                    tracing::debug!(kid, "access token of an unknown key refused");
+                    AuthError::InvalidToken
+                })?,
+        };
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
             .map(|data| data.claims)
-            .map_err(|err| {
-                tracing::debug!(%err, "access token refused");
-                AuthError::InvalidToken
-            })
+            .map_err(refused)
     }
+}
+
+/// The previous signing key, if configured (at least [`SECRET_BYTES`], not the current one).
+pub(super) fn previous_secret(settings: &AuthSettings) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(previous) = settings.jwt_previous_secret.as_deref() else {
+        return Ok(None);
+    };
+    if settings.jwt_secret.is_none() {
+        bail!("CHRONICLE_JWT_PREVIOUS_SECRET is set but CHRONICLE_JWT_SECRET is not");
+    }
+    if previous.len() < SECRET_BYTES {
+        bail!("the previous JWT secret must be at least {SECRET_BYTES} bytes long");
+    }
+    if settings.jwt_secret.as_deref() == Some(previous) {
+        bail!("the previous JWT secret is the current one");
+    }
+    Ok(Some(previous.as_bytes().to_vec()))
 }
 
 /// The signing key: the configured one, or else the one stored in `server_secrets`, generated by

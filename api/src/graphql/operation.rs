@@ -15,8 +15,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{loaders, node};
-use crate::http::MAX_OPERATION_NAME;
-use crate::request::RequestContext;
+use crate::request::{MAX_OPERATION_NAME, RequestContext};
 
 /// Gives each operation its own context and loaders.
 pub struct PerOperation {

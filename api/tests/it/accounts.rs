@@ -163,8 +163,13 @@ async fn log_out_makes_the_refresh_token_useless() {
 }
 
 #[tokio::test]
-async fn logins_are_throttled_per_account() {
-    let app = TestApp::spawn().await;
+async fn repeated_failures_delay_further_log_ins_of_that_account_from_that_client() {
+    let db = std::sync::Arc::new(pgcluster::TestDatabase::create(&eventlog::MIGRATOR).await);
+    // Delays long enough that no attempt outruns one.
+    let app = TestApp::spawn_configured(&db, |config| {
+        config.auth.backoff_base = chrono::Duration::hours(1);
+    })
+    .await;
     app.sign_up("ana").await;
     let mut codes = Vec::new();
     for _ in 0..7 {
@@ -176,8 +181,12 @@ async fn logins_are_throttled_per_account() {
             .await;
         codes.extend(error_codes(&response));
     }
-    assert!(codes.contains(&"RATE_LIMITED".to_string()), "{codes:?}");
-    // Even the right password is refused while throttled.
+    assert_eq!(
+        codes,
+        [vec!["UNAUTHENTICATED"; 5], vec!["RATE_LIMITED"; 2]].concat(),
+        "five free failures, then a delay"
+    );
+    // Even the right password waits, and the message says how long.
     let right = app
         .graphql(
             LOG_IN,
@@ -185,6 +194,8 @@ async fn logins_are_throttled_per_account() {
         )
         .await;
     assert_eq!(error_codes(&right), vec!["RATE_LIMITED"]);
+    let message = right["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("try again in"), "{message}");
 }
 
 #[tokio::test]

@@ -117,110 +117,169 @@ async fn wrong_password_and_unknown_email_fail_alike() {
 
 // --- throttling --------------------------------------------------------------------------
 
+/// Settings whose delays are long enough that no test outruns one by accident.
+fn patient() -> AuthSettings {
+    AuthSettings {
+        backoff_base: chrono::Duration::hours(1),
+        backoff_max: chrono::Duration::hours(10),
+        ..AuthSettings::default()
+    }
+}
+
+fn retry_after<T: std::fmt::Debug>(result: Result<T, AuthError>) -> u64 {
+    match result {
+        Err(AuthError::RateLimited {
+            retry_after_secs, ..
+        }) => retry_after_secs,
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+/// Lets the pending delays of every (account, address) pair pass.
+async fn delays_pass(db: &TestDatabase) {
+    sqlx::query("UPDATE login_backoff SET next_attempt_at = now()")
+        .execute(db.pool())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
-async fn an_account_is_locked_after_five_failures_until_the_window_passes() {
-    let (db, auth) = setup(AuthSettings::default()).await;
+async fn failures_from_one_address_delay_that_address_only_and_the_delays_grow() {
+    let (db, auth) = setup(patient()).await;
     sign_up(&db, &auth, "ada@example.com").await;
+    let attacker = ip("198.51.100.66");
 
     for attempt in 1..=5 {
-        // Different addresses: the account limit does not depend on where attempts come from.
-        let from = ip(&format!("198.51.100.{attempt}"));
-        let result = auth.log_in("ada@example.com", "guess", from).await;
+        let result = auth.log_in("ada@example.com", "guess", attacker).await;
         assert!(
             matches!(result, Err(AuthError::InvalidCredentials)),
             "attempt {attempt}: {:?}",
             result.err()
         );
     }
-    // Sixth attempt: refused even with the right password, and the email's case is irrelevant.
-    let result = auth
-        .log_in("ADA@example.com", PASSWORD, ip("203.0.113.9"))
-        .await;
-    match result {
-        Err(AuthError::RateLimited { retry_after_secs }) => {
-            assert!(
-                (1..=15 * 60).contains(&retry_after_secs),
-                "{retry_after_secs}"
-            )
-        }
-        other => panic!("expected RateLimited, got {:?}", other.err()),
-    }
+    // Sixth attempt from there: delayed, even with the right password, whatever the email's
+    // case.
+    let first_delay = retry_after(auth.log_in("ADA@example.com", PASSWORD, attacker).await);
+    assert!((3_000..=3_600).contains(&first_delay), "{first_delay}");
 
-    // The window passes.
-    sqlx::query("UPDATE login_throttle SET window_start = window_start - interval '16 minutes'")
-        .execute(db.pool())
-        .await
-        .unwrap();
+    // The owner, elsewhere, is not held back — nor is an address that has no account failures.
     auth.log_in("ada@example.com", PASSWORD, ip("203.0.113.9"))
         .await
         .unwrap();
-}
-
-#[tokio::test]
-async fn a_successful_log_in_resets_the_account_counter() {
-    let settings = AuthSettings {
-        max_failures_per_account: 2,
-        ..AuthSettings::default()
-    };
-    let (db, auth) = setup(settings).await;
-    sign_up(&db, &auth, "ada@example.com").await;
-
-    let fail = || auth.log_in("ada@example.com", "guess", None);
-    assert!(matches!(fail().await, Err(AuthError::InvalidCredentials)));
     auth.log_in("ada@example.com", PASSWORD, None)
         .await
         .unwrap();
-    assert!(matches!(fail().await, Err(AuthError::InvalidCredentials)));
-    assert!(matches!(fail().await, Err(AuthError::InvalidCredentials)));
-    assert!(matches!(fail().await, Err(AuthError::RateLimited { .. })));
+
+    // The delay passes: one more try, and the next delay is twice as long.
+    delays_pass(&db).await;
+    let result = auth.log_in("ada@example.com", "guess", attacker).await;
+    assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    let second_delay = retry_after(auth.log_in("ada@example.com", "guess", attacker).await);
+    assert!((6_000..=7_200).contains(&second_delay), "{second_delay}");
+
+    // A success from that address (once its delay passed) forgets its failures.
+    delays_pass(&db).await;
+    auth.log_in("ada@example.com", PASSWORD, attacker)
+        .await
+        .unwrap();
+    for _ in 1..=5 {
+        let result = auth.log_in("ada@example.com", "guess", attacker).await;
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    }
+    retry_after(auth.log_in("ada@example.com", "guess", attacker).await);
+}
+
+#[tokio::test]
+async fn failures_are_forgotten_a_day_after_the_last_one() {
+    let (db, auth) = setup(patient()).await;
+    sign_up(&db, &auth, "ada@example.com").await;
+    for _ in 1..=5 {
+        let result = auth.log_in("ada@example.com", "guess", None).await;
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    }
+    retry_after(auth.log_in("ada@example.com", PASSWORD, None).await);
+    sqlx::query(
+        "UPDATE login_backoff SET last_failure_at = last_failure_at - interval '25 hours',
+                                  next_attempt_at = now()",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    // Five free failures again, not a doubled delay after the first.
+    for _ in 1..=5 {
+        let result = auth.log_in("ada@example.com", "guess", None).await;
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    }
 }
 
 #[tokio::test]
 async fn unknown_emails_are_throttled_like_known_ones() {
     let settings = AuthSettings {
-        max_failures_per_account: 2,
-        ..AuthSettings::default()
+        free_failures: 2,
+        ..patient()
     };
     let (_db, auth) = setup(settings).await;
     for _ in 0..2 {
         let result = auth.log_in("nobody@example.com", PASSWORD, None).await;
         assert!(matches!(result, Err(AuthError::InvalidCredentials)));
     }
-    let result = auth.log_in("nobody@example.com", PASSWORD, None).await;
-    assert!(matches!(result, Err(AuthError::RateLimited { .. })));
+    retry_after(auth.log_in("nobody@example.com", PASSWORD, None).await);
 }
 
 #[tokio::test]
-async fn an_address_is_throttled_across_accounts() {
+async fn an_address_is_limited_in_log_ins_across_accounts_successful_or_not() {
     let settings = AuthSettings {
-        max_failures_per_ip: 3,
+        logins_per_address: 3,
         ..AuthSettings::default()
     };
     let (db, auth) = setup(settings).await;
     sign_up(&db, &auth, "ada@example.com").await;
 
-    let attacker = ip("2001:db8:1:2::10");
-    for n in 0..3 {
+    let client = ip("2001:db8:1:2::10");
+    auth.log_in("ada@example.com", PASSWORD, client)
+        .await
+        .unwrap();
+    for n in 0..2 {
         let email = format!("victim{n}@example.com");
-        let result = auth.log_in(&email, "guess", attacker).await;
+        let result = auth.log_in(&email, "guess", client).await;
         assert!(matches!(result, Err(AuthError::InvalidCredentials)));
     }
     // Another address in the same IPv6 /64 is the same client, even with good credentials.
-    let result = auth
-        .log_in("ada@example.com", PASSWORD, ip("2001:db8:1:2::99"))
-        .await;
-    assert!(
-        matches!(result, Err(AuthError::RateLimited { .. })),
-        "{:?}",
-        result.err()
+    let wait = retry_after(
+        auth.log_in("ada@example.com", PASSWORD, ip("2001:db8:1:2::99"))
+            .await,
     );
-    // The refusal did not count against the account: elsewhere, it logs in.
+    assert!((1..=15 * 60).contains(&wait), "{wait}");
+    // Elsewhere, the account logs in.
     auth.log_in("ada@example.com", PASSWORD, ip("2001:db8:1:3::10"))
         .await
         .unwrap();
     auth.log_in("ada@example.com", PASSWORD, ip("192.0.2.1"))
         .await
         .unwrap();
+
+    // The window passes.
+    sqlx::query("UPDATE login_throttle SET window_start = window_start - interval '16 minutes'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    auth.log_in("ada@example.com", PASSWORD, client)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sign_ups_are_limited_per_address() {
+    let settings = AuthSettings {
+        signups_per_address: 2,
+        ..AuthSettings::default()
+    };
+    let (_db, auth) = setup(settings).await;
+    let client = ip("198.51.100.1");
+    auth.admit_sign_up(client).await.unwrap();
+    auth.admit_sign_up(client).await.unwrap();
+    retry_after(auth.admit_sign_up(client).await);
+    auth.admit_sign_up(ip("198.51.100.2")).await.unwrap();
 }
 
 // --- refresh, reuse, log-out -------------------------------------------------------------
@@ -478,6 +537,128 @@ async fn an_access_token_past_its_expiry_is_refused() {
     auth.refresh(&session.refresh_token).await.unwrap();
 }
 
+// --- key rotation ------------------------------------------------------------------------
+
+const OLD_SECRET: &str = "the key we used until today, long enough";
+const NEW_SECRET: &str = "the key we use from today on, long enough";
+
+fn header_of(token: &str) -> Value {
+    let header = token.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+}
+
+async fn auth_with(db: &TestDatabase, secret: &str, previous: Option<&str>) -> Auth {
+    let settings = AuthSettings {
+        jwt_secret: Some(secret.into()),
+        jwt_previous_secret: previous.map(str::to_string),
+        ..AuthSettings::default()
+    };
+    Auth::new(db.pool().clone(), settings).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_previous_key_is_accepted_while_configured_and_refused_after() {
+    let db = TestDatabase::create(&eventlog::MIGRATOR).await;
+    let before = auth_with(&db, OLD_SECRET, None).await;
+    let old = before.issue_session(Uuid::now_v7()).await.unwrap();
+    let old_kid = header_of(&old.access_token)["kid"].clone();
+    assert!(old_kid.is_string(), "{}", header_of(&old.access_token));
+
+    // Rotation: the new key signs, the old one still verifies.
+    let rotating = auth_with(&db, NEW_SECRET, Some(OLD_SECRET)).await;
+    rotating.authenticate(&old.access_token).await.unwrap();
+    let new = rotating.issue_session(Uuid::now_v7()).await.unwrap();
+    let new_kid = header_of(&new.access_token)["kid"].clone();
+    assert!(
+        new_kid.is_string() && new_kid != old_kid,
+        "{new_kid} {old_kid}"
+    );
+    rotating.authenticate(&new.access_token).await.unwrap();
+    // A node not rotated yet does not know the new key.
+    assert_invalid_token(before.authenticate(&new.access_token).await);
+
+    // The grace period is over: the old key is gone.
+    let after = auth_with(&db, NEW_SECRET, None).await;
+    assert_invalid_token(after.authenticate(&old.access_token).await);
+    after.authenticate(&new.access_token).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_naming_an_unknown_or_wrong_key_is_refused() {
+    let db = TestDatabase::create(&eventlog::MIGRATOR).await;
+    let auth = auth_with(&db, NEW_SECRET, Some(OLD_SECRET)).await;
+    let session = auth.issue_session(Uuid::now_v7()).await.unwrap();
+    let claims = claims_of(&session.access_token);
+    let new_kid = header_of(&session.access_token)["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old_kid = header_of(
+        &auth_with(&db, OLD_SECRET, None)
+            .await
+            .issue_session(Uuid::now_v7())
+            .await
+            .unwrap()
+            .access_token,
+    )["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let signed = |kid: Option<&str>, secret: &str| {
+        let header = Header {
+            kid: kid.map(str::to_string),
+            ..Header::new(Algorithm::HS256)
+        };
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    // Controls: each key under its own id is accepted, and so is the current key with no id
+    // (tokens issued before key ids).
+    auth.authenticate(&signed(Some(&new_kid), NEW_SECRET))
+        .await
+        .unwrap();
+    auth.authenticate(&signed(Some(&old_kid), OLD_SECRET))
+        .await
+        .unwrap();
+    auth.authenticate(&signed(None, NEW_SECRET)).await.unwrap();
+
+    for (why, token) in [
+        ("unknown kid", signed(Some("0123456789abcdef"), NEW_SECRET)),
+        ("empty kid", signed(Some(""), NEW_SECRET)),
+        ("new kid, old key", signed(Some(&new_kid), OLD_SECRET)),
+        ("old kid, new key", signed(Some(&old_kid), NEW_SECRET)),
+        ("no kid, old key", signed(None, OLD_SECRET)),
+    ] {
+        let result = auth.authenticate(&token).await;
+        assert!(
+            matches!(result, Err(AuthError::InvalidToken)),
+            "{why}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn production_without_a_jwt_secret_refuses_to_start() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chronicle"))
+        .arg("serve")
+        .env("CHRONICLE_ENV", "production")
+        .env_remove("CHRONICLE_JWT_SECRET")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/never")
+        .env("CHRONICLE_DATA_DIR", "/tmp/chronicle-never-created")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("CHRONICLE_JWT_SECRET") && stderr.contains("required in production"),
+        "{stderr}"
+    );
+}
+
 // --- several nodes -----------------------------------------------------------------------
 
 #[tokio::test]
@@ -513,4 +694,182 @@ async fn nodes_on_one_database_accept_each_others_tokens() {
     c.authenticate(&on_b.access_token).await.unwrap();
     c.log_out(&on_b.refresh_token).await.unwrap();
     assert_invalid_token(a.authenticate(&on_b.access_token).await);
+}
+
+// --- pruning -----------------------------------------------------------------------------
+
+async fn sql(db: &TestDatabase, statement: &'static str) {
+    sqlx::query(statement).execute(db.pool()).await.unwrap();
+}
+
+async fn family_of(db: &TestDatabase, session: &Session) -> Uuid {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(session.refresh_token.as_bytes()).to_vec();
+    sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}
+
+async fn strings(db: &TestDatabase, query: &'static str) -> Vec<String> {
+    sqlx::query_scalar(query)
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pruning_deletes_old_rows_and_keeps_recent_ones() {
+    let (db, auth) = setup(AuthSettings::default()).await;
+    let user = Uuid::now_v7();
+    let mut names = std::collections::HashMap::new();
+    let mut sessions = Vec::new();
+    for name in [
+        "live",
+        "expired long ago",
+        "ended long ago",
+        "ended recently",
+        "expired recently",
+        "rotated",
+    ] {
+        let session = auth.issue_session(user).await.unwrap();
+        let family = family_of(&db, &session).await;
+        names.insert(family, name);
+        sessions.push((session, family));
+    }
+    let [
+        live,
+        expired_long_ago,
+        ended_long_ago,
+        ended_recently,
+        expired_recently,
+        rotated,
+    ] = <[(Session, Uuid); 6]>::try_from(sessions).unwrap();
+    let expire = async |family: Uuid, age: &str| {
+        sqlx::query(
+            "UPDATE refresh_tokens SET expires_at = now() - $2::interval WHERE family_id = $1",
+        )
+        .bind(family)
+        .bind(age)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    };
+    expire(expired_long_ago.1, "8 days").await;
+    expire(expired_recently.1, "1 day").await;
+    for ((session, family), age) in [(&ended_long_ago, "8 days"), (&ended_recently, "1 day")] {
+        auth.log_out(&session.refresh_token).await.unwrap();
+        sqlx::query(
+            "UPDATE refresh_token_families SET revoked_at = now() - $2::interval WHERE id = $1",
+        )
+        .bind(family)
+        .bind(age)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    // A session refreshed: its first token, used, expired long ago; its current one is live.
+    let next = auth.refresh(&rotated.0.refresh_token).await.unwrap();
+    sqlx::query(
+        "UPDATE refresh_tokens SET expires_at = now() - interval '8 days'
+          WHERE family_id = $1 AND used_at IS NOT NULL",
+    )
+    .bind(rotated.1)
+    .execute(db.pool())
+    .await
+    .unwrap();
+
+    sql(
+        &db,
+        "INSERT INTO login_throttle (kind, subject, failures, window_start) VALUES
+             ('ip', 'window over', 3, now() - interval '20 minutes'),
+             ('account', 'no longer written', 5, now() - interval '1 hour'),
+             ('signup', 'window going on', 1, now() - interval '5 minutes')",
+    )
+    .await;
+    sql(
+        &db,
+        "INSERT INTO login_backoff (account, address, failures, last_failure_at, next_attempt_at)
+         VALUES ('forgotten', '', 9, now() - interval '2 days', now() - interval '2 days'),
+                ('failing', '', 9, now() - interval '1 hour', now() + interval '10 minutes'),
+                ('still waiting', '', 40, now() - interval '2 days', now() + interval '1 hour')",
+    )
+    .await;
+    sql(
+        &db,
+        "INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at)
+         SELECT 'anonymous', 'old-' || n, '\\x00'::bytea, 'null'::jsonb,
+                now() - interval '25 hours'
+           FROM generate_series(1, 5) n
+         UNION ALL
+         SELECT 'anonymous', 'recent', '\\x00'::bytea, 'null'::jsonb,
+                now() - interval '23 hours'",
+    )
+    .await;
+
+    let pruning = api::config::Pruning {
+        batch: 2,
+        ..api::config::Pruning::default()
+    };
+    let report = api::startup::prune(&auth, db.pool(), &pruning)
+        .await
+        .unwrap();
+    assert_eq!(report.idempotency_keys, 5, "{report:?}");
+
+    let families: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM refresh_token_families")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    let mut kept: Vec<&str> = families.iter().map(|id| names[id]).collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["ended recently", "expired recently", "live", "rotated"]
+    );
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(tokens, 4, "one each, the rotated session's first one gone");
+    assert_eq!(
+        strings(&db, "SELECT subject FROM login_throttle").await,
+        ["window going on"]
+    );
+    assert_eq!(
+        strings(&db, "SELECT account FROM login_backoff ORDER BY account").await,
+        ["failing", "still waiting"]
+    );
+    assert_eq!(
+        strings(&db, "SELECT key FROM idempotency_keys").await,
+        ["recent"]
+    );
+    // What is kept still works.
+    auth.authenticate(&live.0.access_token).await.unwrap();
+    auth.refresh(&next.refresh_token).await.unwrap();
+    auth.refresh(&live.0.refresh_token).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_server_prunes_on_a_schedule() {
+    let db = std::sync::Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
+    sql(
+        &db,
+        "INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at) VALUES
+             ('anonymous', 'old', '\\x00', 'null', now() - interval '25 hours'),
+             ('anonymous', 'recent', '\\x00', 'null', now())",
+    )
+    .await;
+    let _app = crate::TestApp::spawn_configured(&db, |config| {
+        config.pruning.interval = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    while strings(&db, "SELECT key FROM idempotency_keys ORDER BY key").await != ["recent"] {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the old key was never pruned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -13,6 +13,7 @@ mod items;
 mod limits;
 mod ndjson_bulk;
 mod nodes;
+mod proxy;
 mod read_models;
 mod rights;
 mod schema;

@@ -35,7 +35,8 @@ pub struct AccountMutations;
 
 #[Object]
 impl AccountMutations {
-    /// Creates an account and signs it in.
+    /// Creates an account and signs it in. Sign-ups are limited per client address
+    /// (`RATE_LIMITED`, with the seconds to wait in the message).
     async fn sign_up(
         &self,
         ctx: &Context<'_>,
@@ -43,6 +44,10 @@ impl AccountMutations {
     ) -> async_graphql::Result<AuthPayload> {
         let h = handles(ctx)?;
         let auth = ctx.data::<Auth>()?;
+        // First, before any work: every attempt counts, well-formed or not.
+        auth.admit_sign_up(h.req.client_ip)
+            .await
+            .map_err(ApiError::from)?;
         let email = Email::parse(&input.email)
             .map_err(domain::DomainError::from)
             .map_err(ApiError::from)?;
@@ -110,8 +115,10 @@ impl AccountMutations {
         Ok(session.into())
     }
 
-    /// Signs in with email and password. Repeated failures are throttled per account and per
-    /// client address (`RATE_LIMITED`).
+    /// Signs in with email and password. Attempts are limited per client address, and after a
+    /// few failures for one account from one address each further attempt from there waits a
+    /// growing delay (`RATE_LIMITED`, with the seconds to wait in the message); other addresses
+    /// are not held back.
     async fn log_in(
         &self,
         ctx: &Context<'_>,
