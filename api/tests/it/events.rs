@@ -171,25 +171,8 @@ async fn events_ndjson_streams_the_log_exactly_and_resumes_from_a_position() {
         .await
         .unwrap();
     // 2,500 more events in the workspace, so the stream crosses several batches.
-    let log = eventlog::EventLog::new(app.db.pool().clone());
-    for batch in 0..100 {
-        let stream = eventlog::StreamRef {
-            stream_type: "item",
-            stream_id: uuid::Uuid::now_v7(),
-            workspace_id: Some(workspace_uuid),
-        };
-        let events: Vec<eventlog::NewEvent> = (0..25)
-            .map(|n| eventlog::NewEvent {
-                event_id: uuid::Uuid::now_v7(),
-                event_type: "ItemRetitled".into(),
-                schema_version: 1,
-                payload: json!({ "from": format!("{batch}/{n}"), "to": format!("{batch}/{}", n + 1) }),
-                metadata: eventlog::Metadata::system("tests"),
-            })
-            .collect();
-        log.append(&stream, eventlog::ExpectedVersion::NoStream, &events)
-            .await
-            .unwrap();
+    for _ in 0..100 {
+        append_retitles(&app, workspace_uuid, 25).await;
     }
     let expected: Vec<uuid::Uuid> = sqlx::query_scalar(
         "SELECT event_id FROM events WHERE workspace_id = $1 ORDER BY tx_id, seq",
@@ -275,30 +258,7 @@ async fn an_events_ndjson_stream_stopped_by_an_error_says_so_in_its_last_line() 
         .unwrap();
     // 1,200 good events (more than one batch of the stream), then one the server cannot
     // decode (its metadata is not metadata), then more good ones.
-    let log = eventlog::EventLog::new(app.db.pool().clone());
-    let append = |n: usize| {
-        let log = log.clone();
-        async move {
-            let stream = eventlog::StreamRef {
-                stream_type: "item",
-                stream_id: uuid::Uuid::now_v7(),
-                workspace_id: Some(workspace_uuid),
-            };
-            let events: Vec<eventlog::NewEvent> = (0..n)
-                .map(|i| eventlog::NewEvent {
-                    event_id: uuid::Uuid::now_v7(),
-                    event_type: "ItemRetitled".into(),
-                    schema_version: 1,
-                    payload: json!({ "from": i.to_string(), "to": (i + 1).to_string() }),
-                    metadata: eventlog::Metadata::system("tests"),
-                })
-                .collect();
-            log.append(&stream, eventlog::ExpectedVersion::NoStream, &events)
-                .await
-                .unwrap();
-        }
-    };
-    append(1_200).await;
+    append_retitles(&app, workspace_uuid, 1_200).await;
     sqlx::query(
         "INSERT INTO events (event_id, stream_type, stream_id, stream_version, workspace_id,
                              event_type, schema_version, payload, metadata, recorded_at, hash)
@@ -310,7 +270,7 @@ async fn an_events_ndjson_stream_stopped_by_an_error_says_so_in_its_last_line() 
     .execute(app.db.pool())
     .await
     .unwrap();
-    append(10).await;
+    append_retitles(&app, workspace_uuid, 10).await;
 
     let body = app
         .client
@@ -338,4 +298,26 @@ async fn an_events_ndjson_stream_stopped_by_an_error_says_so_in_its_last_line() 
         lines.last().unwrap()["position"]
     );
     assert!(lines.iter().all(|line| line.get("end").is_none()));
+}
+
+/// Appends `n` `ItemRetitled` events to a new item stream of the workspace, in one append.
+async fn append_retitles(app: &TestApp, workspace_id: uuid::Uuid, n: usize) {
+    let log = eventlog::EventLog::new(app.db.pool().clone());
+    let stream = eventlog::StreamRef {
+        stream_type: "item",
+        stream_id: uuid::Uuid::now_v7(),
+        workspace_id: Some(workspace_id),
+    };
+    let events: Vec<eventlog::NewEvent> = (0..n)
+        .map(|i| eventlog::NewEvent {
+            event_id: uuid::Uuid::now_v7(),
+            event_type: "ItemRetitled".into(),
+            schema_version: 1,
+            payload: json!({ "from": i.to_string(), "to": (i + 1).to_string() }),
+            metadata: eventlog::Metadata::system("tests"),
+        })
+        .collect();
+    log.append(&stream, eventlog::ExpectedVersion::NoStream, &events)
+        .await
+        .unwrap();
 }

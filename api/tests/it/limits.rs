@@ -272,30 +272,24 @@ async fn list_complexity_is_weighted_by_page_size_and_authors_load_in_batches() 
 async fn an_overlong_operation_name_is_refused() {
     let app = TestApp::spawn().await;
     let ana = app.sign_up("ana").await;
-    let name = "N".repeat(101);
-    let response: Value = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&ana.token)
-        .json(&json!({ "query": format!("query {name} {{ me {{ email }} }}"), "operationName": name }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let named = |name: String| {
+        let (app, token) = (app.clone(), ana.token.clone());
+        async move {
+            let query = format!("query {name} {{ me {{ email }} }}");
+            app.client
+                .post(app.url("/graphql"))
+                .bearer_auth(token)
+                .json(&json!({ "query": query, "operationName": name }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let response = named("N".repeat(101)).await;
     assert_eq!(error_codes(&response), ["BAD_USER_INPUT"], "{response}");
-    let fits = "N".repeat(100);
-    let response: Value = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&ana.token)
-        .json(&json!({ "query": format!("query {fits} {{ me {{ email }} }}"), "operationName": fits }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = named("N".repeat(100)).await;
     assert!(response["errors"].is_null(), "{response}");
 }
