@@ -225,6 +225,13 @@ pub async fn projection_status(log: &EventLog) -> anyhow::Result<String> {
             standing.updated_at.format("%Y-%m-%d %H:%M:%S UTC")
         ));
     }
+    match log.reader_stall().await? {
+        Some(stall) => table.push_str(&format!(
+            "\nreaders held back for {:.0} s by {stall}\n",
+            stall.age.as_secs_f64()
+        )),
+        None => table.push_str("\nreaders held back by: nothing\n"),
+    }
     Ok(table)
 }
 
@@ -240,11 +247,7 @@ pub async fn rebuild(
     let replayed = match name {
         ProjectionName::Search => projections::search_index::rebuild(log, search_dir, show).await?,
         ProjectionName::Activity => projections::activity::rebuild(log, show).await?,
-        ProjectionName::Inline => {
-            let replayed = projections::inline::rebuild(log).await?;
-            show(replayed);
-            replayed
-        }
+        ProjectionName::Inline => projections::inline::rebuild(log, show).await?,
     };
     Ok(replayed)
 }

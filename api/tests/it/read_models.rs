@@ -83,7 +83,7 @@ async fn rebuilding_the_read_models_from_the_log_gives_identical_tables() {
     );
     assert_eq!(live[4].as_array().unwrap().len(), 2, "two items remain");
     let log = eventlog::EventLog::new(app.db.pool().clone());
-    let applied = projections::inline::rebuild(&log).await.unwrap();
+    let applied = projections::inline::rebuild(&log, |_| {}).await.unwrap();
     assert!(applied >= 15, "{applied}");
     assert_eq!(snapshot(&app).await, live);
 }
@@ -129,7 +129,7 @@ async fn a_rebuild_beside_the_live_tables_keeps_readers_and_writers_going() {
     };
     let log = eventlog::EventLog::new(app.db.pool().clone());
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    projections::inline::rebuild(&log).await.unwrap();
+    projections::inline::rebuild(&log, |_| {}).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let written_during = writer.await.unwrap();
@@ -138,6 +138,6 @@ async fn a_rebuild_beside_the_live_tables_keeps_readers_and_writers_going() {
 
     let after = snapshot(&app).await;
     assert_eq!(after[4].as_array().unwrap().len(), 30 + written_during);
-    projections::inline::rebuild(&log).await.unwrap();
+    projections::inline::rebuild(&log, |_| {}).await.unwrap();
     assert_eq!(snapshot(&app).await, after, "equal to a fresh rebuild");
 }

@@ -263,3 +263,34 @@ pub async fn count_events(db: &pgcluster::TestDatabase) -> i64 {
         .await
         .unwrap()
 }
+
+/// Per-stream versions follow the log's order only if the append is what gives its transaction
+/// its id: an append after another write of its transaction is refused, whoever the caller.
+/// Writes after the append (read models, idempotency keys) are fine.
+#[tokio::test]
+async fn an_append_after_another_write_is_refused() {
+    let (db, log) = setup().await;
+    let stream = item_stream(Uuid::now_v7());
+
+    let mut tx = db.pool().begin().await.unwrap();
+    sqlx::query("INSERT INTO projection_checkpoints (name, node) VALUES ('written first', '')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let refused = log
+        .append_in(&mut tx, &stream, ExpectedVersion::NoStream, &[event(1)])
+        .await;
+    assert!(matches!(refused, Err(Error::NotFirstWrite)), "{refused:?}");
+    tx.rollback().await.unwrap();
+
+    let mut tx = db.pool().begin().await.unwrap();
+    log.append_in(&mut tx, &stream, ExpectedVersion::NoStream, &[event(1)])
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO projection_checkpoints (name, node) VALUES ('written after', '')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(log.read_stream(stream.stream_id).await.unwrap().len(), 1);
+}
