@@ -9,8 +9,8 @@
 --    history and then the new events, in order.
 -- 2. A hot standby cannot compute the read horizon (its snapshots do not say which transactions
 --    of the primary run in which database): `events_read_horizon()` refuses to answer there.
--- 3. An append must be the first write of its transaction: the per-stream version order
---    follows the log order only if the transaction id is taken by the insert itself.
+-- 3. An append to an existing stream must be the first write of its transaction: the
+--    per-stream version order follows the log order only if the insert takes the id.
 
 CREATE TABLE events_era (
     singleton  boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -53,21 +53,21 @@ BEGIN
 END;
 $$;
 
--- Refuses an insert into `events` by a transaction that already has a transaction id (it wrote
--- something, or asked for its id, before appending). Statement-level and BEFORE, so it runs
--- before the insert's own rows take the id.
-CREATE FUNCTION events_append_is_first_write() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Called by the append statement before its rows are inserted: refuses an append to a stream
+-- that already has events (its versions follow the head the appender read) by a transaction
+-- that already has a transaction id — it wrote something, or asked for its id, before. Such a
+-- transaction can hold an id older than that of an append it read the head of, and its event
+-- (the next version) would then sort before that one. An append that starts a stream is safe
+-- anywhere in its transaction (the unique key orders it before any later version).
+CREATE FUNCTION events_check_first_write(extends_stream boolean) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
-        RAISE EXCEPTION 'an append to the event log must be the first write of its transaction'
+    IF extends_stream AND pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'an append to an existing stream must be the first write of its transaction'
             USING ERRCODE = 'CH002',
                   DETAIL = format('transaction %s wrote before appending', pg_current_xact_id_if_assigned()),
                   HINT = 'append first, then write read models and other tables';
     END IF;
-    RETURN NULL;
+    RETURN true;
 END;
 $$;
-
-CREATE TRIGGER events_append_is_first_write
-    BEFORE INSERT ON events
-    FOR EACH STATEMENT EXECUTE FUNCTION events_append_is_first_write();

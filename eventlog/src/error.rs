@@ -41,11 +41,12 @@ pub enum Error {
         "the event log is not read on a server in recovery (hot standby); read from the primary"
     )]
     HotStandby,
-    /// An append in a transaction that had already written (or taken its transaction id):
-    /// per-stream versions follow the log's order only when the append is the transaction's
-    /// first write. The transaction is aborted.
+    /// An append to an existing stream in a transaction that had already written (or taken
+    /// its transaction id): per-stream versions follow the log's order only when such an
+    /// append is the transaction's first write. The transaction is aborted.
     #[error(
-        "an append must be the first write of its transaction (append first, then write the rest)"
+        "an append to an existing stream must be the first write of its transaction \
+         (append first, then write the rest)"
     )]
     NotFirstWrite,
     #[error("database error")]
@@ -54,7 +55,7 @@ pub enum Error {
 
 /// SQLSTATE raised by `events_read_horizon()` on a hot standby.
 const HOT_STANDBY: &str = "CH001";
-/// SQLSTATE raised by the `events_append_is_first_write` trigger.
+/// SQLSTATE raised by `events_check_first_write()` in the append statement.
 const NOT_FIRST_WRITE: &str = "CH002";
 
 impl From<sqlx::Error> for Error {

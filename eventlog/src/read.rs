@@ -192,27 +192,25 @@ impl EventLog {
     /// transaction anywhere on the server, a long transaction of this database, or one of
     /// another role whose database is hidden all stall every projection and tail.
     pub async fn reader_stall(&self) -> Result<Option<ReaderStall>, Error> {
+        // Every transaction holds an exclusive lock on its own id (a prepared one too, with
+        // no session). The oldest that may write to this database is what the read horizon
+        // waits for; a session positively known to run in another database is left out, as
+        // `events_read_horizon()` does. A session's oldest id is its top-level transaction's.
         let row = sqlx::query!(
-            r#"WITH holder AS (
-                   SELECT min(x::text::bigint) AS xid
-                   FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-                   WHERE NOT EXISTS (
-                         SELECT 1 FROM pg_stat_get_activity(NULL) AS a
-                          WHERE a.backend_xid = xid(x)
-                            AND a.datid IS DISTINCT FROM
-                                (SELECT oid FROM pg_database WHERE datname = current_database())))
-               SELECT h.xid AS "xid!",
+            r#"SELECT l.transactionid::text::bigint AS "xid!",
                       p.gid AS "gid?", p.database::text AS "prepared_in?",
                       EXTRACT(EPOCH FROM now() - p.prepared)::float8 AS "prepared_secs?",
                       l.pid AS "pid?", a.datname::text AS "database?", a.usename::text AS "role?",
                       EXTRACT(EPOCH FROM now() - a.xact_start)::float8 AS "running_secs?"
-               FROM holder AS h
-               LEFT JOIN pg_prepared_xacts AS p ON p.transaction = xid(h.xid::text::xid8)
-               LEFT JOIN pg_locks AS l
-                      ON l.locktype = 'transactionid' AND l.granted AND l.pid IS NOT NULL
-                     AND l.transactionid = xid(h.xid::text::xid8)
+               FROM pg_locks AS l
+               LEFT JOIN pg_prepared_xacts AS p ON p.transaction = l.transactionid
                LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
-               WHERE h.xid IS NOT NULL
+               WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+                 AND l.pid IS DISTINCT FROM pg_backend_pid()
+                 AND NOT (a.backend_xid IS NOT NULL
+                          AND a.datid IS DISTINCT FROM
+                              (SELECT oid FROM pg_database WHERE datname = current_database()))
+               ORDER BY age(l.transactionid) DESC
                LIMIT 1"#
         )
         .fetch_optional(self.pool())
