@@ -188,7 +188,7 @@ impl Cluster {
             .arg("-h")
             .arg(&self.socket_dir)
             .args(["-p", &PORT.to_string(), "-U", SUPERUSER])
-            .args(["-R", "-X", "stream", "--no-sync"]);
+            .args(["-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]);
         run(cmd, "taking a base backup")?;
         Cluster::start(data_dir, lifetime)
     }

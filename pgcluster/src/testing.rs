@@ -141,6 +141,27 @@ impl TestDatabase {
         &self.name
     }
 
+    /// A copy of this database (which lives on `source`) made as an operator moving to new
+    /// hardware would: `pg_dump`, then `psql` into a new database on `target`. The copy's
+    /// transaction-id counter is `target`'s, whatever the stored data says.
+    pub async fn dump_and_restore(&self, source: &Cluster, target: &Cluster) -> TestDatabase {
+        let dir = tempfile::tempdir().expect("a directory for the dump");
+        let file = dir.path().join("dump.sql");
+        let file = file.to_str().expect("a UTF-8 temporary path");
+        source
+            .client("pg_dump", &self.name, &["--no-sync", "-f", file])
+            .expect("pg_dump");
+        let copy = TestDatabase::create_in(target, None).await;
+        target
+            .client(
+                "psql",
+                &copy.name,
+                &["-q", "-X", "-v", "ON_ERROR_STOP=1", "-f", file],
+            )
+            .expect("psql restores the dump");
+        copy
+    }
+
     /// A pool connected to this database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
