@@ -13,6 +13,7 @@ mod items;
 mod limits;
 mod ndjson_bulk;
 mod read_models;
+mod restore;
 mod schema;
 mod search;
 mod subscriptions;
