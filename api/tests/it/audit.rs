@@ -307,7 +307,7 @@ async fn newest_first_audit_pages_never_miss_an_event_that_commits_late() {
     let mut held = app.db.pool().begin().await.unwrap();
     writes
         .append(
-            &mut *held,
+            &mut held,
             &stream,
             eventlog::ExpectedVersion::NoStream,
             vec![late],
