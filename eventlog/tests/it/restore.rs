@@ -156,3 +156,80 @@ async fn a_hot_standby_refuses_log_reads_rather_than_compute_a_wrong_horizon() {
     let message = eventlog::Error::HotStandby.to_string();
     assert!(message.contains("primary"), "{message}");
 }
+
+/// A new era begins under `LOCK TABLE events IN EXCLUSIVE MODE`, as
+/// `ensure_positions_increase` takes it: an append held up by the lock takes its statement
+/// snapshot after getting its own lock, so its position is in the new era — after every event
+/// stored before, never among them.
+#[tokio::test]
+async fn an_append_held_up_by_a_new_era_takes_its_position_in_the_new_era() {
+    use sqlx::Connection;
+    let (db, log) = crate::setup().await;
+    let stream = item_stream(Uuid::now_v7());
+    // The appender's connection has the insert prepared already: the held-up append runs
+    // a cached statement, as a busy node's would.
+    let mut appender = sqlx::PgConnection::connect_with(db.options())
+        .await
+        .unwrap();
+    for n in 0..3 {
+        log.append_in(
+            &mut appender,
+            &stream,
+            ExpectedVersion::Exact(n),
+            &[event(n as usize)],
+        )
+        .await
+        .unwrap();
+    }
+    let before = log.head().await.unwrap();
+
+    let mut era_conn = sqlx::PgConnection::connect_with(db.options())
+        .await
+        .unwrap();
+    let mut era = era_conn.begin().await.unwrap();
+    sqlx::raw_sql(
+        "LOCK TABLE events IN EXCLUSIVE MODE;
+         UPDATE events_era SET tx_offset = tx_offset + 1000000000",
+    )
+    .execute(&mut *era)
+    .await
+    .unwrap();
+    let held_up = {
+        let (log, stream) = (log.clone(), stream.clone());
+        tokio::spawn(async move {
+            log.append_in(
+                &mut appender,
+                &stream,
+                ExpectedVersion::Exact(3),
+                &[event(3)],
+            )
+            .await
+            .unwrap()
+        })
+    };
+    // Wait until the append waits for the lock.
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks
+                             WHERE relation = 'events'::regclass AND NOT granted)",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    era.commit().await.unwrap();
+
+    let appended = held_up.await.unwrap();
+    assert!(
+        appended.position().tx_id() >= 1_000_000_000 + before.tx_id(),
+        "{:?} is in the new era",
+        appended.position()
+    );
+    let all = log.read_all(Position::START, 10).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[3].position, appended.position());
+}
