@@ -217,3 +217,58 @@ async fn a_tail_sees_every_event_of_concurrent_writers_exactly_once_in_order() {
         seen.iter().map(|e| e.event_id).collect::<Vec<_>>()
     );
 }
+
+/// Newest-first pages (histories) stay below the read horizon too: an event of a later
+/// transaction is not shown above an open one's, which could otherwise commit below a cursor
+/// already handed out and never appear on a later page.
+#[tokio::test]
+async fn newest_first_reads_stay_below_an_open_transaction() {
+    let (db, log) = setup().await;
+    let filter = eventlog::EventFilter {
+        workspace_id: Some(Uuid::nil()),
+        ..Default::default()
+    };
+    let newest_first = async || -> Vec<Uuid> {
+        log.read_filtered(&filter, None, true, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event_id)
+            .collect()
+    };
+    let (c, a, b) = (event(1), event(2), event(3));
+    log.append(
+        &item_stream(Uuid::now_v7()),
+        ExpectedVersion::NoStream,
+        std::slice::from_ref(&c),
+    )
+    .await
+    .unwrap();
+    let mut tx_a = db.pool().begin().await.unwrap();
+    log.append_in(
+        &mut tx_a,
+        &item_stream(Uuid::now_v7()),
+        ExpectedVersion::NoStream,
+        std::slice::from_ref(&a),
+    )
+    .await
+    .unwrap();
+    log.append(
+        &item_stream(Uuid::now_v7()),
+        ExpectedVersion::NoStream,
+        std::slice::from_ref(&b),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        newest_first().await,
+        vec![c.event_id],
+        "B waits behind open A"
+    );
+
+    tx_a.commit().await.unwrap();
+    assert_eq!(
+        newest_first().await,
+        vec![b.event_id, a.event_id, c.event_id]
+    );
+}
