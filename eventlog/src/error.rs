@@ -53,7 +53,7 @@ pub enum Error {
     Database(#[source] sqlx::Error),
 }
 
-/// SQLSTATE raised by `events_read_horizon()` on a hot standby.
+/// SQLSTATE raised by the read horizon functions on a hot standby.
 const HOT_STANDBY: &str = "CH001";
 /// SQLSTATE raised by `events_check_first_write()` in the append statement.
 const NOT_FIRST_WRITE: &str = "CH002";

@@ -40,7 +40,7 @@ impl EventLog {
     /// Up to `limit` events after `after`, in log order.
     ///
     /// Only events of transactions older than every transaction of this database still running
-    /// are returned (see `events_read_horizon` in the migrations), so a transaction that commits
+    /// are returned (below [`EventLog::horizon`]), so a transaction that commits
     /// later can never add an event before the last one read: resuming after the last returned
     /// position never skips anything.
     #[tracing::instrument(skip(self))]
@@ -49,18 +49,21 @@ impl EventLog {
         after: Position,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
+        let horizon = self.horizon().await?;
         let rows = sqlx::query_as!(
             EventRow,
             r#"SELECT tx_id, seq, event_id, stream_type, stream_id, stream_version, workspace_id,
                       event_type, schema_version, payload, metadata, recorded_at
                FROM events
                WHERE (tx_id, seq) > ($1, $2)
-                 AND tx_id < (SELECT events_read_horizon())
+                 AND (tx_id, seq) < ($4, $5)
                ORDER BY tx_id, seq
                LIMIT $3"#,
             after.tx_id(),
             after.seq(),
-            limit.min(i64::MAX as usize) as i64
+            limit.min(i64::MAX as usize) as i64,
+            horizon.tx_id(),
+            horizon.seq()
         )
         .fetch_all(self.pool())
         .await?;
@@ -70,13 +73,15 @@ impl EventLog {
     /// Whether events after `after` exist that [`EventLog::read_all`] cannot return yet,
     /// because an older transaction is still open.
     pub async fn has_held_back_events(&self, after: Position) -> Result<bool, Error> {
+        let horizon = self.horizon().await?;
         let held = sqlx::query_scalar!(
             r#"SELECT EXISTS (SELECT 1 FROM events
-                              WHERE (tx_id, seq) > ($1, $2)
-                                AND tx_id >= (SELECT events_read_horizon()))
+                              WHERE (tx_id, seq) > ($1, $2) AND (tx_id, seq) >= ($3, $4))
                       AS "held!""#,
             after.tx_id(),
-            after.seq()
+            after.seq(),
+            horizon.tx_id(),
+            horizon.seq()
         )
         .fetch_one(self.pool())
         .await?;
@@ -85,20 +90,28 @@ impl EventLog {
 
     /// The position of the last event readers can see now ([`Position::START`] if none).
     pub async fn head(&self) -> Result<Position, Error> {
+        let horizon = self.horizon().await?;
         let head = sqlx::query!(
             r#"SELECT tx_id, seq FROM events
-               WHERE tx_id < (SELECT events_read_horizon())
-               ORDER BY tx_id DESC, seq DESC LIMIT 1"#
+               WHERE (tx_id, seq) < ($1, $2)
+               ORDER BY tx_id DESC, seq DESC LIMIT 1"#,
+            horizon.tx_id(),
+            horizon.seq()
         )
         .fetch_optional(self.pool())
         .await?;
         Ok(head.map_or(Position::START, |row| Position::new(row.tx_id, row.seq)))
     }
 
-    /// The read horizon as a position: every event before it is committed, and no event can
-    /// ever be added before it. Fails with [`Error::HotStandby`] on a server in recovery.
+    /// The read horizon as a position: every event before it is committed (and visible to
+    /// any read that starts after this call returns), and no event can ever be added before
+    /// it. Fails with [`Error::HotStandby`] on a server in recovery.
+    ///
+    /// Readers ask for it first and then read below it, in a second statement: a transaction
+    /// that ends between the two then holds nothing back (see `events_settled_horizon` in the
+    /// migrations), where a horizon computed inside the reading statement must wait for it.
     pub async fn horizon(&self) -> Result<Position, Error> {
-        let horizon = sqlx::query_scalar!(r#"SELECT events_read_horizon() AS "horizon!""#)
+        let horizon = sqlx::query_scalar!(r#"SELECT events_settled_horizon() AS "horizon!""#)
             .fetch_one(self.pool())
             .await?;
         Ok(Position::new(horizon, 0))
@@ -341,7 +354,7 @@ pub struct EventFilter {
 
 /// Reads a page of filtered events in one direction, below the read horizon.
 macro_rules! filtered_page {
-    ($log:expr, $filter:expr, $after:expr, $limit:expr, $cmp:literal, $dir:literal) => {
+    ($log:expr, $filter:expr, $after:expr, $limit:expr, $horizon:expr, $cmp:literal, $dir:literal) => {
         sqlx::query_as!(
             EventRow,
             "SELECT tx_id, seq, event_id, stream_type, stream_id, stream_version, workspace_id,
@@ -358,7 +371,7 @@ macro_rules! filtered_page {
                 + " ($7, $8))
                AND ($10::text IS NULL OR stream_type = $10)
                AND ($11::bigint IS NULL OR (tx_id, seq) <= ($11, $12))
-               AND tx_id < (SELECT events_read_horizon())
+               AND (tx_id, seq) < ($13, $14)
              ORDER BY tx_id "
                 + $dir
                 + ", seq "
@@ -376,7 +389,9 @@ macro_rules! filtered_page {
             $limit.min(i64::MAX as usize) as i64,
             $filter.stream_type.as_deref(),
             $filter.up_to.map(|p: Position| p.tx_id()),
-            $filter.up_to.map(|p: Position| p.seq())
+            $filter.up_to.map(|p: Position| p.seq()),
+            $horizon.tx_id(),
+            $horizon.seq()
         )
         .fetch_all($log.pool())
         .await?
@@ -396,10 +411,11 @@ impl EventLog {
         newest_first: bool,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
+        let horizon = self.horizon().await?;
         let rows = if newest_first {
-            filtered_page!(self, filter, after, limit, "<", "DESC")
+            filtered_page!(self, filter, after, limit, horizon, "<", "DESC")
         } else {
-            filtered_page!(self, filter, after, limit, ">", "ASC")
+            filtered_page!(self, filter, after, limit, horizon, ">", "ASC")
         };
         rows.into_iter().map(|row| self.decode(row)).collect()
     }
