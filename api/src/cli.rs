@@ -46,7 +46,8 @@ pub enum ProjectionsCommand {
     /// Rebuild a projection from position 0 beside the live copy, then switch to it; readers
     /// keep the live copy until the switch. `search` rebuilds this machine's index (in
     /// CHRONICLE_SEARCH_DIR; run it on each node), `activity` the shared activity table,
-    /// `inline` the read models written with each append (writers wait while it runs).
+    /// `inline` the read models written with each append (writers wait only for the final
+    /// switch; log readers never wait).
     Rebuild { name: operator::ProjectionName },
 }
 

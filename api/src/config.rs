@@ -51,6 +51,10 @@ pub struct Config {
     /// `CHRONICLE_MAX_PROJECTION_LAG`: `/readyz` says not ready when a projection is more
     /// than this many events behind the log (default 10,000).
     pub max_projection_lag: u64,
+    /// `CHRONICLE_MAX_READER_STALL_MS`: `/readyz` says not ready when a transaction (a
+    /// prepared one anywhere on the server, a long one) has held log readers back longer than
+    /// this (default 30,000).
+    pub max_reader_stall: std::time::Duration,
     /// `CHRONICLE_TRUSTED_PROXIES`: the load balancers whose `X-Forwarded-For` / `Forwarded`
     /// name the client (comma-separated addresses and networks; default none: the client is
     /// the TCP peer).
@@ -162,6 +166,11 @@ impl Config {
                 lookup("CHRONICLE_MAX_PROJECTION_LAG"),
                 10_000,
             )?,
+            max_reader_stall: std::time::Duration::from_millis(parse(
+                "CHRONICLE_MAX_READER_STALL_MS",
+                lookup("CHRONICLE_MAX_READER_STALL_MS"),
+                30_000,
+            )?),
             host: parse(
                 "CHRONICLE_HOST",
                 lookup("CHRONICLE_HOST"),
@@ -305,6 +314,7 @@ impl std::fmt::Debug for Config {
             .field("search_dir", &self.search_dir)
             .field("node_name", &self.node_name)
             .field("max_projection_lag", &self.max_projection_lag)
+            .field("max_reader_stall", &self.max_reader_stall)
             .field("host", &self.host)
             .field("port", &self.port)
             .field("trusted_proxies", &self.trusted_proxies)

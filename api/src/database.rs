@@ -45,9 +45,11 @@ impl Database {
         Ok(Database { pool, cluster })
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations, then makes sure new log positions sort after the stored
+    /// ones (a new era after a restore into another cluster).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         eventlog::MIGRATOR.run(&self.pool).await?;
+        eventlog::ensure_positions_increase(&self.pool).await?;
         Ok(())
     }
 

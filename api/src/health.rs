@@ -1,5 +1,6 @@
-//! `/healthz` (the process answers) and `/readyz` (it can do its job: database reachable,
-//! migrations applied, log readers not stalled, projections not far behind the log).
+//! `/healthz` (the process answers) and `/readyz` (it can do its job: database reachable and
+//! not a hot standby, migrations applied, log readers not held back for long by a transaction
+//! anywhere on the server, projections not far behind the log).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -9,9 +10,6 @@ use eventlog::EventLog;
 use serde_json::json;
 
 use crate::read_side::ReadSide;
-
-/// A write transaction open longer than this holds every log reader back: not ready.
-const MAX_READER_STALL: Duration = Duration::from_secs(30);
 
 /// Liveness: answers as long as the process serves HTTP.
 #[get("/healthz")]
@@ -24,6 +22,8 @@ pub struct Readiness {
     pub read_side: ReadSide,
     /// A projection further behind the log than this many events: not ready.
     pub max_projection_lag: u64,
+    /// A transaction holding log readers back for longer than this: not ready.
+    pub max_reader_stall: Duration,
 }
 
 /// Readiness, with the result of each check.
@@ -59,16 +59,39 @@ async fn check(log: &EventLog, readiness: &Readiness) -> Result<serde_json::Valu
             "{missing} migration(s) not applied: run `chronicle migrate`"
         ));
     }
-    let stall = log.reader_stall().await.map_err(|err| {
-        tracing::warn!(error = %err, "readiness: stall check failed");
-        "database unreachable".to_string()
-    })?;
-    let stall_secs = stall.map_or(0.0, |d| d.as_secs_f64());
-    if stall.is_some_and(|d| d > MAX_READER_STALL) {
+    let log_error = |err: eventlog::Error| match err {
+        eventlog::Error::HotStandby => {
+            "the database is a hot standby (in recovery): the log is read on the primary only"
+                .to_string()
+        }
+        err => {
+            tracing::warn!(error = %err, "readiness: log check failed");
+            "database unreachable".to_string()
+        }
+    };
+    log.horizon().await.map_err(log_error)?;
+    let stall = log.reader_stall().await.map_err(log_error)?;
+    if let Some(stall) = stall
+        .as_ref()
+        .filter(|s| s.age > readiness.max_reader_stall)
+    {
         return Err(format!(
-            "a write transaction has been open for {stall_secs:.0} s and holds log readers back"
+            "log readers have been held back for {:.0} s by {stall}",
+            stall.age.as_secs_f64()
         ));
     }
+    let stall_details = stall.as_ref().map(|stall| {
+        json!({
+            "age_secs": stall.age.as_secs_f64(),
+            "kind": match stall.cause {
+                eventlog::StallCause::Prepared { .. } => "prepared transaction",
+                eventlog::StallCause::Session { .. } => "transaction",
+                eventlog::StallCause::Unknown => "hidden transaction",
+            },
+            "xid": stall.xid,
+            "description": stall.to_string(),
+        })
+    });
     let max_lag = readiness.max_projection_lag;
     let lags = readiness
         .read_side
@@ -90,7 +113,8 @@ async fn check(log: &EventLog, readiness: &Readiness) -> Result<serde_json::Valu
     Ok(json!({
         "database": "ok",
         "migrations": "ok",
-        "oldest_write_transaction_secs": stall_secs,
+        "oldest_write_transaction_secs": stall.as_ref().map_or(0.0, |s| s.age.as_secs_f64()),
+        "reader_stall": stall_details,
         "projection_lag_events": lags,
     }))
 }

@@ -7,6 +7,7 @@ use projections::queries;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::graphql::events::Event;
 use crate::writes::Writes;
 
 /// Grants (`grant`) or revokes a global staff role of the user with `email`. Returns whether
@@ -80,8 +81,9 @@ pub enum ExportFormat {
 }
 
 /// Writes every event after `after` (optionally of one workspace) to `out`, in log order, in
-/// batches; `progress` hears (events written, events in all) after each batch. Returns the
-/// number written and the last position (to resume from).
+/// batches: as NDJSON, each line exactly as `/events.ndjson` gives the event to a member (one
+/// format, one upcasting path), or as CSV. `progress` hears (events written, events in all)
+/// after each batch. Returns the number written and the last position (to resume from).
 pub async fn export_events(
     log: &EventLog,
     out: &mut impl std::io::Write,
@@ -108,17 +110,14 @@ pub async fn export_events(
         let Some(end) = batch.last().map(|e| e.position) else {
             break;
         };
-        for event in &batch {
+        let full = batch.len() == BATCH;
+        written += batch.len() as u64;
+        for event in batch {
             match format {
+                // The very line `/events.ndjson` writes for the event (unpseudonymised).
                 ExportFormat::Ndjson => {
-                    let line = serde_json::json!({
-                        "position": event.position, "event_id": event.event_id, "recorded_at": event.recorded_at,
-                        "stream_type": event.stream_type, "stream_id": event.stream_id,
-                        "stream_version": event.stream_version, "workspace_id": event.workspace_id,
-                        "event_type": event.event_type, "schema_version": event.schema_version,
-                        "payload": event.payload, "metadata": event.metadata,
-                    });
-                    writeln!(out, "{line}")?;
+                    serde_json::to_writer(&mut *out, &Event::from(event))?;
+                    writeln!(out)?;
                 }
                 ExportFormat::Csv => {
                     let fields = [
@@ -142,10 +141,9 @@ pub async fn export_events(
                 }
             }
         }
-        written += batch.len() as u64;
         last = Some(end);
         progress(written, total.max(written));
-        if batch.len() < BATCH {
+        if !full {
             break;
         }
     }
@@ -225,6 +223,13 @@ pub async fn projection_status(log: &EventLog) -> anyhow::Result<String> {
             standing.updated_at.format("%Y-%m-%d %H:%M:%S UTC")
         ));
     }
+    match log.reader_stall().await? {
+        Some(stall) => table.push_str(&format!(
+            "\nreaders held back for {:.0} s by {stall}\n",
+            stall.age.as_secs_f64()
+        )),
+        None => table.push_str("\nreaders held back by: nothing\n"),
+    }
     Ok(table)
 }
 
@@ -240,11 +245,7 @@ pub async fn rebuild(
     let replayed = match name {
         ProjectionName::Search => projections::search_index::rebuild(log, search_dir, show).await?,
         ProjectionName::Activity => projections::activity::rebuild(log, show).await?,
-        ProjectionName::Inline => {
-            let replayed = projections::inline::rebuild(log).await?;
-            show(replayed);
-            replayed
-        }
+        ProjectionName::Inline => projections::inline::rebuild(log, show).await?,
     };
     Ok(replayed)
 }

@@ -31,7 +31,8 @@ impl Application {
             anyhow::anyhow!("cannot listen on {}:{}: {err}", config.host, config.port)
         })?;
         let address = listener.local_addr()?;
-        let log = EventLog::with_upcaster(pool.clone(), domain::upcast::upcast);
+        eventlog::ensure_positions_increase(&pool).await?;
+        let log = EventLog::new(pool.clone());
         let auth = Auth::new(pool.clone(), config.auth.clone()).await?;
         if !config.pruning.interval.is_zero() {
             tokio::spawn(prune_periodically(
@@ -64,6 +65,7 @@ impl Application {
         let readiness = web::Data::new(health::Readiness {
             read_side,
             max_projection_lag: config.max_projection_lag,
+            max_reader_stall: config.max_reader_stall,
         });
         let websocket_settings = web::Data::new(websocket::Settings {
             session_recheck: config.session_recheck,

@@ -131,14 +131,26 @@ impl EventLog {
             previous_hash = hash;
         }
 
+        // The check runs once, before any row takes the transaction's id (see
+        // `events_check_first_write` in the migrations): extending a stream must be the
+        // transaction's first write, or its version could sort before the one it follows.
+        // The tx_id is what the column default gives (the transaction id plus the era's
+        // offset), with the offset read once per statement rather than by a function per row;
+        // like the default, it is read with the statement's snapshot, taken after the insert
+        // got its lock, so an append held up by a new era lands in it.
         let inserted = sqlx::query!(
-            r#"INSERT INTO events (event_id, stream_type, stream_id, stream_version, workspace_id,
-                                   event_type, schema_version, payload, metadata, recorded_at, hash)
-               SELECT e.event_id, $2, $3, e.stream_version, $4, e.event_type, e.schema_version,
-                      e.payload, e.metadata, $5, e.hash
-               FROM UNNEST($1::uuid[], $6::bigint[], $7::text[], $8::int[], $9::jsonb[],
+            r#"WITH first_write AS MATERIALIZED (SELECT events_check_first_write($12) AS ok)
+               INSERT INTO events (tx_id, event_id, stream_type, stream_id, stream_version,
+                                   workspace_id, event_type, schema_version, payload, metadata,
+                                   recorded_at, hash)
+               SELECT pg_current_xact_id()::text::bigint + era.tx_offset, e.event_id, $2, $3,
+                      e.stream_version, $4, e.event_type, e.schema_version, e.payload,
+                      e.metadata, $5, e.hash
+               FROM first_write, events_era AS era,
+                    UNNEST($1::uuid[], $6::bigint[], $7::text[], $8::int[], $9::jsonb[],
                            $10::jsonb[], $11::bytea[])
                     AS e(event_id, stream_version, event_type, schema_version, payload, metadata, hash)
+               WHERE first_write.ok
                RETURNING event_id, tx_id, seq"#,
             &rows.event_ids,
             stream.stream_type,
@@ -151,6 +163,7 @@ impl EventLog {
             &rows.payloads,
             &rows.metadata,
             &rows.hashes,
+            current > 0,
         )
         .fetch_all(&mut *conn)
         .await

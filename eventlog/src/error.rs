@@ -35,8 +35,40 @@ pub enum Error {
     /// A stored event could not be decoded.
     #[error("stored event {event_id} is unreadable: {reason}")]
     Corrupt { event_id: Uuid, reason: String },
+    /// The database is a hot standby (in recovery): the read horizon cannot be computed there,
+    /// so the log is not read at all rather than read wrongly.
+    #[error(
+        "the event log is not read on a server in recovery (hot standby); read from the primary"
+    )]
+    HotStandby,
+    /// An append to an existing stream in a transaction that had already written (or taken
+    /// its transaction id): per-stream versions follow the log's order only when such an
+    /// append is the transaction's first write. The transaction is aborted.
+    #[error(
+        "an append to an existing stream must be the first write of its transaction \
+         (append first, then write the rest)"
+    )]
+    NotFirstWrite,
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+}
+
+/// SQLSTATE raised by the read horizon functions on a hot standby.
+const HOT_STANDBY: &str = "CH001";
+/// SQLSTATE raised by `events_check_first_write()` in the append statement.
+const NOT_FIRST_WRITE: &str = "CH002";
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Error {
+        if let sqlx::Error::Database(db) = &err {
+            match db.code().as_deref() {
+                Some(HOT_STANDBY) => return Error::HotStandby,
+                Some(NOT_FIRST_WRITE) => return Error::NotFirstWrite,
+                _ => {}
+            }
+        }
+        Error::Database(err)
+    }
 }
 
 impl Error {
@@ -60,6 +92,6 @@ impl Error {
                 _ => {}
             }
         }
-        Error::Database(err)
+        Error::from(err)
     }
 }

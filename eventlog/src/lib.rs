@@ -5,13 +5,16 @@
 //! stored event by hand is detected by [`EventLog::verify`]. The whole log is read in an order
 //! that never skips an event whose transaction commits late (see [`Position`]), and readers on
 //! every node are woken by `pg_notify` after each append ([`Tail`]), polling only as a fallback.
-//! Old payload versions are upcast on read by a hook supplied by the caller.
+//! Every read upcasts old payload versions in one place (`domain::upcast`), so no reader can
+//! see a stored payload in an old shape. Positions keep increasing across a restore into
+//! another cluster (see [`ensure_positions_increase`]).
 //!
 //! This crate knows nothing of the business: payloads are JSON. [`aggregates`] connects the
 //! domain's aggregates to streams.
 
 pub mod aggregates;
 mod append;
+mod era;
 mod error;
 mod event;
 mod hash;
@@ -25,18 +28,16 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 
+pub use era::{EraRaised, ensure_positions_increase};
 pub use error::Error;
 pub use event::{Actor, Appended, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamRef};
 pub use position::{InvalidPosition, Position};
-pub use read::EventFilter;
+pub use read::{EventFilter, ReaderStall, StallCause};
 pub use tail::Tail;
 pub use verify::{BrokenLink, VerifyReport};
 
 /// Chronicle's database schema (all crates' tables), applied by `chronicle migrate` and at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
-
-/// Reads an old `(schema_version, payload)` of an event type as the current one.
-pub type Upcaster = fn(&str, i32, serde_json::Value) -> (i32, serde_json::Value);
 
 /// The `pg_notify` channel appends are announced on.
 const CHANNEL: &str = "chronicle_events";
@@ -49,7 +50,9 @@ pub struct EventLog {
 
 struct Inner {
     pool: PgPool,
-    upcaster: Upcaster,
+    /// The transaction last seen holding readers back, and since when (its age when the
+    /// database does not tell it: another role's transaction).
+    stall_seen: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
     /// Bumped whenever the log may have grown: a local append or a notification.
     wake: watch::Sender<u64>,
     /// Asks the notifier task to announce an append to other nodes.
@@ -58,19 +61,12 @@ struct Inner {
     _shutdown: watch::Sender<()>,
 }
 
-fn no_upcast(_: &str, version: i32, payload: serde_json::Value) -> (i32, serde_json::Value) {
-    (version, payload)
-}
-
 impl EventLog {
     /// A log on `pool`. Starts (on the current tokio runtime) the listener that wakes this
     /// node's readers when any node appends, and the notifier that tells the other nodes.
+    ///
+    /// Run [`ensure_positions_increase`] on the database once before (at start and at migrate).
     pub fn new(pool: PgPool) -> EventLog {
-        EventLog::with_upcaster(pool, no_upcast)
-    }
-
-    /// Like [`EventLog::new`], reading old schema versions through `upcaster`.
-    pub fn with_upcaster(pool: PgPool, upcaster: Upcaster) -> EventLog {
         let (wake, _) = watch::channel(0);
         let (announce, announcements) = mpsc::channel(1);
         let (shutdown, shutdown_rx) = watch::channel(());
@@ -79,7 +75,7 @@ impl EventLog {
         EventLog {
             inner: Arc::new(Inner {
                 pool,
-                upcaster,
+                stall_seen: std::sync::Mutex::new(None),
                 wake,
                 announce,
                 _shutdown: shutdown,

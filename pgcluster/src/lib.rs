@@ -75,6 +75,8 @@ pub struct Cluster {
     data_dir: PathBuf,
     socket_dir: PathBuf,
     run_as: Option<RunAs>,
+    /// Server settings (`-c name=value`) besides the defaults.
+    settings: Vec<(String, String)>,
     // Dropping this closes the pipe, which makes the watchdog stop the server.
     watchdog: Option<(Child, ChildStdin)>,
 }
@@ -85,6 +87,16 @@ const SUPERUSER: &str = "postgres";
 impl Cluster {
     /// Starts (creating if needed) a cluster whose data lives in `data_dir`.
     pub fn start(data_dir: &Path, lifetime: Lifetime) -> Result<Cluster, Error> {
+        Cluster::start_with(data_dir, lifetime, &[])
+    }
+
+    /// Like [`Cluster::start`], with server `settings` (name, value) on top of the defaults —
+    /// e.g. `max_prepared_transactions` for tests of two-phase commit.
+    pub fn start_with(
+        data_dir: &Path,
+        lifetime: Lifetime,
+        settings: &[(&str, &str)],
+    ) -> Result<Cluster, Error> {
         let bin_dir = find_binaries()?;
         let run_as = unprivileged_user()?;
         fs::create_dir_all(data_dir).map_err(io_err(format!("creating {}", data_dir.display())))?;
@@ -111,6 +123,10 @@ impl Cluster {
             data_dir,
             socket_dir,
             run_as,
+            settings: settings
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
             watchdog: None,
         };
         if !cluster.data_dir.join("PG_VERSION").exists() {
@@ -155,6 +171,52 @@ impl Cluster {
         self.pg_ctl_start()
     }
 
+    /// Starts a hot standby of this cluster in `data_dir` (which must not exist or be empty):
+    /// a base backup streaming from this server, then a server in recovery following it.
+    pub fn start_standby(&self, data_dir: &Path, lifetime: Lifetime) -> Result<Cluster, Error> {
+        fs::create_dir_all(data_dir).map_err(io_err(format!("creating {}", data_dir.display())))?;
+        fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_err(format!("securing {}", data_dir.display())))?;
+        if let Some(user) = &self.run_as {
+            std::os::unix::fs::chown(data_dir, Some(user.uid), Some(user.gid)).map_err(io_err(
+                format!("handing {} to the postgres user", data_dir.display()),
+            ))?;
+        }
+        let mut cmd = self.command("pg_basebackup");
+        cmd.arg("-D")
+            .arg(data_dir)
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-p", &PORT.to_string(), "-U", SUPERUSER])
+            .args(["-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]);
+        run(cmd, "taking a base backup")?;
+        Cluster::start(data_dir, lifetime)
+    }
+
+    /// Runs a PostgreSQL client program (`pg_dump`, `psql`, …) of this installation against
+    /// this server, with `args` after the connection options; returns its standard output.
+    pub fn client(&self, program: &str, database: &str, args: &[&str]) -> Result<Vec<u8>, Error> {
+        let mut cmd = Command::new(self.bin_dir.join(program));
+        cmd.arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-p", &PORT.to_string(), "-U", SUPERUSER, "-d", database])
+            .args(args)
+            .stdin(Stdio::null());
+        let output = cmd.output().map_err(io_err(format!("running {program}")))?;
+        if output.status.success() {
+            Ok(output.stdout)
+        } else {
+            Err(Error::Command {
+                action: program.into(),
+                detail: format!(
+                    "{}: {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            })
+        }
+    }
+
     fn initdb(&self) -> Result<(), Error> {
         let mut cmd = self.command("initdb");
         cmd.arg("-D")
@@ -165,11 +227,14 @@ impl Cluster {
     }
 
     fn pg_ctl_start(&self) -> Result<(), Error> {
-        let options = format!(
+        let mut options = format!(
             "-k {} -p {PORT} -c listen_addresses= -c max_connections=300 \
              -c shared_buffers=256MB -c max_wal_size=2GB",
             self.socket_dir.display()
         );
+        for (name, value) in &self.settings {
+            options.push_str(&format!(" -c {name}={value}"));
+        }
         let log = self.data_dir.join("server.log");
         let mut cmd = self.command("pg_ctl");
         cmd.arg("start")

@@ -22,17 +22,34 @@ fn server_url() -> &'static str {
         _ => {
             static CLUSTER: OnceLock<Cluster> = OnceLock::new();
             let cluster = CLUSTER.get_or_init(|| {
-                let dir = tempfile::Builder::new()
-                    .prefix("chronicle-test-")
-                    .tempdir_in("/tmp")
-                    .expect("create a temporary directory for the test cluster")
-                    .keep();
-                Cluster::start(&dir, Lifetime::Temporary)
+                Cluster::start(&temporary_dir(), Lifetime::Temporary)
                     .unwrap_or_else(|err| panic!("cannot provision PostgreSQL for tests: {err}"))
             });
             cluster.url("postgres")
         }
     })
+}
+
+impl Cluster {
+    /// A throw-away cluster of its own with server `settings`, for a test that needs a server
+    /// to itself (a restore into a fresh cluster, a standby, a prepared transaction that would
+    /// hold back every other test's readers). Stopped and removed when dropped.
+    pub fn temporary(settings: &[(&str, &str)]) -> Result<Cluster, crate::Error> {
+        Cluster::start_with(&temporary_dir(), Lifetime::Temporary, settings)
+    }
+
+    /// A hot standby of this cluster, stopped and removed when dropped.
+    pub fn temporary_standby(&self) -> Result<Cluster, crate::Error> {
+        self.start_standby(&temporary_dir(), Lifetime::Temporary)
+    }
+}
+
+fn temporary_dir() -> std::path::PathBuf {
+    tempfile::Builder::new()
+        .prefix("chronicle-test-")
+        .tempdir_in("/tmp")
+        .expect("create a temporary directory for a test cluster")
+        .keep()
 }
 
 /// A database that exists for one test.
@@ -83,6 +100,66 @@ impl TestDatabase {
             options,
             pool,
         }
+    }
+
+    /// Creates a database on `cluster` (not the process's shared test server) with `migrator`
+    /// applied; with `migrator` `None`, an empty database (to restore a dump into).
+    pub async fn create_in(cluster: &Cluster, migrator: Option<&'static Migrator>) -> TestDatabase {
+        let server: PgConnectOptions = cluster.url("postgres").parse().expect("a valid URL");
+        let name = format!("chronicle_test_{}", uuid_like());
+        let mut admin = server
+            .clone()
+            .connect()
+            .await
+            .expect("connect to the cluster");
+        sqlx::raw_sql(AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        let options = server.database(&name);
+        let pool = PgPoolOptions::new()
+            .max_connections(60)
+            .connect_with(options.clone())
+            .await
+            .expect("connect to the test database");
+        if let Some(migrator) = migrator {
+            migrator
+                .run(&pool)
+                .await
+                .expect("migrate the test database");
+        }
+        TestDatabase {
+            name,
+            options,
+            pool,
+        }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A copy of this database (which lives on `source`) made as an operator moving to new
+    /// hardware would: `pg_dump`, then `psql` into a new database on `target`. The copy's
+    /// transaction-id counter is `target`'s, whatever the stored data says.
+    pub async fn dump_and_restore(&self, source: &Cluster, target: &Cluster) -> TestDatabase {
+        let dir = tempfile::tempdir().expect("a directory for the dump");
+        let file = dir.path().join("dump.sql");
+        let file = file.to_str().expect("a UTF-8 temporary path");
+        source
+            .client("pg_dump", &self.name, &["--no-sync", "-f", file])
+            .expect("pg_dump");
+        let copy = TestDatabase::create_in(target, None).await;
+        target
+            .client(
+                "psql",
+                &copy.name,
+                &["-q", "-X", "-v", "ON_ERROR_STOP=1", "-f", file],
+            )
+            .expect("psql restores the dump");
+        copy
     }
 
     /// A pool connected to this database.

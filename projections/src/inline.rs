@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use domain::{Aggregate, Item, ItemEvent, Tags, User, UserEvent, Workspace, WorkspaceEvent};
 use eventlog::aggregates::decode;
 use eventlog::{EventLog, RecordedEvent};
-use sqlx::{Acquire, Connection, PgConnection};
+use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
 use crate::{Error, shadow};
@@ -366,41 +366,50 @@ const REBUILD_BATCH: usize = 2_000;
 
 /// Rebuilds the inline read models from the log beside the live tables, then replaces the
 /// live rows with the rebuilt ones in one transaction; returns the number of events applied.
+/// `progress` hears the number applied so far after each batch.
 ///
 /// 1. Empty copies of the tables are made in the schema `projection_rebuild` (the same SQL
 ///    writes them: [`apply`] names its tables unqualified, resolved through `search_path`).
-/// 2. The log as one snapshot sees it is replayed into the copies — by stream type (users and
-///    workspaces before what refers to them), each stream in version order — while writers and
-///    readers carry on with the live tables.
+/// 2. The events before the read horizon of the moment — a set no commit can change any more —
+///    are replayed into the copies, by stream type (users and workspaces before what refers to
+///    them), each stream in version order, in batches: each batch is read by one statement and
+///    written in one short transaction. No transaction stays open across the replay, so the
+///    rebuild never holds the read horizon (and every log reader on every node) back.
 /// 3. The swap: the live tables are locked against writers (readers go on reading), the events
-///    that committed after the snapshot are applied to the copies, and the live rows are
-///    replaced by the copies' rows. Readers see the old rows until the commit, the rebuilt
-///    ones after it; writers wait only for this last step.
+///    from the horizon on are applied to the copies, and the live rows are replaced by the
+///    copies' rows. Readers see the old rows until the commit, the rebuilt ones after it;
+///    writers wait only for this last step.
+pub async fn rebuild(log: &EventLog, mut progress: impl FnMut(u64)) -> Result<u64, Error> {
+    rebuild_with(log, async |applied| progress(applied)).await
+}
+
+/// [`rebuild`], awaiting `after_batch` (with the number applied so far) after each batch is
+/// committed — a test can check that readers make progress while a rebuild runs.
 #[tracing::instrument(skip_all)]
-pub async fn rebuild(log: &EventLog) -> Result<u64, Error> {
+pub async fn rebuild_with(
+    log: &EventLog,
+    mut after_batch: impl AsyncFnMut(u64),
+) -> Result<u64, Error> {
     let mut conn = log.pool().acquire().await?;
     shadow::create(&mut conn, &TABLES).await?;
 
-    let mut tx = conn
-        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        .await?;
-    shadow::write_here(&mut tx).await?;
-    let snapshot: String = sqlx::query_scalar!(r#"SELECT pg_current_snapshot()::text AS "s!""#)
-        .fetch_one(&mut *tx)
-        .await?;
+    let horizon = log.horizon().await?;
     let mut applied = 0;
     for stream_type in [User::STREAM_TYPE, Workspace::STREAM_TYPE, Item::STREAM_TYPE] {
         let mut after = None;
         loop {
             let batch = log
-                .read_streams_of_type_in(&mut tx, stream_type, after, REBUILD_BATCH)
+                .read_streams_of_type_below(stream_type, horizon, after, REBUILD_BATCH)
                 .await?;
             let Some(last) = batch.last() else { break };
             after = Some((last.stream_id, last.stream_version));
+            let mut tx = conn.begin().await?;
+            shadow::write_here(&mut tx).await?;
             applied += replay(&mut tx, &batch).await?;
+            tx.commit().await?;
+            after_batch(applied).await;
         }
     }
-    tx.commit().await?;
 
     let mut tx = conn.begin().await?;
     // Locked last table first: an item write holds `items` when it share-locks its author's
@@ -418,7 +427,9 @@ pub async fn rebuild(log: &EventLog) -> Result<u64, Error> {
     .execute(&mut *tx)
     .await?;
     shadow::write_here(&mut tx).await?;
-    let mut late = log.read_invisible_to_in(&mut tx, &snapshot).await?;
+    // Appends that committed before the lock: every event from the horizon on. (An append still
+    // open writes its read models after the swap, into the rebuilt rows.)
+    let mut late = log.read_from_in(&mut tx, horizon).await?;
     let rank = |stream_type: &str| match stream_type {
         User::STREAM_TYPE => 0,
         Workspace::STREAM_TYPE => 1,

@@ -270,15 +270,17 @@ pub async fn standings(log: &EventLog) -> Result<Vec<Standing>, Error> {
 
 /// Test hooks: a test can make a projection fail after it has applied a batch's effect and
 /// before it stores the checkpoint, as a crash there would (the effect is then rolled back
-/// with the transaction, or never committed to the index).
+/// with the transaction, or never committed to the index). Only with the `test-hooks` feature,
+/// which only this crate's tests enable: the release binary has no way to arm them.
 pub mod hooks {
-    use std::sync::Mutex;
-
     use crate::Error;
 
-    static FAIL_NEXT_COMMIT: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    #[cfg(feature = "test-hooks")]
+    static FAIL_NEXT_COMMIT: std::sync::Mutex<Vec<&'static str>> =
+        std::sync::Mutex::new(Vec::new());
 
     /// Makes the next commit of `projection` in this process fail (once).
+    #[cfg(feature = "test-hooks")]
     pub fn fail_next_commit(projection: &'static str) {
         FAIL_NEXT_COMMIT
             .lock()
@@ -287,6 +289,7 @@ pub mod hooks {
     }
 
     /// The projections whose next commit will fail.
+    #[cfg(feature = "test-hooks")]
     pub fn armed() -> Vec<&'static str> {
         FAIL_NEXT_COMMIT
             .lock()
@@ -294,6 +297,8 @@ pub mod hooks {
             .clone()
     }
 
+    /// Fails if a test armed a crash of `projection` here.
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn before_commit(projection: &'static str) -> Result<(), Error> {
         let mut armed = FAIL_NEXT_COMMIT
             .lock()
@@ -305,5 +310,12 @@ pub mod hooks {
             }
             None => Ok(()),
         }
+    }
+
+    /// Nothing to fail without the `test-hooks` feature.
+    #[cfg(not(feature = "test-hooks"))]
+    #[inline(always)]
+    pub(crate) fn before_commit(_projection: &'static str) -> Result<(), Error> {
+        Ok(())
     }
 }

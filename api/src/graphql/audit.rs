@@ -9,7 +9,7 @@ use domain::{
     Aggregate, Item as ItemState, ItemEvent, StaffRole, Workspace as WorkspaceState,
     WorkspaceCommand,
 };
-use eventlog::{Actor, EventLog, ExpectedVersion, RecordedEvent, StreamRef};
+use eventlog::{Actor, EventLog, RecordedEvent, StreamRef};
 use projections::audit::{self, EntityKind, Names};
 use projections::inline::AnyEvent;
 use projections::queries::{self, UserRow};
@@ -321,25 +321,43 @@ pub async fn record_staff_access(
         staff_roles,
         reason: reason.clone().unwrap_or_default(),
     };
-    writes
-        .run(async |conn| {
-            let loaded = writes.log().load::<WorkspaceState>(workspace_id).await?;
-            let ctx = domain::Context::user(writes.now(), domain::UserId::from_uuid(user_id));
-            let events = loaded.state.decide(command, &ctx)?;
-            let stream = StreamRef {
-                stream_type: WorkspaceState::STREAM_TYPE,
-                stream_id: workspace_id,
-                workspace_id: Some(workspace_id),
-            };
-            let metadata = eventlog::Metadata {
-                staff_reason: reason,
-                ..req.metadata(Some(user_id), Some(StaffRole::Support.as_str()))
-            };
-            // A look does not depend on the workspace's state: append whatever its version.
-            writes
-                .append(conn, &stream, ExpectedVersion::Any, events, &metadata)
-                .await
-        })
-        .await?;
-    Ok(())
+    let stream = StreamRef {
+        stream_type: WorkspaceState::STREAM_TYPE,
+        stream_id: workspace_id,
+        workspace_id: Some(workspace_id),
+    };
+    let metadata = eventlog::Metadata {
+        staff_reason: reason,
+        ..req.metadata(Some(user_id), Some(StaffRole::Support.as_str()))
+    };
+    // A look does not depend on the workspace's state: when another write to the workspace
+    // wins the race for the next version, decide again on the fresh state and append again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let recorded = writes
+            .run(async |conn| {
+                let loaded = writes.log().load::<WorkspaceState>(workspace_id).await?;
+                let ctx = domain::Context::user(writes.now(), domain::UserId::from_uuid(user_id));
+                let events = loaded.state.decide(command.clone(), &ctx)?;
+                writes
+                    .append(conn, &stream, loaded.expected_version(), events, &metadata)
+                    .await
+            })
+            .await;
+        match recorded {
+            Err(ApiError::Log(eventlog::Error::Conflict { .. }))
+                if attempt < STAFF_ACCESS_ATTEMPTS =>
+            {
+                continue;
+            }
+            recorded => {
+                recorded?;
+                return Ok(());
+            }
+        }
+    }
 }
+
+/// How often recording a staff look is tried when concurrent writes keep winning the race.
+const STAFF_ACCESS_ATTEMPTS: usize = 32;

@@ -111,14 +111,24 @@ pub(crate) async fn consistent(
         return Ok(());
     };
     let position = events::position(token)?;
+    let log = ctx.data::<EventLog>()?;
+    if !log
+        .may_have_issued(position)
+        .await
+        .map_err(ApiError::from)?
+    {
+        return Err(ApiError::BadInput(
+            "minPosition is beyond the log's head: no write returned it".into(),
+        )
+        .into());
+    }
     let wait = ctx.data::<Limits>()?.consistency_wait;
     let Ok(_permit) = ctx.data::<ConsistencyWaits>()?.0.try_acquire() else {
         tracing::warn!("too many minPosition waits at once: answering NOT_YET_CONSISTENT");
         return Err(ApiError::NotYetConsistent.into());
     };
     let reached = match model {
-        ReadModel::Inline => ctx
-            .data::<EventLog>()?
+        ReadModel::Inline => log
             .wait_until_visible(position, wait)
             .await
             .map_err(ApiError::from)?,

@@ -187,7 +187,7 @@ async fn events_export_writes_the_log_in_order_as_ndjson_or_csv_and_resumes() {
         .collect();
     let ids: Vec<&str> = lines
         .iter()
-        .map(|l| l["event_id"].as_str().unwrap())
+        .map(|l| l["eventId"].as_str().unwrap())
         .collect();
     assert_eq!(ids, expected);
 

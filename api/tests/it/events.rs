@@ -300,6 +300,83 @@ async fn an_events_ndjson_stream_stopped_by_an_error_says_so_in_its_last_line() 
     assert!(lines.iter().all(|line| line.get("end").is_none()));
 }
 
+/// One upcasting path: an event stored at an old schema version comes out upcast, and as the
+/// very same line, from `/events.ndjson` and from `chronicle events export` (which builds its
+/// log handle with `EventLog::new`, as the CLI does).
+#[tokio::test]
+async fn the_cli_export_and_events_ndjson_give_identical_upcast_lines_for_old_schema_versions() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let workspace_uuid: uuid::Uuid = sqlx::query_scalar("SELECT id FROM workspaces")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    // `UserSignedUp` v1 had no `referred_by` (domain/src/upcast.rs).
+    let log = eventlog::EventLog::new(app.db.pool().clone());
+    let old = eventlog::NewEvent {
+        event_id: uuid::Uuid::now_v7(),
+        event_type: "UserSignedUp".into(),
+        schema_version: 1,
+        payload: json!({ "user_id": uuid::Uuid::now_v7(), "email": "old@example.com",
+                         "display_name": "Old", "referral_code": "OLD123" }),
+        metadata: eventlog::Metadata::system("tests"),
+    };
+    let stream = eventlog::StreamRef {
+        stream_type: "user",
+        stream_id: uuid::Uuid::now_v7(),
+        workspace_id: Some(workspace_uuid),
+    };
+    log.append(
+        &stream,
+        eventlog::ExpectedVersion::NoStream,
+        std::slice::from_ref(&old),
+    )
+    .await
+    .unwrap();
+
+    let http = app
+        .client
+        .get(app.url("/events.ndjson"))
+        .query(&[("workspace", ws.as_str())])
+        .bearer_auth(&ana.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(http.status(), 200);
+    let http = http.text().await.unwrap();
+    let mut cli = Vec::new();
+    api::operator::export_events(
+        &log,
+        &mut cli,
+        api::operator::ExportFormat::Ndjson,
+        None,
+        Some(workspace_uuid),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    let cli = String::from_utf8(cli).unwrap();
+
+    let line_of = |text: &str| {
+        text.lines()
+            .find(|line| line.contains(&old.event_id.to_string()))
+            .unwrap_or_else(|| panic!("the old event is exported: {text}"))
+            .to_string()
+    };
+    let (http_line, cli_line) = (line_of(&http), line_of(&cli));
+    assert_eq!(http_line, cli_line);
+    let event: Value = serde_json::from_str(&cli_line).unwrap();
+    assert_eq!(event["schemaVersion"], 2, "{event}");
+    assert_eq!(event["payload"]["referred_by"], Value::Null, "{event}");
+    assert!(
+        event["payload"]
+            .as_object()
+            .unwrap()
+            .contains_key("referred_by")
+    );
+}
+
 /// Appends `n` `ItemRetitled` events to a new item stream of the workspace, in one append.
 async fn append_retitles(app: &TestApp, workspace_id: uuid::Uuid, n: usize) {
     let log = eventlog::EventLog::new(app.db.pool().clone());

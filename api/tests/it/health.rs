@@ -28,7 +28,7 @@ async fn readyz_is_not_ready_while_a_long_write_transaction_holds_log_readers_ba
     let stall = log.reader_stall().await.unwrap();
     assert!(stall.is_some(), "an open write transaction is reported");
     tx.rollback().await.unwrap();
-    assert_eq!(log.reader_stall().await.unwrap(), None);
+    assert!(log.reader_stall().await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -48,4 +48,72 @@ async fn readyz_reports_missing_migrations() {
             .contains("chronicle migrate"),
         "{body}"
     );
+}
+
+/// A prepared transaction forgotten in another database of the server holds every log
+/// reader back: `/readyz` names it, with its age, once it has done so for longer than
+/// allowed, and so does `chronicle projections status`; it is ready again once it is gone.
+#[tokio::test]
+async fn readyz_names_a_forgotten_prepared_transaction_in_another_database_by_its_age() {
+    // A server of its own: the prepared transaction would hold back every other test's readers.
+    let cluster = tokio::task::spawn_blocking(|| {
+        pgcluster::Cluster::temporary(&[("max_prepared_transactions", "4")])
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let db = std::sync::Arc::new(
+        pgcluster::TestDatabase::create_in(&cluster, Some(&eventlog::MIGRATOR)).await,
+    );
+    let app = TestApp::spawn_configured(&db, |config| {
+        config.max_reader_stall = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let readyz = async || {
+        let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(readyz().await.0, 200);
+
+    let other = pgcluster::TestDatabase::create_in(&cluster, None).await;
+    sqlx::raw_sql(
+        "CREATE TABLE t (n int); BEGIN; INSERT INTO t VALUES (1); PREPARE TRANSACTION 'forgotten'",
+    )
+    .execute(other.pool())
+    .await
+    .unwrap();
+    let (status, body) = wait_for_readyz(readyz, 503).await;
+    assert_eq!(status, 503);
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("prepared transaction 'forgotten'") && reason.contains(other.name()),
+        "{reason}"
+    );
+    assert!(reason.contains("held back for"), "{reason}");
+    let log = eventlog::EventLog::new(db.pool().clone());
+    let status = api::operator::projection_status(&log).await.unwrap();
+    assert!(
+        status.contains("prepared transaction 'forgotten'"),
+        "{status}"
+    );
+
+    sqlx::query("ROLLBACK PREPARED 'forgotten'")
+        .execute(other.pool())
+        .await
+        .unwrap();
+    let (status, body) = wait_for_readyz(readyz, 200).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Asks `/readyz` until it answers `status` (within 20 s), and returns the last answer.
+async fn wait_for_readyz(readyz: impl AsyncFn() -> (u16, Value), status: u16) -> (u16, Value) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let answer = readyz().await;
+        if answer.0 == status || tokio::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -405,9 +405,23 @@ async fn min_position_reads_your_write_on_any_node_and_refuses_positions_never_w
         .await;
     assert_eq!(on_b["data"]["item"]["title"], "fresh", "{on_b}");
 
-    let never_written = format!("{:x}{}", 0x7fff_u32, "0".repeat(28));
+    // Far beyond the log's head: no write returned it, so it is refused at once.
+    let beyond_head = format!("{:x}{}", 0x7fff_u32, "0".repeat(28));
+    let refused = ana
+        .gql(&node_b, read, json!({ "id": id, "p": beyond_head }))
+        .await;
+    assert_eq!(error_codes(&refused), vec!["BAD_USER_INPUT"], "{refused}");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("beyond the log's head"),
+        "{refused}"
+    );
+    // Of a transaction that may exist but never shows: waited for, then NOT_YET_CONSISTENT.
+    let never_visible = format!("{}{:016x}", &position[..16], i64::MAX);
     let waited = ana
-        .gql(&node_b, read, json!({ "id": id, "p": never_written }))
+        .gql(&node_b, read, json!({ "id": id, "p": never_visible }))
         .await;
     assert_eq!(error_codes(&waited), vec!["NOT_YET_CONSISTENT"], "{waited}");
     let garbage = ana

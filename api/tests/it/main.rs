@@ -15,6 +15,7 @@ mod ndjson_bulk;
 mod nodes;
 mod proxy;
 mod read_models;
+mod restore;
 mod rights;
 mod schema;
 mod search;

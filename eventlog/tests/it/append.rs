@@ -263,3 +263,45 @@ pub async fn count_events(db: &pgcluster::TestDatabase) -> i64 {
         .await
         .unwrap()
 }
+
+/// Per-stream versions follow the log's order only if an append that extends a stream is what
+/// gives its transaction its id: such an append after another write of its transaction is
+/// refused, whoever the caller. Starting a stream after another write is fine (the unique key
+/// orders it before any later version), and so are writes after the append (read models).
+#[tokio::test]
+async fn extending_a_stream_after_another_write_is_refused() {
+    let (db, log) = setup().await;
+    let stream = item_stream(Uuid::now_v7());
+    let write_first = |name: &'static str| {
+        sqlx::query("INSERT INTO projection_checkpoints (name, node) VALUES ($1, '')").bind(name)
+    };
+
+    let mut tx = db.pool().begin().await.unwrap();
+    write_first("before a new stream")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    log.append_in(&mut tx, &stream, ExpectedVersion::NoStream, &[event(1)])
+        .await
+        .unwrap();
+    write_first("after").execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+
+    for expected in [ExpectedVersion::Exact(1), ExpectedVersion::Any] {
+        let mut tx = db.pool().begin().await.unwrap();
+        write_first("before an append to an existing stream")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let refused = log.append_in(&mut tx, &stream, expected, &[event(2)]).await;
+        assert!(matches!(refused, Err(Error::NotFirstWrite)), "{refused:?}");
+        tx.rollback().await.unwrap();
+    }
+
+    let mut tx = db.pool().begin().await.unwrap();
+    log.append_in(&mut tx, &stream, ExpectedVersion::Exact(1), &[event(2)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(log.read_stream(stream.stream_id).await.unwrap().len(), 2);
+}

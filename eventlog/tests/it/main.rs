@@ -4,6 +4,7 @@ mod aggregates;
 mod append;
 mod gaps;
 mod restart;
+mod restore;
 mod tail;
 mod verify;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use eventlog::{EventLog, ExpectedVersion, Position, Upcaster};
+use eventlog::{EventFilter, EventLog, ExpectedVersion, Position};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -87,40 +87,36 @@ async fn a_tail_survives_its_listener_connection_being_killed() {
     }
 }
 
+/// Every reader upcasts through `domain::upcast`, whoever built the log handle: a
+/// `UserSignedUp` stored at schema version 1 (no `referred_by`) reads as version 2.
 #[tokio::test]
-async fn old_schema_versions_are_upcast_on_read() {
-    fn rename_title(
-        event_type: &str,
-        version: i32,
-        mut payload: serde_json::Value,
-    ) -> (i32, serde_json::Value) {
-        if event_type == "ItemCreated" && version == 1 {
-            if let Some(title) = payload.as_object_mut().and_then(|p| p.remove("name")) {
-                payload["title"] = title;
-            }
-            return (2, payload);
-        }
-        (version, payload)
-    }
-    let (db, writer) = setup().await;
-    let upcaster: Upcaster = rename_title;
-    let reader = EventLog::with_upcaster(db.pool().clone(), upcaster);
+async fn old_schema_versions_are_upcast_on_read_by_every_reader() {
+    let (_db, log) = setup().await;
     let mut old = event(0);
-    old.event_type = "ItemCreated".into();
-    old.payload = json!({ "name": "Q3 invoice" });
+    old.event_type = "UserSignedUp".into();
+    old.schema_version = 1;
+    old.payload = json!({ "user_id": Uuid::nil(), "email": "ada@example.com",
+                          "display_name": "Ada", "referral_code": "ADA123" });
     let stream = item_stream(Uuid::now_v7());
-    writer
-        .append(&stream, ExpectedVersion::NoStream, &[old])
+    log.append(&stream, ExpectedVersion::NoStream, &[old])
         .await
         .unwrap();
 
+    let filter = EventFilter {
+        workspace_id: stream.workspace_id,
+        ..Default::default()
+    };
     for read in [
-        reader.read_stream(stream.stream_id).await.unwrap(),
-        reader.read_all(Position::START, 10).await.unwrap(),
+        log.read_stream(stream.stream_id).await.unwrap(),
+        log.read_all(Position::START, 10).await.unwrap(),
+        log.read_filtered(&filter, None, false, 10).await.unwrap(),
+        log.read_filtered(&filter, None, true, 10).await.unwrap(),
+        vec![log.tail(Position::START).next().await.unwrap()],
     ] {
         assert_eq!(read[0].schema_version, 2);
-        assert_eq!(read[0].payload, json!({ "title": "Q3 invoice" }));
+        assert_eq!(read[0].payload["referred_by"], serde_json::Value::Null);
+        assert_eq!(read[0].payload["display_name"], "Ada");
     }
     // Upcasting happens on read only: the stored event and its hash are untouched.
-    assert_eq!(reader.verify(None).await.unwrap().first_broken, None);
+    assert_eq!(log.verify(None).await.unwrap().first_broken, None);
 }
