@@ -12,9 +12,9 @@ use projections::runner::{self, SharedCheckpoint};
 use projections::search_index::{self, SearchProjection, SearchStore};
 use tokio::sync::watch;
 
-/// How often a node that does not run a shared projection looks at its checkpoint while
-/// waiting for it.
-const SHARED_POLL: Duration = Duration::from_millis(20);
+/// How often a node waiting for a shared projection looks at its checkpoint when no
+/// notification came (the projection announces each step it takes; this covers a lost one).
+const SHARED_POLL: Duration = Duration::from_millis(500);
 
 /// This node's asynchronous projections.
 #[derive(Clone)]
@@ -67,14 +67,22 @@ impl ReadSide {
     ) -> Result<bool, projections::Error> {
         let checkpoint = SharedCheckpoint::new(activity::NAME);
         let deadline = tokio::time::Instant::now() + wait;
+        let mut announcements = self.log.announcements();
         loop {
+            announcements.borrow_and_update();
             if checkpoint.load(self.log.pool()).await? >= position {
                 return Ok(true);
             }
-            if tokio::time::Instant::now() + SHARED_POLL > deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Ok(false);
             }
-            tokio::time::sleep(SHARED_POLL).await;
+            // The projection announces its progress; the slow poll covers a lost notification.
+            let nap = (deadline - now).min(SHARED_POLL);
+            tokio::select! {
+                _ = announcements.changed() => {}
+                _ = tokio::time::sleep(nap) => {}
+            }
         }
     }
 

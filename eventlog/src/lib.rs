@@ -95,4 +95,17 @@ impl EventLog {
         // A full channel means an announcement is already pending: it will cover this one.
         let _ = self.inner.announce.try_send(());
     }
+
+    /// Announces, on every node, that something derived from the log moved on (a shared
+    /// projection's checkpoint), so that whoever waits for it looks again. It travels with
+    /// append announcements: tails it wakes find nothing new and sleep again.
+    pub fn announce_progress(&self) {
+        self.announce_append();
+    }
+
+    /// Changes whenever an append or progress is announced, by this node or another (or the
+    /// notification connection reconnected): wait on it, then look.
+    pub fn announcements(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.wake.subscribe()
+    }
 }

@@ -52,6 +52,8 @@ impl Projection for Activity {
         hooks::before_commit(NAME)?;
         CHECKPOINT.store(&mut tx, last.position).await?;
         tx.commit().await?;
+        // Readers waiting on any node for this projection to reach a position look again.
+        self.log.announce_progress();
         Ok(())
     }
 }
