@@ -303,14 +303,7 @@ pub async fn record_staff_access(
 ) -> async_graphql::Result<()> {
     let writes = ctx.data::<Writes>()?;
     let req = ctx.data::<RequestContext>()?;
-    let user = queries::user(pool(ctx)?, user_id)
-        .await
-        .map_err(ApiError::from)?;
-    let staff_roles: Vec<StaffRole> = user
-        .iter()
-        .flat_map(|u| &u.staff_roles)
-        .filter_map(|r| r.parse().ok())
-        .collect();
+    let staff_roles = crate::authz::staff_roles(pool(ctx)?, user_id).await?;
     let is_support = staff_roles.contains(&StaffRole::Support);
     if is_support && reason.is_none() {
         let refusal =

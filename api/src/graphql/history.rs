@@ -7,10 +7,11 @@ use chrono::{DateTime, Utc};
 use domain::{Item as ItemState, UserId, Workspace as WorkspaceState};
 use eventlog::EventLog;
 use eventlog::aggregates::AsOf;
-use projections::queries::{self, ItemRow, WorkspaceRow};
+use projections::queries::{ItemRow, WorkspaceRow};
 use uuid::Uuid;
 
 use super::types::{Item, Workspace, pool};
+use crate::authz::{self, Grant, Read};
 use crate::error::ApiError;
 
 /// A point in history: exactly one of a log position or an instant.
@@ -47,10 +48,7 @@ pub async fn item(
     let (workspace_id, item) = fold_item(log, id, as_of.parse()?)
         .await?
         .ok_or_else(not_found)?;
-    queries::member_role(pool(ctx)?, workspace_id, reader)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(not_found)?;
+    authz::content_of(pool(ctx)?, reader, workspace_id, "item").await?;
     Ok(item)
 }
 
@@ -119,10 +117,10 @@ pub async fn workspace(
         .map_err(ApiError::from)?;
     let state = &loaded.state;
     let not_found = || ApiError::NotFound("workspace");
-    let viewer_role = queries::member_role(pool(ctx)?, id, reader)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(not_found)?;
+    let viewer_role = match authz::workspace(pool(ctx)?, reader, id, Read::Content).await? {
+        Grant::Member(role) => role.as_str().to_string(),
+        Grant::Support | Grant::Analyst => return Err(not_found().into()),
+    };
     if !state.exists() {
         return Err(not_found().into());
     }
