@@ -161,6 +161,16 @@ impl Standing {
     pub fn may(&self, workspace_id: Uuid, what: Read) -> Result<Grant, ApiError> {
         decide(self.roles.get(&workspace_id).copied(), &self.staff, what)
     }
+
+    /// Decides a read of an event of the raw log, as [`log`] does: one of a workspace, or
+    /// one of no workspace (a user's), which only ANALYST staff read.
+    pub fn may_read_event(&self, workspace_id: Option<Uuid>) -> Result<Grant, ApiError> {
+        match workspace_id {
+            Some(workspace_id) => self.may(workspace_id, Read::Events),
+            None if self.staff.contains(&StaffRole::Analyst) => Ok(Grant::Analyst),
+            None => Err(ApiError::NotFound("event")),
+        }
+    }
 }
 
 /// Which of `users` the caller may see: themself, and anyone sharing a workspace with them.

@@ -3,7 +3,7 @@
 //! events; ANALYST staff read any workspace's, with personal data replaced by stable
 //! pseudonyms (see [`crate::authz`] for who may read what).
 
-use async_graphql::{ID, InputObject, Json, SimpleObject};
+use async_graphql::{ComplexObject, ID, InputObject, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use eventlog::{EventFilter, Position, RecordedEvent};
 use hmac::{Hmac, Mac};
@@ -44,10 +44,12 @@ pub struct EventsFilter {
 
 /// An event as stored in the log.
 #[derive(SimpleObject, serde::Serialize, Clone)]
+#[graphql(complex)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Global id (NDJSON lines carry `eventId` only).
     #[serde(skip)]
+    #[graphql(skip)]
     pub id: ID,
     /// Its place in the log (opaque, sortable); resume after it with `afterPosition`.
     pub position: String,
@@ -64,6 +66,14 @@ pub struct Event {
     /// Who, from where, why (pseudonymised for analysts).
     pub metadata: Json<Value>,
     pub recorded_at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl Event {
+    /// Global id: fetch the event again with `node(id:)`.
+    pub(crate) async fn id(&self) -> ID {
+        self.id.clone()
+    }
 }
 
 /// Parses a client-given position.

@@ -51,7 +51,10 @@ pub fn build_schema(
         .limit_complexity(limits.max_complexity)
         .extension(AliasLimit(limits.max_aliases))
         .extension(ExecutionTimeout(limits.request_timeout))
-        .extension(operation::PerOperation::new(writes.log().pool().clone()))
+        .extension(operation::PerOperation::new(
+            writes.log().clone(),
+            pseudonymizer.clone(),
+        ))
         .data(query::ConsistencyWaits::new(limits.max_consistency_waits))
         .data(writes.log().clone())
         .data(writes)

@@ -1,6 +1,7 @@
 //! Relay's object identification (SPEC §8): every object with an identity implements the
 //! [`Node`] interface, and `node(id)`/`nodes(ids)` fetch any of them again by global id. The
-//! lookups are batched by a per-operation loader ([`NodeLoader`]) that reads the rows by id and
+//! lookups (events as their reader may see them: pseudonymised for ANALYST staff) are batched
+//! by a per-operation loader ([`NodeLoader`]) that reads the rows by id and
 //! asks [`crate::authz`] about each one — the same rule the typed queries apply — so an id the
 //! caller may not see, a malformed id and an unknown id are indistinguishable.
 
@@ -9,10 +10,11 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{ID, Interface};
+use eventlog::EventLog;
 use projections::queries;
-use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::events::{Event, Pseudonymizer};
 use super::ids::{GlobalId, Kind};
 use super::types::{Invite, Item, Member, User, Workspace};
 use crate::authz::{self, Read, Standing};
@@ -31,11 +33,13 @@ pub enum Node {
     Member(Member),
     Invite(Invite),
     Item(Item),
+    Event(Event),
 }
 
 /// Loads nodes by global id for one caller.
 pub struct Nodes {
-    pool: PgPool,
+    log: EventLog,
+    pseudonymizer: Pseudonymizer,
     caller: Uuid,
 }
 
@@ -43,8 +47,13 @@ pub struct Nodes {
 pub type NodeLoader = DataLoader<Nodes>;
 
 /// A fresh node loader for `caller`.
-pub fn loader(pool: PgPool, caller: Uuid) -> NodeLoader {
-    DataLoader::new(Nodes { pool, caller }, tokio::spawn)
+pub fn loader(log: EventLog, pseudonymizer: Pseudonymizer, caller: Uuid) -> NodeLoader {
+    let nodes = Nodes {
+        log,
+        pseudonymizer,
+        caller,
+    };
+    DataLoader::new(nodes, tokio::spawn)
 }
 
 impl Loader<GlobalId> for Nodes {
@@ -63,6 +72,7 @@ struct Wanted {
     workspaces: Vec<Uuid>,
     items: Vec<Uuid>,
     invites: Vec<Uuid>,
+    events: Vec<Uuid>,
     member_workspaces: Vec<Uuid>,
     member_users: Vec<Uuid>,
 }
@@ -77,8 +87,7 @@ impl Nodes {
                 GlobalId::Entity(Kind::Workspace, uuid) => wanted.workspaces.push(uuid),
                 GlobalId::Entity(Kind::Item, uuid) => wanted.items.push(uuid),
                 GlobalId::Entity(Kind::Invite, uuid) => wanted.invites.push(uuid),
-                // Events are read through `events`; as nodes they are not found (yet).
-                GlobalId::Entity(Kind::Event, _) => {}
+                GlobalId::Entity(Kind::Event, uuid) => wanted.events.push(uuid),
                 GlobalId::Member {
                     workspace_id,
                     user_id,
@@ -88,7 +97,7 @@ impl Nodes {
                 }
             }
         }
-        let pool = &self.pool;
+        let pool = self.log.pool();
         let users = self.nonempty(&wanted.users, queries::users_by_ids(pool, &wanted.users));
         let workspaces = self.nonempty(
             &wanted.workspaces,
@@ -103,8 +112,14 @@ impl Nodes {
             &wanted.member_users,
             queries::members_with_ids(pool, &wanted.member_workspaces, &wanted.member_users),
         );
-        let (users, workspaces, items, invites, members) =
-            futures::try_join!(users, workspaces, items, invites, members)?;
+        let events = async {
+            if wanted.events.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok::<_, ApiError>(self.log.read_by_ids(&wanted.events).await?)
+        };
+        let (users, workspaces, items, invites, members, events) =
+            futures::try_join!(users, workspaces, items, invites, members, events)?;
 
         let involved: Vec<Uuid> = workspaces
             .iter()
@@ -112,6 +127,7 @@ impl Nodes {
             .chain(items.iter().map(|i| i.workspace_id))
             .chain(invites.iter().map(|i| i.workspace_id))
             .chain(members.iter().map(|m| m.workspace_id))
+            .chain(events.iter().filter_map(|e| e.workspace_id))
             .collect();
         let standing = Standing::load(pool, self.caller, &involved).await?;
         let visible_users = authz::visible_users(pool, self.caller, &wanted.users).await?;
@@ -145,6 +161,12 @@ impl Nodes {
                     user_id: row.user_id,
                 };
                 found.insert(id, Node::Member(Member(row)));
+            }
+        }
+        for event in events {
+            if let Ok(grant) = standing.may_read_event(event.workspace_id) {
+                let id = GlobalId::Entity(Kind::Event, event.event_id);
+                found.insert(id, Node::Event(self.pseudonymizer.present(event, grant)));
             }
         }
         for row in users {

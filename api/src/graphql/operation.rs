@@ -11,27 +11,30 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
 };
 use async_graphql::{Request, ServerError, ServerResult, Value};
-use sqlx::PgPool;
+use eventlog::EventLog;
 use uuid::Uuid;
 
+use super::events::Pseudonymizer;
 use super::{loaders, node};
 use crate::request::{MAX_OPERATION_NAME, RequestContext};
 
 /// Gives each operation its own context and loaders.
 pub struct PerOperation {
-    pool: PgPool,
+    log: EventLog,
+    pseudonymizer: Pseudonymizer,
 }
 
 impl PerOperation {
-    pub fn new(pool: PgPool) -> PerOperation {
-        PerOperation { pool }
+    pub fn new(log: EventLog, pseudonymizer: Pseudonymizer) -> PerOperation {
+        PerOperation { log, pseudonymizer }
     }
 }
 
 impl ExtensionFactory for PerOperation {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(PerOperation {
-            pool: self.pool.clone(),
+            log: self.log.clone(),
+            pseudonymizer: self.pseudonymizer.clone(),
         })
     }
 }
@@ -74,16 +77,18 @@ impl Extension for PerOperation {
             tracing::debug!(request_id = %operation.request_id, "operation over a WebSocket");
             request.data.insert(operation);
         }
-        request.data.insert(loaders::users(self.pool.clone()));
+        request.data.insert(loaders::users(self.log.pool().clone()));
         let caller = request
             .data
             .get(&TypeId::of::<RequestContext>())
             .and_then(|data| data.downcast_ref::<RequestContext>())
             .and_then(|context| context.principal);
         if let Some(caller) = caller {
-            request
-                .data
-                .insert(node::loader(self.pool.clone(), caller.user_id));
+            request.data.insert(node::loader(
+                self.log.clone(),
+                self.pseudonymizer.clone(),
+                caller.user_id,
+            ));
         }
         next.run(ctx, request).await
     }

@@ -51,12 +51,21 @@ async fn every_kind_of_object_comes_back_by_its_id_and_only_to_who_may_see_it() 
         .map(|e| e["node"]["id"].clone())
         .unwrap();
 
+    let event = ana
+        .gql(
+            &app,
+            "query($w: ID!) { events(filter: { workspaceId: $w }, first: 1) { edges { node { id eventType } } } }",
+            json!({ "w": ws }),
+        )
+        .await["data"]["events"]["edges"][0]["node"]["id"]
+        .clone();
     let everything = [
         ("Workspace", json!(ws)),
         ("Item", item.clone()),
         ("Invite", invite.clone()),
         ("Member", bo_member.clone()),
         ("User", json!(bo.user_id)),
+        ("Event", event.clone()),
     ];
     // The owner sees every one, through node and through nodes, in order.
     for (typename, id) in &everything {
@@ -72,9 +81,12 @@ async fn every_kind_of_object_comes_back_by_its_id_and_only_to_who_may_see_it() 
         .iter()
         .map(|n| n["__typename"].as_str().unwrap())
         .collect();
-    assert_eq!(typenames, ["Workspace", "Item", "Invite", "Member", "User"]);
+    assert_eq!(
+        typenames,
+        ["Workspace", "Item", "Invite", "Member", "User", "Event"]
+    );
 
-    // A member sees all but the invite (owners and admins only).
+    // A member sees all but the invite and the raw event (owners and admins only).
     let seen_by_bo = bo.gql(&app, NODES, json!({ "ids": ids })).await;
     let seen: Vec<bool> = seen_by_bo["data"]["nodes"]
         .as_array()
@@ -82,7 +94,7 @@ async fn every_kind_of_object_comes_back_by_its_id_and_only_to_who_may_see_it() 
         .iter()
         .map(|n| !n.is_null())
         .collect();
-    assert_eq!(seen, [true, true, false, true, true]);
+    assert_eq!(seen, [true, true, false, true, true, false]);
 
     // Another tenant sees nothing, and cannot tell it from a malformed or an unknown id.
     let unknown_item = {
