@@ -193,7 +193,7 @@ async fn roles_decide_who_manages_members_and_the_last_owner_stays() {
     add_member(&app, &ana, &ws, &bo, domain::Role::Admin).await;
     add_member(&app, &ana, &ws, &cy, domain::Role::Viewer).await;
     let change = "mutation($w: ID!, $u: ID!, $r: Role!) { changeMemberRole(workspaceId: $w, userId: $u, role: $r) { member { role } } }";
-    let remove = "mutation($w: ID!, $u: ID!) { removeMember(workspaceId: $w, userId: $u) { removedUserId } }";
+    let remove = "mutation($w: ID!, $u: ID!) { removeMember(workspaceId: $w, userId: $u) { removedUserId removedMemberId } }";
 
     // A viewer can't manage members; an admin can't make owners; the last owner can't step down.
     let viewer_try = cy
@@ -236,10 +236,35 @@ async fn roles_decide_who_manages_members_and_the_last_owner_stays() {
         promoted["data"]["changeMemberRole"]["member"]["role"], "MEMBER",
         "{promoted}"
     );
+    let members = ana
+        .gql(
+            &app,
+            "query($w: ID!) { workspace(id: $w) { members { edges { node { id user { id } } } } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    let cy_member = members["data"]["workspace"]["members"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["node"]["user"]["id"] == cy.user_id.as_str())
+        .map(|e| e["node"]["id"].clone())
+        .expect("Cy is a member");
     let removed = ana
         .gql(&app, remove, json!({ "w": ws, "u": cy.user_id }))
         .await;
     assert!(removed["data"]["removeMember"].is_object(), "{removed}");
+    // The payload names the membership that is gone, as a node id a cache can drop.
+    let member_id = removed["data"]["removeMember"]["removedMemberId"].clone();
+    assert_eq!(member_id, cy_member);
+    let node = ana
+        .gql(
+            &app,
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": member_id }),
+        )
+        .await;
+    assert_eq!(error_codes(&node), vec!["NOT_FOUND"], "{node}");
     let gone = cy
         .gql(
             &app,

@@ -47,6 +47,8 @@ pub struct RemoveMemberPayload {
     pub workspace_id: ID,
     /// Who is no longer a member.
     pub removed_user_id: ID,
+    /// The id the membership had (a `Member` node): drop it from a normalised cache.
+    pub removed_member_id: ID,
     /// The log position written.
     pub position: Option<String>,
 }
@@ -178,6 +180,7 @@ impl WorkspaceMutations {
         Ok(RemoveMemberPayload {
             workspace_id: encode(Kind::Workspace, workspace),
             removed_user_id: encode(Kind::User, member),
+            removed_member_id: crate::graphql::ids::encode_member(workspace, member),
             position: written.position,
         })
     }
