@@ -98,43 +98,66 @@ async fn a_rebuild_beside_the_live_tables_keeps_readers_and_writers_going() {
         ana.gql(&app, create, json!({ "w": ws, "t": format!("before {n}") }))
             .await;
     }
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let done = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let (app, ana, ws, done) = (app.clone(), ana.clone(), ws.clone(), done.clone());
+        let (app, ana, ws) = (app.clone(), ana.clone(), ws.clone());
+        let (done, written) = (done.clone(), written.clone());
         tokio::spawn(async move {
-            let mut n = 0;
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            while !done.load(Ordering::SeqCst) {
+                let n = written.load(Ordering::SeqCst);
                 let response = ana
                     .gql(&app, create, json!({ "w": ws, "t": format!("during {n}") }))
                     .await;
                 assert!(response["errors"].is_null(), "{response}");
-                n += 1;
+                written.fetch_add(1, Ordering::SeqCst);
             }
-            n
         })
     };
+    let reads = Arc::new(AtomicUsize::new(0));
     let reader = {
-        let (app, done) = (app.clone(), done.clone());
+        let (app, done, reads) = (app.clone(), done.clone(), reads.clone());
         tokio::spawn(async move {
             let mut seen = 0;
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            while !done.load(Ordering::SeqCst) {
                 let count: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
                     .fetch_one(app.db.pool())
                     .await
                     .unwrap();
                 assert!(count >= seen, "items went from {seen} to {count}");
                 seen = count;
+                reads.fetch_add(1, Ordering::SeqCst);
             }
         })
     };
+    // Waits until `counter` has moved past what it was: a write (or a read) happened.
+    let one_more = |counter: Arc<AtomicUsize>| async move {
+        let at = counter.load(Ordering::SeqCst);
+        while counter.load(Ordering::SeqCst) == at {
+            tokio::task::yield_now().await;
+        }
+    };
+    one_more(written.clone()).await;
     let log = eventlog::EventLog::new(app.db.pool().clone());
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    projections::inline::rebuild(&log, |_| {}).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let written_during = writer.await.unwrap();
+    // After each batch of the replay, a write and a read go through before it goes on: they
+    // overlap the rebuild, whose swap must then carry them over.
+    let (writes_before, reads_before) =
+        (written.load(Ordering::SeqCst), reads.load(Ordering::SeqCst));
+    projections::inline::rebuild_with(&log, async |_| {
+        one_more(written.clone()).await;
+        one_more(reads.clone()).await;
+    })
+    .await
+    .unwrap();
+    assert!(written.load(Ordering::SeqCst) > writes_before);
+    assert!(reads.load(Ordering::SeqCst) > reads_before);
+    one_more(written.clone()).await;
+    done.store(true, Ordering::SeqCst);
+    writer.await.unwrap();
     reader.await.unwrap();
-    assert!(written_during > 0, "writers kept writing");
+    let written_during = written.load(Ordering::SeqCst);
 
     let after = snapshot(&app).await;
     assert_eq!(after[4].as_array().unwrap().len(), 30 + written_during);
