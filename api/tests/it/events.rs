@@ -10,6 +10,13 @@ const EVENTS: &str = "query($filter: EventsFilter, $first: Int, $after: String) 
         edges { node { position eventType streamType payload metadata } }
         pageInfo { hasNextPage endCursor } } }";
 
+fn nodes_types(nodes: &[Value]) -> Vec<&str> {
+    nodes
+        .iter()
+        .map(|n| n["eventType"].as_str().unwrap())
+        .collect()
+}
+
 fn nodes(response: &Value) -> Vec<Value> {
     response["data"]["events"]["edges"]
         .as_array()
@@ -62,7 +69,14 @@ async fn members_read_their_workspace_log_in_order_and_resume_from_a_position() 
         )
         .await,
     );
-    assert_eq!(rest.len(), 2);
+    assert_eq!(nodes_types(&rest), ["ItemCreated", "ItemCreated"]);
+    assert_eq!(
+        rest.iter()
+            .map(|n| n["position"].clone())
+            .collect::<Vec<_>>(),
+        [json!(positions[2]), json!(positions[3])],
+        "resumed right after the given position"
+    );
     let bounded = nodes(
         &ana.gql(
             &app,
@@ -71,7 +85,14 @@ async fn members_read_their_workspace_log_in_order_and_resume_from_a_position() 
         )
         .await,
     );
-    assert_eq!(bounded.len(), 2);
+    assert_eq!(
+        bounded
+            .iter()
+            .map(|n| n["position"].clone())
+            .collect::<Vec<_>>(),
+        [json!(positions[0]), json!(positions[1])],
+        "up to the given position, inclusive"
+    );
     let items = nodes(
         &ana.gql(
             &app,

@@ -177,4 +177,26 @@ async fn a_workspace_read_as_of_a_position_shows_its_old_name_and_plan() {
         json!({ "name": "Acme Inc", "plan": "PRO", "version": 3 }),
         "{now}"
     );
+    // Before the rename: the old name.
+    let created_at = ana
+        .gql(
+            &app,
+            "query($w: ID!) { events(filter: { workspaceId: $w }, first: 1) { edges { node { position eventType } } } }",
+            json!({ "w": ws }),
+        )
+        .await["data"]["events"]["edges"][0]["node"]
+        .clone();
+    assert_eq!(created_at["eventType"], "WorkspaceCreated");
+    let before = ana
+        .gql(
+            &app,
+            query,
+            json!({ "w": ws, "at": { "position": created_at["position"] } }),
+        )
+        .await;
+    assert_eq!(
+        before["data"]["workspace"],
+        json!({ "name": "Acme", "plan": "TRIAL", "version": 1 }),
+        "{before}"
+    );
 }

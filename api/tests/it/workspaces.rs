@@ -363,5 +363,16 @@ async fn owners_and_support_staff_verify_the_audit_trail() {
         tampered["data"]["verifyAuditTrail"]["intact"], false,
         "{tampered}"
     );
-    assert!(tampered["data"]["verifyAuditTrail"]["firstBroken"]["position"].is_string());
+    // The first broken link is the first edited event, in log order.
+    let first_edited: String = sqlx::query_scalar(
+        "SELECT lpad(to_hex(tx_id), 16, '0') || lpad(to_hex(seq), 16, '0') FROM events
+         WHERE event_type = 'MemberAdded' ORDER BY tx_id, seq LIMIT 1",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        tampered["data"]["verifyAuditTrail"]["firstBroken"]["position"], first_edited,
+        "{tampered}"
+    );
 }
