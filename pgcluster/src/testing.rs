@@ -211,13 +211,11 @@ async fn template(server: &PgConnectOptions, migrator: &'static Migrator) -> &'s
     static TEMPLATE: OnceCell<String> = OnceCell::const_new();
     TEMPLATE
         .get_or_init(|| async {
-            let checksum: String = migrator
-                .iter()
-                .flat_map(|m| m.checksum.iter().take(2))
-                .map(|byte| format!("{byte:02x}"))
-                .collect();
-            let digest = checksum.get(..16).unwrap_or(&checksum).to_string();
-            let name = format!("chronicle_template_{digest}_{}", migrator.iter().count());
+            let name = format!(
+                "chronicle_template_{:016x}_{}",
+                migrations_digest(migrator),
+                migrator.iter().count()
+            );
             let mut admin = server
                 .clone()
                 .database("postgres")
@@ -273,4 +271,67 @@ fn uuid_like() -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A digest of every migration's version and checksum (64-bit FNV-1a): a shared test server
+/// never reuses a template made from other migrations, whichever one changed.
+fn migrations_digest(migrator: &Migrator) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    migrator
+        .iter()
+        .flat_map(|m| {
+            m.version
+                .to_le_bytes()
+                .into_iter()
+                .chain(m.checksum.iter().copied())
+        })
+        .fold(OFFSET, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+    use super::migrations_digest;
+
+    fn migrator(sql: &[&'static str]) -> Migrator {
+        let migrations: Vec<Migration> = sql
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| {
+                Migration::new(
+                    i as i64 + 1,
+                    Cow::Borrowed("m"),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator {
+            migrations: Cow::Owned(migrations),
+            ..Migrator::DEFAULT
+        }
+    }
+
+    #[test]
+    fn the_template_name_changes_with_any_migration_even_the_last_of_many() {
+        let many: Vec<&'static str> = vec!["SELECT 1"; 12];
+        let mut edited = many.clone();
+        edited[11] = "SELECT 2";
+        assert_ne!(
+            migrations_digest(&migrator(&many)),
+            migrations_digest(&migrator(&edited))
+        );
+        assert_eq!(
+            migrations_digest(&migrator(&many)),
+            migrations_digest(&migrator(&many.clone()))
+        );
+    }
 }
