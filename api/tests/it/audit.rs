@@ -408,3 +408,70 @@ async fn concurrent_staff_reads_all_succeed_and_are_all_recorded() {
     .unwrap();
     assert_eq!(recorded, 12);
 }
+
+#[tokio::test]
+async fn a_real_invite_and_its_acceptance_read_back_with_who_did_them_and_from_where() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let invited = ana
+        .gql(
+            &app,
+            "mutation($w: ID!) { inviteMember(workspaceId: $w, email: \"Vic@example.com\", role: MEMBER) { token } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    let token = invited["data"]["inviteMember"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{invited}"))
+        .to_string();
+    let vic = app.sign_up("Vic").await;
+    let accepted = vic
+        .gql(
+            &app,
+            "mutation($t: String!) { acceptInvite(token: $t) { workspace { id } } }",
+            json!({ "t": token }),
+        )
+        .await;
+    assert!(accepted["errors"].is_null(), "{accepted}");
+
+    let log = ana.gql(&app, LOG, json!({ "w": ws })).await;
+    let entries: Vec<(String, Value, Value)> = log["data"]["auditLog"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{log}"))
+        .iter()
+        .map(|e| {
+            let node = &e["node"];
+            (
+                node["summary"].as_str().unwrap().to_string(),
+                node["actor"]["role"].clone(),
+                node["clientIp"].clone(),
+            )
+        })
+        .collect();
+    let summaries: Vec<&str> = entries.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert_eq!(
+        summaries,
+        [
+            "Vic joined as MEMBER",
+            "Vic accepted an invite",
+            "Ana invited Vic@example.com as MEMBER",
+            "Ana created workspace 'Acme' in region eu",
+        ],
+        "{log}"
+    );
+    let roles: Vec<&Value> = entries.iter().map(|(_, role, _)| role).collect();
+    assert_eq!(
+        roles,
+        [
+            &json!("MEMBER"),
+            &json!("MEMBER"),
+            &json!("OWNER"),
+            &json!("OWNER")
+        ]
+    );
+    assert!(
+        entries.iter().all(|(_, _, ip)| *ip == json!("127.0.0.1")),
+        "{log}"
+    );
+}
