@@ -88,6 +88,14 @@ pub enum WorkspaceCommand {
         /// The invite.
         invite_id: InviteId,
     },
+    /// Records that the invite email went out (system only: the invite-email job). Recording
+    /// it again is not an error and changes nothing, so a job run twice records it once.
+    RecordInviteEmailSent {
+        /// The invite.
+        invite_id: InviteId,
+        /// The email's `Message-ID`, derived from the invite's event.
+        message_id: String,
+    },
     /// Changes a member's role.
     ChangeMemberRole {
         /// The member.
@@ -191,6 +199,13 @@ pub enum WorkspaceEvent {
         /// The invite.
         invite_id: InviteId,
     },
+    /// The invite email was handed to the mail server (by the invite-email job).
+    InviteEmailSent {
+        /// The invite.
+        invite_id: InviteId,
+        /// The email's `Message-ID`.
+        message_id: String,
+    },
     /// A user became a member.
     MemberAdded {
         /// The new member.
@@ -258,6 +273,7 @@ impl DomainEvent for WorkspaceEvent {
             Self::InviteCreated { .. } => "InviteCreated",
             Self::InviteAccepted { .. } => "InviteAccepted",
             Self::InviteRevoked { .. } => "InviteRevoked",
+            Self::InviteEmailSent { .. } => "InviteEmailSent",
             Self::MemberAdded { .. } => "MemberAdded",
             Self::MemberRoleChanged { .. } => "MemberRoleChanged",
             Self::MemberRemoved { .. } => "MemberRemoved",
@@ -294,6 +310,8 @@ pub struct Invite {
     pub expires_at: DateTime<Utc>,
     /// Where it stands.
     pub status: InviteStatus,
+    /// Whether the invite email has been recorded as sent.
+    pub email_sent: bool,
 }
 
 impl Invite {
@@ -716,6 +734,30 @@ impl Workspace {
         Ok(vec![WorkspaceEvent::InviteRevoked { invite_id }])
     }
 
+    /// Whatever the invite's state now: the mail went out, and the record says so once.
+    fn record_invite_email_sent(
+        &self,
+        invite_id: InviteId,
+        message_id: String,
+        ctx: &Context,
+    ) -> Result<Vec<WorkspaceEvent>, DomainError> {
+        self.require_system(ctx)?;
+        let invite = self
+            .invites
+            .get(&invite_id)
+            .ok_or(DomainError::not_found("invite"))?;
+        if invite.email_sent {
+            return Ok(vec![]);
+        }
+        if message_id.trim().is_empty() {
+            return Err(ValidationError::new("message_id", "must not be empty").into());
+        }
+        Ok(vec![WorkspaceEvent::InviteEmailSent {
+            invite_id,
+            message_id,
+        }])
+    }
+
     fn change_member_role(
         &self,
         user_id: UserId,
@@ -886,6 +928,10 @@ impl Aggregate for Workspace {
                 email,
             } => self.accept_invite(invite_id, &token_hash, user_id, &email, ctx),
             WorkspaceCommand::RevokeInvite { invite_id } => self.revoke_invite(invite_id, ctx),
+            WorkspaceCommand::RecordInviteEmailSent {
+                invite_id,
+                message_id,
+            } => self.record_invite_email_sent(invite_id, message_id, ctx),
             WorkspaceCommand::ChangeMemberRole { user_id, role } => {
                 self.change_member_role(user_id, role, ctx)
             }
@@ -958,8 +1004,14 @@ impl Aggregate for Workspace {
                         token_hash: token_hash.clone(),
                         expires_at: *expires_at,
                         status: InviteStatus::Pending,
+                        email_sent: false,
                     },
                 );
+            }
+            WorkspaceEvent::InviteEmailSent { invite_id, .. } => {
+                if let Some(invite) = self.invites.get_mut(invite_id) {
+                    invite.email_sent = true;
+                }
             }
             WorkspaceEvent::InviteAccepted { invite_id, .. } => {
                 if let Some(invite) = self.invites.get_mut(invite_id) {

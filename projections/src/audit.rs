@@ -30,7 +30,12 @@ impl EntityKind {
                 "StaffAccessedAuditLog",
             ],
             EntityKind::Member => &["MemberAdded", "MemberRoleChanged", "MemberRemoved"],
-            EntityKind::Invite => &["InviteCreated", "InviteAccepted", "InviteRevoked"],
+            EntityKind::Invite => &[
+                "InviteCreated",
+                "InviteAccepted",
+                "InviteRevoked",
+                "InviteEmailSent",
+            ],
             EntityKind::Export => &["ExportRequested", "ExportCompleted", "ExportFailed"],
             EntityKind::Item => &[
                 "ItemCreated",
@@ -229,6 +234,12 @@ fn describe_workspace(id: Uuid, event: &WorkspaceEvent, names: Names<'_>) -> Des
             invite_id.as_uuid(),
             format!("{actor} revoked an invite"),
             vec![change("status", Some("PENDING"), Some("REVOKED"))],
+        ),
+        E::InviteEmailSent { invite_id, .. } => (
+            EntityKind::Invite,
+            invite_id.as_uuid(),
+            format!("{actor} sent the invite email"),
+            vec![],
         ),
         E::MemberAdded { user_id, role } => (
             EntityKind::Member,

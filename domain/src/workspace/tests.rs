@@ -1228,3 +1228,38 @@ fn analysts_and_non_staff_cannot_record_support_access() {
         )
         .then_err_matching(|e| matches!(e, DomainError::NotFound { .. }));
 }
+
+fn record_sent(n: u128) -> WorkspaceCommand {
+    WorkspaceCommand::RecordInviteEmailSent {
+        invite_id: invite_id(n),
+        message_id: format!("<invite-{n}@chronicle>"),
+    }
+}
+
+#[test]
+fn the_system_records_an_invite_email_once() {
+    let sent = WorkspaceEvent::InviteEmailSent {
+        invite_id: invite_id(1),
+        message_id: "<invite-1@chronicle>".into(),
+    };
+    let events = with(team(), [invited(1, "new@example.com", Role::Member)]);
+    let state = ws(events.clone())
+        .when(record_sent(1), &as_system())
+        .then([sent.clone()]);
+    assert_eq!(state.invite(invite_id(1)).map(|i| i.email_sent), Some(true));
+    // A job that runs again (at-least-once delivery) records nothing more.
+    ws(with(events, [sent]))
+        .when(record_sent(1), &as_system())
+        .then([]);
+}
+
+#[test]
+fn only_the_system_records_invite_emails_of_existing_invites() {
+    let events = with(team(), [invited(1, "new@example.com", Role::Member)]);
+    ws(events.clone())
+        .when(record_sent(1), &as_user(OWNER))
+        .then_err_matching(is_forbidden);
+    ws(events)
+        .when(record_sent(2), &as_system())
+        .then_err(DomainError::NotFound { entity: "invite" });
+}
