@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use eventlog::EventLog;
 
+use crate::background::Background;
 use crate::config::Config;
 use crate::database::Database;
 use crate::operator;
@@ -23,6 +24,9 @@ pub enum Command {
     /// Migrate the database and serve the API (runs a private PostgreSQL when DATABASE_URL is
     /// not set).
     Serve,
+    /// Run the job dispatcher and the background job workers only, without serving the API
+    /// (to scale them apart from `serve`; migrates first).
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Audit trail checks.
@@ -166,6 +170,18 @@ impl Cli {
                 let log = EventLog::new(database.pool.clone());
                 let applied = operator::rebuild(&log, name, &config.search_dir).await?;
                 eprintln!("\nrebuilt {name}: {applied} events replayed");
+                Ok(())
+            }
+            Command::Worker => {
+                let log = EventLog::with_upcaster(database.pool.clone(), domain::upcast::upcast);
+                let node = config
+                    .node_name
+                    .clone()
+                    .unwrap_or_else(|| format!("worker-{}", std::process::id()));
+                let background = Background::start(&config, &log, &node).await?;
+                tracing::info!(node, "working");
+                background.run_until_stopped().await?;
+                tracing::info!("stopped");
                 Ok(())
             }
             Command::Serve => {

@@ -48,6 +48,8 @@ impl Database {
     /// Applies pending migrations.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         eventlog::MIGRATOR.run(&self.pool).await?;
+        // The job queue's tables (schema `apalis`, with their own migration history).
+        jobs::setup(&self.pool).await?;
         Ok(())
     }
 

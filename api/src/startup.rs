@@ -10,6 +10,7 @@ use eventlog::EventLog;
 use sqlx::PgPool;
 
 use crate::auth::Auth;
+use crate::background::{Background, invite_tokens};
 use crate::config::{Config, Environment};
 use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
@@ -22,6 +23,8 @@ use crate::{health, http, websocket};
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    /// The job dispatcher and workers, unless `CHRONICLE_WORKERS=0`.
+    background: Option<Background>,
 }
 
 impl Application {
@@ -38,12 +41,17 @@ impl Application {
             .node_name
             .clone()
             .unwrap_or_else(|| format!("{}:{}", host_name(), address.port()));
-        let read_side = ReadSide::start(&log, &config.search_dir, node)?;
+        let read_side = ReadSide::start(&log, &config.search_dir, node.clone())?;
+        let background = match config.workers {
+            true => Some(Background::start(config, &log, &node).await?),
+            false => None,
+        };
         let schema = build_schema(
             Writes::with_clock_offset(log.clone(), config.clock_offset),
             auth.clone(),
             pseudonymizer.clone(),
             read_side.clone(),
+            invite_tokens(&pool).await?,
             config.environment,
             &config.limits,
         );
@@ -97,7 +105,11 @@ impl Application {
         })
         .listen(listener)?
         .run();
-        Ok(Application { address, server })
+        Ok(Application {
+            address,
+            server,
+            background,
+        })
     }
 
     /// The address the server listens on (with the real port when 0 was asked for).
@@ -108,7 +120,11 @@ impl Application {
     /// Serves until the process is asked to stop (SIGINT/SIGTERM), then drains in-flight
     /// requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(background) = &self.background {
+            background.abort();
+        }
+        served
     }
 }
 

@@ -43,6 +43,7 @@ pub fn build_schema(
     auth: Auth,
     pseudonymizer: events::Pseudonymizer,
     read_side: ReadSide,
+    invite_tokens: jobs::InviteTokens,
     environment: Environment,
     limits: &Limits,
 ) -> ChronicleSchema {
@@ -58,6 +59,7 @@ pub fn build_schema(
         .data(auth)
         .data(pseudonymizer)
         .data(read_side)
+        .data(invite_tokens)
         .data(*limits);
     match environment {
         Environment::Development => builder.finish(),
