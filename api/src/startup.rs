@@ -14,6 +14,7 @@ use crate::background::{Background, invite_tokens};
 use crate::config::{Config, Environment};
 use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
+use crate::graphql::jobs::JobSettings;
 use crate::read_side::ReadSide;
 use crate::secrets::shared_secret;
 use crate::writes::Writes;
@@ -51,7 +52,10 @@ impl Application {
             auth.clone(),
             pseudonymizer.clone(),
             read_side.clone(),
-            invite_tokens(&pool).await?,
+            JobSettings {
+                invite_tokens: invite_tokens(&pool).await?,
+                retry: config.job_retry,
+            },
             config.environment,
             &config.limits,
         );

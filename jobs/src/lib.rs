@@ -10,6 +10,7 @@
 //! Jobs so far: the invite email ([`invite_email`], sent over SMTP by [`mail`]).
 
 pub mod dispatch;
+pub mod failed;
 pub mod invite_email;
 pub mod mail;
 pub mod retry;

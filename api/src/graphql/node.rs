@@ -79,6 +79,8 @@ impl Nodes {
                 GlobalId::Entity(Kind::Invite, uuid) => wanted.invites.push(uuid),
                 // Events are read through `events`; as nodes they are not found (yet).
                 GlobalId::Entity(Kind::Event, _) => {}
+                // Failed jobs are read through `failedJobs`; as nodes they are not found.
+                GlobalId::Entity(Kind::Job, _) => {}
                 GlobalId::Member {
                     workspace_id,
                     user_id,

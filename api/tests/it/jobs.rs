@@ -324,3 +324,129 @@ async fn a_mail_server_that_is_down_is_retried_until_it_is_back() {
     assert_eq!(smtp.messages().len(), 1);
     assert_eq!(events_of(db.pool(), "InviteEmailSent").await.len(), 1);
 }
+
+const FAILED: &str = "query($w: ID!) { failedJobs(workspaceId: $w, first: 10) { edges { node {
+    id kind workspaceId causedByEventId attempts maxAttempts dead lastError failedAt } } } }";
+const RETRY: &str = "mutation($id: ID!) { retryJob(id: $id) { job { id dead } } }";
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_is_dead_visible_and_retried_by_hand() {
+    use crate::error_codes;
+    use crate::workspaces::add_member;
+
+    let mut smtp = SmtpServer::on_free_port();
+    let db = Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
+    // The team is set up on a node without workers (the member's own invite, accepted at
+    // once, is then dispatched and found no longer pending: no mail, no failure).
+    let setup = TestApp::spawn_on(&db).await;
+    let (ana, max, sue, eve) = (
+        setup.sign_up("ana").await,
+        setup.sign_up("max").await,
+        setup.sign_up("sue").await,
+        setup.sign_up("eve").await,
+    );
+    let ws = create_workspace(&setup, &ana, "Acme").await;
+    add_member(&setup, &ana, &ws, &max, domain::Role::Member).await;
+    let writes = api::writes::Writes::new(eventlog::EventLog::new(db.pool().clone()));
+    api::operator::set_staff_role(&writes, "sue@example.com", domain::StaffRole::Support, true)
+        .await
+        .unwrap();
+
+    let two_runs = RetryPolicy {
+        max_attempts: 2,
+        ..fast_retry()
+    };
+    let app = node_with_workers(&db, smtp.settings(), two_runs).await;
+    ana.gql(
+        &app,
+        INVITE,
+        json!({ "w": ws, "email": "guest@example.com", "role": "MEMBER" }),
+    )
+    .await;
+
+    let mut failed = serde_json::Value::Null;
+    eventually("the job is dead", async || {
+        failed = ana.gql(&app, FAILED, json!({ "w": ws })).await;
+        failed["data"]["failedJobs"]["edges"][0]["node"]["dead"] == json!(true)
+    })
+    .await;
+    let edges = failed["data"]["failedJobs"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 1, "{failed}");
+    let job = &edges[0]["node"];
+    let invite_event = events_of(db.pool(), "InviteCreated")
+        .await
+        .last()
+        .unwrap()
+        .3;
+    let event_id = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("Event:{invite_event}"))
+    };
+    assert_eq!(job["kind"], "chronicle.invite-email");
+    assert_eq!(job["workspaceId"], json!(ws));
+    assert_eq!(job["causedByEventId"], json!(event_id), "{job}");
+    assert_eq!(
+        (job["attempts"].clone(), job["maxAttempts"].clone()),
+        (json!(2), json!(2))
+    );
+    assert!(
+        job["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("mail")),
+        "{job}"
+    );
+    assert!(job["failedAt"].is_string(), "{job}");
+    // Dead means dead: it is not run a third time.
+    assert_eq!(
+        invite_jobs(db.pool())
+            .await
+            .iter()
+            .filter(|(s, _)| s == "Failed")
+            .count(),
+        1
+    );
+
+    // Who sees it: owners and admins, and SUPPORT staff; not members; not strangers.
+    let seen_by_support = sue.gql(&app, FAILED, json!({ "w": ws })).await;
+    assert_eq!(
+        seen_by_support["data"]["failedJobs"]["edges"][0]["node"]["id"],
+        job["id"]
+    );
+    assert_eq!(
+        error_codes(&max.gql(&app, FAILED, json!({ "w": ws })).await),
+        ["FORBIDDEN"]
+    );
+    assert_eq!(
+        error_codes(&eve.gql(&app, FAILED, json!({ "w": ws })).await),
+        ["NOT_FOUND"]
+    );
+    let id = job["id"].clone();
+    assert_eq!(
+        error_codes(&max.gql(&app, RETRY, json!({ "id": id })).await),
+        ["FORBIDDEN"]
+    );
+    assert_eq!(
+        error_codes(&eve.gql(&app, RETRY, json!({ "id": id })).await),
+        ["NOT_FOUND"]
+    );
+
+    smtp.start().await;
+    let retried = ana.gql(&app, RETRY, json!({ "id": id })).await;
+    assert_eq!(retried["data"]["retryJob"]["job"]["id"], id, "{retried}");
+    eventually("the retried job is delivered", async || {
+        smtp.messages().len() == 1
+    })
+    .await;
+    eventually("InviteEmailSent is recorded", async || {
+        events_of(db.pool(), "InviteEmailSent").await.len() == 1
+    })
+    .await;
+    let failed = ana.gql(&app, FAILED, json!({ "w": ws })).await;
+    assert_eq!(failed["data"]["failedJobs"]["edges"], json!([]), "{failed}");
+    // A job that is no longer failed is not retried again.
+    assert_eq!(
+        error_codes(&ana.gql(&app, RETRY, json!({ "id": id })).await),
+        ["NOT_FOUND"]
+    );
+    assert_eq!(smtp.messages().len(), 1);
+}
