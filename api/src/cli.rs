@@ -38,9 +38,24 @@ pub enum Command {
     /// The event log, for analysts and operators.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Background jobs, for operators: their state, and running a failed one again.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// The read side: where each asynchronous projection stands, and rebuilding them.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Each queue's jobs by state (pending, running, retrying, dead, done), then the dead
+    /// jobs with their ids, causing events and last errors.
+    Status,
+    /// Run a failed (retrying or dead) job again now, with a fresh allowance of runs.
+    Retry {
+        /// The job's id, as `jobs status` and the logs show it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +174,15 @@ impl Cli {
                 let resume =
                     last.map_or_else(|| "(nothing written)".to_string(), |p| p.to_string());
                 eprintln!("\nexported {written} events; resume with --after {resume}");
+                Ok(())
+            }
+            Command::Jobs(JobsCommand::Status) => {
+                print!("{}", operator::jobs_status(&database.pool).await?);
+                Ok(())
+            }
+            Command::Jobs(JobsCommand::Retry { id }) => {
+                operator::retry_job(&database.pool, &id, config.job_retry).await?;
+                println!("job {id} will run again");
                 Ok(())
             }
             Command::Projections(ProjectionsCommand::Status) => {

@@ -228,6 +228,54 @@ pub async fn projection_status(log: &EventLog) -> anyhow::Result<String> {
     Ok(table)
 }
 
+/// The most dead jobs `chronicle jobs status` lists.
+const DEAD_JOBS_SHOWN: i64 = 50;
+
+/// `chronicle jobs status`: each queue's jobs by state, then the dead jobs.
+pub async fn jobs_status(pool: &sqlx::PgPool) -> anyhow::Result<String> {
+    let mut out = format!(
+        "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+        "QUEUE", "PENDING", "RUNNING", "RETRYING", "DEAD", "DONE"
+    );
+    for q in jobs::failed::counts(pool).await? {
+        out.push_str(&format!(
+            "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+            q.queue, q.pending, q.running, q.retrying, q.dead, q.done
+        ));
+    }
+    let dead = jobs::failed::dead(pool, DEAD_JOBS_SHOWN).await?;
+    if !dead.is_empty() {
+        out.push_str("\ndead jobs (retry with `chronicle jobs retry ID`):\n");
+        for job in dead {
+            out.push_str(&format!(
+                "{}  {}  workspace {}  event {}  {} runs  {}\n",
+                jobs::failed::display_id(job.id),
+                job.queue,
+                job.workspace_id,
+                job.event_id,
+                job.attempts,
+                job.last_error.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `chronicle jobs retry ID`: runs a failed job again with a fresh allowance of runs.
+pub async fn retry_job(
+    pool: &sqlx::PgPool,
+    id: &str,
+    policy: jobs::retry::RetryPolicy,
+) -> anyhow::Result<()> {
+    let job =
+        jobs::failed::parse_job_id(id).ok_or_else(|| anyhow::anyhow!("`{id}` is not a job id"))?;
+    if !jobs::failed::retry(pool, job, policy).await? {
+        anyhow::bail!("no failed job {id} (not found, or running or done)");
+    }
+    tracing::info!(job_id = id, "job retried by an operator");
+    Ok(())
+}
+
 /// `chronicle projections rebuild NAME`, with a progress line. Returns the events replayed.
 pub async fn rebuild(
     log: &EventLog,

@@ -40,6 +40,16 @@ fn apalis_id(id: Uuid) -> String {
     ulid::Ulid::from(id.as_u128()).to_string()
 }
 
+/// A job id as an operator types it: the ULID apalis and the logs show, or its UUID form.
+pub fn parse_job_id(text: &str) -> Option<Uuid> {
+    job_uuid(text.trim()).or_else(|| text.trim().parse().ok())
+}
+
+/// The apalis (ULID) form of a job id, as the logs show it.
+pub fn display_id(id: Uuid) -> String {
+    apalis_id(id)
+}
+
 fn job_uuid(apalis_id: &str) -> Option<Uuid> {
     ulid::Ulid::from_string(apalis_id)
         .ok()
@@ -100,6 +110,57 @@ pub async fn list(
     Ok(rows.into_iter().filter_map(Row::into_failed).collect())
 }
 
+/// How many jobs of one queue stand where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub queue: String,
+    /// Waiting for a worker.
+    pub pending: i64,
+    /// Taken by a worker.
+    pub running: i64,
+    pub done: i64,
+    /// Failed, waiting for their retry.
+    pub retrying: i64,
+    /// Failed with no runs left.
+    pub dead: i64,
+}
+
+/// Every queue's counts.
+pub async fn counts(pool: &PgPool) -> Result<Vec<QueueCounts>, sqlx::Error> {
+    sqlx::query_as!(
+        QueueCounts,
+        r#"SELECT job_type AS "queue!",
+                  count(*) FILTER (WHERE status = 'Pending') AS "pending!",
+                  count(*) FILTER (WHERE status IN ('Queued', 'Running')) AS "running!",
+                  count(*) FILTER (WHERE status = 'Done') AS "done!",
+                  count(*) FILTER (WHERE status = 'Failed' AND attempts < max_attempts) AS "retrying!",
+                  count(*) FILTER (WHERE status = 'Failed' AND attempts >= max_attempts) AS "dead!"
+           FROM apalis.jobs
+           GROUP BY job_type
+           ORDER BY job_type"#
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The dead jobs of every workspace, oldest first, at most `limit`.
+pub async fn dead(pool: &PgPool, limit: i64) -> Result<Vec<FailedJob>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT id, job_type, convert_from(job, 'UTF8')::jsonb AS args, attempts, max_attempts,
+                  COALESCE(last_result->>'Err', last_result::text) AS last_error,
+                  done_at
+           FROM apalis.jobs
+           WHERE status = 'Failed' AND attempts >= max_attempts
+           ORDER BY id
+           LIMIT $1"#,
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().filter_map(Row::into_failed).collect())
+}
+
 /// The failed job `id`, if it is one.
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<FailedJob>, sqlx::Error> {
     let row = sqlx::query_as!(
@@ -140,5 +201,9 @@ mod tests {
     fn job_ids_round_trip_through_uuids() {
         let ulid = ulid::Ulid::generate().to_string();
         assert_eq!(apalis_id(job_uuid(&ulid).unwrap()), ulid);
+        let uuid = job_uuid(&ulid).unwrap();
+        assert_eq!(parse_job_id(&ulid), Some(uuid));
+        assert_eq!(parse_job_id(&uuid.to_string()), Some(uuid));
+        assert_eq!(parse_job_id("nonsense"), None);
     }
 }

@@ -450,3 +450,71 @@ async fn a_job_that_keeps_failing_is_dead_visible_and_retried_by_hand() {
     );
     assert_eq!(smtp.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn operators_see_dead_jobs_and_retry_them_from_the_command_line() {
+    use crate::binary::chronicle;
+
+    let mut smtp = SmtpServer::on_free_port();
+    let db = Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
+    let one_run = RetryPolicy {
+        max_attempts: 1,
+        ..fast_retry()
+    };
+    let app = node_with_workers(&db, smtp.settings(), one_run).await;
+    let ana = app.sign_up("ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    ana.gql(
+        &app,
+        INVITE,
+        json!({ "w": ws, "email": "guest@example.com", "role": "MEMBER" }),
+    )
+    .await;
+    eventually("the job is dead", async || {
+        invite_jobs(db.pool()).await == [("Failed".to_string(), 1)]
+    })
+    .await;
+    let id: String = sqlx::query_scalar("SELECT id FROM apalis.jobs")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+
+    let status = chronicle(&db.url(), &["jobs", "status"]);
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let counts: Vec<&str> = out
+        .lines()
+        .find(|line| line.starts_with(jobs::invite_email::QUEUE))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split_whitespace()
+        .skip(1)
+        .collect();
+    // pending, running, retrying, dead, done
+    assert_eq!(counts, ["0", "0", "0", "1", "0"], "{out}");
+    let dead_line = out
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(dead_line.contains(jobs::invite_email::QUEUE), "{out}");
+
+    smtp.start().await;
+    let retried = chronicle(&db.url(), &["jobs", "retry", &id]);
+    assert!(
+        retried.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    eventually("the retried job is delivered", async || {
+        invite_jobs(db.pool()).await == [("Done".to_string(), 2)]
+    })
+    .await;
+    assert_eq!(smtp.messages().len(), 1);
+    let again = chronicle(&db.url(), &["jobs", "retry", &id]);
+    assert!(!again.status.success(), "a job that is done is not retried");
+    let garbage = chronicle(&db.url(), &["jobs", "retry", "not-a-job"]);
+    assert!(!garbage.status.success());
+}
