@@ -8,7 +8,7 @@ use crate::background::Background;
 use crate::config::Config;
 use crate::database::Database;
 use crate::operator;
-use crate::startup::Application;
+use crate::startup::{Application, host_name};
 use crate::writes::Writes;
 
 /// Chronicle: a GraphQL backend whose every change is an audited event.
@@ -201,7 +201,7 @@ impl Cli {
                 let node = config
                     .node_name
                     .clone()
-                    .unwrap_or_else(|| format!("worker-{}", std::process::id()));
+                    .unwrap_or_else(|| format!("{}-worker-{}", host_name(), std::process::id()));
                 let background = Background::start(&config, &log, &node).await?;
                 tracing::info!(node, "working");
                 background.run_until_stopped().await?;

@@ -133,7 +133,7 @@ impl Application {
 }
 
 /// The machine's name, for naming this node.
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())

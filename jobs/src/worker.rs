@@ -58,7 +58,18 @@ pub async fn run_invite_emails(mail: Arc<InviteMail>, settings: WorkerSettings) 
             .stream(Pubsub::new(pool, invite_email::QUEUE.to_string()))
             .interval(settings.poll_interval);
         let backend = PollWith::new(storage, strategy);
-        let worker = WorkerBuilder::new(format!("{}/{}", settings.name, invite_email::QUEUE))
+        // A fresh name for each incarnation: apalis-postgres refuses to register a name
+        // whose advisory lock another session (another pooled connection, say that of this
+        // worker's previous incarnation) still holds. Jobs locked by a previous incarnation
+        // return to the queue once its heartbeats stop.
+        let incarnation = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!(
+            "{}/{}/{}",
+            settings.name,
+            invite_email::QUEUE,
+            &incarnation[..8]
+        );
+        let worker = WorkerBuilder::new(name)
             .backend(backend)
             .data(mail.clone())
             .data(settings.retry)
