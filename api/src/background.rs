@@ -11,7 +11,7 @@ use jobs::dispatch::Dispatch;
 use jobs::invite_email::InviteMail;
 use jobs::mail::Mailer;
 use jobs::worker::{self, WorkerSettings};
-use jobs::{BoxError, InviteTokens, Recorder, SentInvite};
+use jobs::{BoxError, DeadJob, InviteTokens, Recorder, SentInvite};
 use projections::runner;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -24,6 +24,8 @@ use crate::writes::Writes;
 
 /// The name under which system events written by the invite-email job are recorded.
 const INVITE_EMAIL_ACTOR: &str = "invite-email-job";
+/// The name under which the worker records a job's death.
+const JOB_WORKER_ACTOR: &str = "job-worker";
 /// How often a job retries recording its effect when the workspace changed meanwhile.
 const RECORD_ATTEMPTS: usize = 5;
 
@@ -109,27 +111,28 @@ struct JobEffects {
 }
 
 impl JobEffects {
-    async fn record_invite_email(&self, sent: &SentInvite) -> Result<(), ApiError> {
-        let command = || WorkspaceCommand::RecordInviteEmailSent {
-            invite_id: InviteId::from_uuid(sent.invite_id),
-            message_id: sent.message_id.clone(),
-        };
-        let mut metadata = Metadata::system(INVITE_EMAIL_ACTOR);
-        metadata.causation_id = Some(sent.cause);
+    /// Decides `command` on workspace `workspace_id` as the system actor `actor` (with
+    /// `cause` as causation) and appends what it decides in one transaction with its read
+    /// models.
+    async fn record(
+        &self,
+        workspace_id: uuid::Uuid,
+        actor: &str,
+        cause: uuid::Uuid,
+        command: impl Fn() -> WorkspaceCommand,
+    ) -> Result<(), ApiError> {
+        let mut metadata = Metadata::system(actor);
+        metadata.causation_id = Some(cause);
         let stream = StreamRef {
             stream_type: Workspace::STREAM_TYPE,
-            stream_id: sent.workspace_id,
-            workspace_id: Some(sent.workspace_id),
+            stream_id: workspace_id,
+            workspace_id: Some(workspace_id),
         };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let loaded = self
-                .writes
-                .log()
-                .load::<Workspace>(sent.workspace_id)
-                .await?;
-            let ctx = domain::Context::system(self.writes.now(), INVITE_EMAIL_ACTOR);
+            let loaded = self.writes.log().load::<Workspace>(workspace_id).await?;
+            let ctx = domain::Context::system(self.writes.now(), actor);
             let events = loaded.state.decide(command(), &ctx)?;
             let outcome = self
                 .writes
@@ -140,7 +143,8 @@ impl JobEffects {
                 })
                 .await;
             match outcome {
-                // Another write to the workspace came between: decide again on the new state.
+                // Another write to the workspace came between: decide again on the new state
+                // (so an unrelated write cannot make a job run, and mail, again).
                 Err(ApiError::Log(eventlog::Error::Conflict { .. }))
                     if attempt < RECORD_ATTEMPTS => {}
                 other => return other.map(|_| ()),
@@ -149,15 +153,41 @@ impl JobEffects {
     }
 }
 
+/// A write-path error as a job's error, with its whole chain.
+fn job_error(err: ApiError) -> BoxError {
+    BoxError::from(format!("{:#}", anyhow::Error::from(err)))
+}
+
 impl Recorder for JobEffects {
     fn invite_email_sent<'a>(
         &'a self,
         sent: &'a SentInvite,
     ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            self.record_invite_email(sent)
-                .await
-                .map_err(|err| BoxError::from(format!("{:#}", anyhow::Error::from(err))))
+            self.record(sent.workspace_id, INVITE_EMAIL_ACTOR, sent.cause, || {
+                WorkspaceCommand::RecordInviteEmailSent {
+                    invite_id: InviteId::from_uuid(sent.invite_id),
+                    message_id: sent.message_id.clone(),
+                }
+            })
+            .await
+            .map_err(job_error)
+        })
+    }
+
+    fn job_dead<'a>(&'a self, dead: &'a DeadJob) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            self.record(dead.workspace_id, JOB_WORKER_ACTOR, dead.cause, || {
+                WorkspaceCommand::RecordJobDead {
+                    job_id: dead.job_id,
+                    kind: dead.kind.clone(),
+                    caused_by: dead.cause,
+                    attempts: dead.attempts,
+                    error: dead.error.clone(),
+                }
+            })
+            .await
+            .map_err(job_error)
         })
     }
 }

@@ -181,7 +181,8 @@ impl Cli {
                 Ok(())
             }
             Command::Jobs(JobsCommand::Retry { id }) => {
-                operator::retry_job(&database.pool, &id, config.job_retry).await?;
+                let writes = Writes::new(EventLog::new(database.pool.clone()));
+                operator::retry_job(&writes, &id, config.job_retry).await?;
                 println!("job {id} will run again");
                 Ok(())
             }

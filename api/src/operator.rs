@@ -261,17 +261,51 @@ pub async fn jobs_status(pool: &sqlx::PgPool) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// `chronicle jobs retry ID`: runs a failed job again with a fresh allowance of runs.
+/// `chronicle jobs retry ID`: runs a failed job again with a fresh allowance of runs, and
+/// records it (`JobRetried`, by the system actor `operator`) in the same transaction.
 pub async fn retry_job(
-    pool: &sqlx::PgPool,
+    writes: &Writes,
     id: &str,
     policy: jobs::retry::RetryPolicy,
 ) -> anyhow::Result<()> {
-    let job =
+    let job_id =
         jobs::failed::parse_job_id(id).ok_or_else(|| anyhow::anyhow!("`{id}` is not a job id"))?;
-    if !jobs::failed::retry(pool, job, policy).await? {
-        anyhow::bail!("no failed job {id} (not found, or running or done)");
-    }
+    let job = jobs::failed::find(writes.log().pool(), job_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no failed job {id} (not found, or running or done)"))?;
+    let stream = StreamRef {
+        stream_type: domain::Workspace::STREAM_TYPE,
+        stream_id: job.workspace_id,
+        workspace_id: Some(job.workspace_id),
+    };
+    writes
+        .run(async |tx| {
+            let loaded = writes
+                .log()
+                .load::<domain::Workspace>(job.workspace_id)
+                .await?;
+            let command = domain::WorkspaceCommand::RetryJob {
+                job_id,
+                staff_roles: vec![],
+            };
+            let ctx = domain::Context::system(writes.now(), "operator");
+            let events = loaded.state.decide(command, &ctx)?;
+            let mut metadata = Metadata::system("chronicle jobs retry");
+            metadata.causation_id = Some(job.event_id);
+            writes
+                .append(tx, &stream, loaded.expected_version(), events, &metadata)
+                .await?;
+            if !jobs::failed::retry(&mut *tx, job_id, policy)
+                .await
+                .map_err(|err| ApiError::Internal(err.into()))?
+            {
+                return Err(ApiError::Domain(domain::DomainError::conflict(
+                    "the job is no longer failed: it is running or done",
+                )));
+            }
+            Ok(())
+        })
+        .await?;
     tracing::info!(job_id = id, "job retried by an operator");
     Ok(())
 }

@@ -96,6 +96,28 @@ pub enum WorkspaceCommand {
         /// The email's `Message-ID`, derived from the invite's event.
         message_id: String,
     },
+    /// Records that a background job working for the workspace failed for good (system only:
+    /// the job worker). Recording the same death again changes nothing.
+    RecordJobDead {
+        /// The job.
+        job_id: uuid::Uuid,
+        /// What it does (its queue).
+        kind: String,
+        /// The event that caused it.
+        caused_by: uuid::Uuid,
+        /// Its runs, all failed.
+        attempts: u32,
+        /// What the last run failed with.
+        error: String,
+    },
+    /// Runs a failed background job again (owner, admin; SUPPORT staff, who need not be
+    /// members). The caller passes the actor's global staff roles.
+    RetryJob {
+        /// The job.
+        job_id: uuid::Uuid,
+        /// The acting user's staff roles, as granted by operators.
+        staff_roles: Vec<StaffRole>,
+    },
     /// Changes a member's role.
     ChangeMemberRole {
         /// The member.
@@ -206,6 +228,24 @@ pub enum WorkspaceEvent {
         /// The email's `Message-ID`.
         message_id: String,
     },
+    /// A background job working for the workspace failed for good (it is dead).
+    JobDied {
+        /// The job.
+        job_id: uuid::Uuid,
+        /// What it does (its queue).
+        kind: String,
+        /// The event that caused it.
+        caused_by: uuid::Uuid,
+        /// Its runs, all failed.
+        attempts: u32,
+        /// What the last run failed with.
+        error: String,
+    },
+    /// A failed background job was set to run again.
+    JobRetried {
+        /// The job.
+        job_id: uuid::Uuid,
+    },
     /// A user became a member.
     MemberAdded {
         /// The new member.
@@ -274,6 +314,8 @@ impl DomainEvent for WorkspaceEvent {
             Self::InviteAccepted { .. } => "InviteAccepted",
             Self::InviteRevoked { .. } => "InviteRevoked",
             Self::InviteEmailSent { .. } => "InviteEmailSent",
+            Self::JobDied { .. } => "JobDied",
+            Self::JobRetried { .. } => "JobRetried",
             Self::MemberAdded { .. } => "MemberAdded",
             Self::MemberRoleChanged { .. } => "MemberRoleChanged",
             Self::MemberRemoved { .. } => "MemberRemoved",
@@ -378,6 +420,8 @@ pub struct Workspace {
     invites: BTreeMap<InviteId, Invite>,
     exports: BTreeMap<ExportId, Export>,
     rewarded_referrals: BTreeSet<UserId>,
+    /// Dead jobs: how many runs each had when it was recorded dead.
+    dead_jobs: BTreeMap<uuid::Uuid, u32>,
     version: i64,
 }
 
@@ -932,6 +976,37 @@ impl Aggregate for Workspace {
                 invite_id,
                 message_id,
             } => self.record_invite_email_sent(invite_id, message_id, ctx),
+            WorkspaceCommand::RecordJobDead {
+                job_id,
+                kind,
+                caused_by,
+                attempts,
+                error,
+            } => {
+                self.require_system(ctx)?;
+                if self.dead_jobs.get(&job_id) == Some(&attempts) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![WorkspaceEvent::JobDied {
+                    job_id,
+                    kind,
+                    caused_by,
+                    attempts,
+                    error,
+                }])
+            }
+            WorkspaceCommand::RetryJob {
+                job_id,
+                staff_roles,
+            } => {
+                self.core()?;
+                let support = matches!(ctx.actor, Actor::User(_))
+                    && staff_roles.contains(&StaffRole::Support);
+                if !support && !ctx.actor.is_system() {
+                    self.member_with(ctx, &[Role::Owner, Role::Admin], "retry jobs")?;
+                }
+                Ok(vec![WorkspaceEvent::JobRetried { job_id }])
+            }
             WorkspaceCommand::ChangeMemberRole { user_id, role } => {
                 self.change_member_role(user_id, role, ctx)
             }
@@ -1008,6 +1083,12 @@ impl Aggregate for Workspace {
                     },
                 );
             }
+            WorkspaceEvent::JobDied {
+                job_id, attempts, ..
+            } => {
+                self.dead_jobs.insert(*job_id, *attempts);
+            }
+            WorkspaceEvent::JobRetried { .. } => {}
             WorkspaceEvent::InviteEmailSent { invite_id, .. } => {
                 if let Some(invite) = self.invites.get_mut(invite_id) {
                     invite.email_sent = true;

@@ -179,7 +179,11 @@ pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<FailedJob>, sqlx::Er
 
 /// Runs failed job `id` again now, with `policy`'s allowance of runs from here. Returns
 /// whether there was such a failed job.
-pub async fn retry(pool: &PgPool, id: Uuid, policy: RetryPolicy) -> Result<bool, sqlx::Error> {
+pub async fn retry(
+    conn: impl sqlx::PgExecutor<'_>,
+    id: Uuid,
+    policy: RetryPolicy,
+) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query!(
         "UPDATE apalis.jobs
          SET status = 'Pending', run_at = now(), lock_by = NULL, lock_at = NULL,
@@ -188,7 +192,7 @@ pub async fn retry(pool: &PgPool, id: Uuid, policy: RetryPolicy) -> Result<bool,
         apalis_id(id),
         policy.max_attempts as i32
     )
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(updated.rows_affected() == 1)
 }

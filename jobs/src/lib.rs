@@ -58,10 +58,26 @@ pub struct SentInvite {
     pub message_id: String,
 }
 
+/// A job that failed for good, to be recorded as the `JobDied` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadJob {
+    pub workspace_id: Uuid,
+    pub job_id: Uuid,
+    /// Its queue.
+    pub kind: String,
+    /// The event it ran for.
+    pub cause: Uuid,
+    pub attempts: u32,
+    pub error: String,
+}
+
 /// Records the effects of jobs as events, through the application's write path (the aggregate
 /// decides; the event and its unique effect key are written in one transaction). Recording an
 /// effect already recorded is not an error and writes nothing.
 pub trait Recorder: Send + Sync + 'static {
     fn invite_email_sent<'a>(&'a self, sent: &'a SentInvite)
     -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Records that a job failed for good (the workspace's audit log shows it).
+    fn job_dead<'a>(&'a self, dead: &'a DeadJob) -> BoxFuture<'a, Result<(), BoxError>>;
 }

@@ -124,6 +124,19 @@ async fn send_invite_email(
                 tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
             } else {
                 tracing::error!(error = %err, "job failed for the last time: dead");
+                let dead = crate::DeadJob {
+                    workspace_id: job.workspace_id,
+                    job_id: crate::failed::parse_job_id(&task_id.to_string())
+                        .ok_or("a job id that is not a ULID")?,
+                    kind: invite_email::QUEUE.to_string(),
+                    cause: job.event_id,
+                    attempts: attempt,
+                    error: err.to_string(),
+                };
+                if let Err(record) = mail.recorder.job_dead(&dead).await {
+                    // The job is dead either way; `failedJobs` shows it.
+                    tracing::error!(error = %record, "could not record the dead job");
+                }
             }
             Err(err)
         }

@@ -28,6 +28,8 @@ impl EntityKind {
                 "PlanUpgraded",
                 "TrialExtended",
                 "StaffAccessedAuditLog",
+                "JobDied",
+                "JobRetried",
             ],
             EntityKind::Member => &["MemberAdded", "MemberRoleChanged", "MemberRemoved"],
             EntityKind::Invite => &[
@@ -234,6 +236,23 @@ fn describe_workspace(id: Uuid, event: &WorkspaceEvent, names: Names<'_>) -> Des
             invite_id.as_uuid(),
             format!("{actor} revoked an invite"),
             vec![change("status", Some("PENDING"), Some("REVOKED"))],
+        ),
+        E::JobDied {
+            kind,
+            attempts,
+            error,
+            ..
+        } => (
+            EntityKind::Workspace,
+            id,
+            format!("a background job ({kind}) failed for good after {attempts} runs: {error}"),
+            vec![],
+        ),
+        E::JobRetried { .. } => (
+            EntityKind::Workspace,
+            id,
+            format!("{actor} retried a failed background job"),
+            vec![],
         ),
         E::InviteEmailSent { invite_id, .. } => (
             EntityKind::Invite,

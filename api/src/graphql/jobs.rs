@@ -10,8 +10,13 @@ use super::ids::{self, Kind, decode};
 use super::pagination::{Page, encode_cursor};
 use super::query::caller;
 use super::types::pool;
+use domain::{Aggregate, UserId, Workspace, WorkspaceCommand};
+use eventlog::StreamRef;
+
 use crate::authz::{self, Read};
 use crate::error::ApiError;
+use crate::request::RequestContext;
+use crate::writes::Writes;
 
 /// What the API needs of the jobs' settings: the key invite tokens are derived from
 /// (`inviteMember`), and the retry policy (`retryJob`).
@@ -83,6 +88,8 @@ pub async fn failed_jobs(
 pub struct RetryJobPayload {
     /// The job, as it stood when retried.
     pub job: FailedJob,
+    /// The log position written (the `JobRetried` event).
+    pub position: Option<String>,
 }
 
 /// Job mutations.
@@ -106,17 +113,47 @@ impl JobMutations {
             Err(ApiError::NotFound(_)) => return Err(ApiError::NotFound("failed job").into()),
             other => other?,
         };
-        let policy = ctx.data::<jobs::retry::RetryPolicy>()?;
-        if !jobs::failed::retry(pool, id, *policy)
-            .await
-            .map_err(internal)?
-        {
-            return Err(ApiError::Domain(domain::DomainError::conflict(
-                "the job is no longer failed: it is running or done",
-            ))
-            .into());
-        }
+        let policy = *ctx.data::<jobs::retry::RetryPolicy>()?;
+        let staff_roles = authz::staff_roles(pool, user_id).await?;
+        let (req, writes) = (ctx.data::<RequestContext>()?, ctx.data::<Writes>()?);
+        let workspace_id = job.workspace_id;
+        // The `JobRetried` event and the job's new state commit together.
+        let position = writes
+            .once(req, "retryJob", &id, async |conn| {
+                let loaded = writes.log().load::<Workspace>(workspace_id).await?;
+                let actor = UserId::from_uuid(user_id);
+                let role = loaded.state.role_of(actor);
+                let command = WorkspaceCommand::RetryJob {
+                    job_id: id,
+                    staff_roles,
+                };
+                let events = loaded
+                    .state
+                    .decide(command, &domain::Context::user(writes.now(), actor))?;
+                let stream = StreamRef {
+                    stream_type: Workspace::STREAM_TYPE,
+                    stream_id: workspace_id,
+                    workspace_id: Some(workspace_id),
+                };
+                let metadata = req.metadata(Some(user_id), role.map(|r| r.as_str()));
+                let position = writes
+                    .append(conn, &stream, loaded.expected_version(), events, &metadata)
+                    .await?;
+                if !jobs::failed::retry(&mut *conn, id, policy)
+                    .await
+                    .map_err(internal)?
+                {
+                    return Err(ApiError::Domain(domain::DomainError::conflict(
+                        "the job is no longer failed: it is running or done",
+                    )));
+                }
+                Ok(position.map(|p| p.to_string()))
+            })
+            .await?;
         tracing::info!(job_id = %id, event_id = %job.event_id, %user_id, "job retried");
-        Ok(RetryJobPayload { job: job.into() })
+        Ok(RetryJobPayload {
+            job: job.into(),
+            position,
+        })
     }
 }

@@ -327,7 +327,7 @@ async fn a_mail_server_that_is_down_is_retried_until_it_is_back() {
 
 const FAILED: &str = "query($w: ID!) { failedJobs(workspaceId: $w, first: 10) { edges { node {
     id kind workspaceId causedByEventId attempts maxAttempts dead lastError failedAt } } } }";
-const RETRY: &str = "mutation($id: ID!) { retryJob(id: $id) { job { id dead } } }";
+const RETRY: &str = "mutation($id: ID!) { retryJob(id: $id) { job { id dead } position } }";
 
 #[tokio::test]
 async fn a_job_that_keeps_failing_is_dead_visible_and_retried_by_hand() {
@@ -405,6 +405,11 @@ async fn a_job_that_keeps_failing_is_dead_visible_and_retried_by_hand() {
             .count(),
         1
     );
+    // The death is in the log once, by the system, caused by the invite.
+    let died = events_of(db.pool(), "JobDied").await;
+    assert_eq!(died.len(), 1, "{died:?}");
+    assert_eq!(died[0].1, json!({ "kind": "system", "name": "job-worker" }));
+    assert_eq!(died[0].2, Some(invite_event.to_string()));
 
     // Who sees it: owners and admins, and SUPPORT staff; not members; not strangers.
     let seen_by_support = sue.gql(&app, FAILED, json!({ "w": ws })).await;
@@ -433,6 +438,16 @@ async fn a_job_that_keeps_failing_is_dead_visible_and_retried_by_hand() {
     smtp.start().await;
     let retried = ana.gql(&app, RETRY, json!({ "id": id })).await;
     assert_eq!(retried["data"]["retryJob"]["job"]["id"], id, "{retried}");
+    assert!(
+        retried["data"]["retryJob"]["position"].is_string(),
+        "{retried}"
+    );
+    let retries = events_of(db.pool(), "JobRetried").await;
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(
+        retries[0].1["kind"], "user",
+        "the owner retried it: {retries:?}"
+    );
     eventually("the retried job is delivered", async || {
         smtp.messages().len() == 1
     })
@@ -507,6 +522,12 @@ async fn operators_see_dead_jobs_and_retry_them_from_the_command_line() {
         retried.status.success(),
         "{}",
         String::from_utf8_lossy(&retried.stderr)
+    );
+    let retries = events_of(db.pool(), "JobRetried").await;
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(
+        retries[0].1,
+        json!({ "kind": "system", "name": "chronicle jobs retry" })
     );
     eventually("the retried job is delivered", async || {
         invite_jobs(db.pool()).await == [("Done".to_string(), 2)]

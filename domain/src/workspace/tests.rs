@@ -1263,3 +1263,60 @@ fn only_the_system_records_invite_emails_of_existing_invites() {
         .when(record_sent(2), &as_system())
         .then_err(DomainError::NotFound { entity: "invite" });
 }
+
+fn dead(attempts: u32) -> WorkspaceCommand {
+    WorkspaceCommand::RecordJobDead {
+        job_id: uuid::Uuid::from_u128(77),
+        kind: "chronicle.invite-email".into(),
+        caused_by: uuid::Uuid::from_u128(5),
+        attempts,
+        error: "connection refused".into(),
+    }
+}
+
+#[test]
+fn a_job_death_is_recorded_once_per_death() {
+    let died = |attempts| WorkspaceEvent::JobDied {
+        job_id: uuid::Uuid::from_u128(77),
+        kind: "chronicle.invite-email".into(),
+        caused_by: uuid::Uuid::from_u128(5),
+        attempts,
+        error: "connection refused".into(),
+    };
+    ws(team()).when(dead(8), &as_system()).then([died(8)]);
+    ws(with(team(), [died(8)]))
+        .when(dead(8), &as_system())
+        .then([]);
+    // Retried and dead again: a new death.
+    ws(with(team(), [died(8)]))
+        .when(dead(16), &as_system())
+        .then([died(16)]);
+    ws(team())
+        .when(dead(8), &as_user(OWNER))
+        .then_err_matching(is_forbidden);
+}
+
+#[test]
+fn owners_admins_and_support_staff_retry_jobs() {
+    let retry = |staff_roles: Vec<StaffRole>| WorkspaceCommand::RetryJob {
+        job_id: uuid::Uuid::from_u128(77),
+        staff_roles,
+    };
+    let retried = WorkspaceEvent::JobRetried {
+        job_id: uuid::Uuid::from_u128(77),
+    };
+    for actor in [OWNER, ADMIN] {
+        ws(team())
+            .when(retry(vec![]), &as_user(actor))
+            .then([retried.clone()]);
+    }
+    ws(team())
+        .when(retry(vec![StaffRole::Support]), &as_user(OUTSIDER))
+        .then([retried]);
+    ws(team())
+        .when(retry(vec![]), &as_user(MEMBER))
+        .then_err_matching(is_forbidden);
+    ws(team())
+        .when(retry(vec![StaffRole::Analyst]), &as_user(OUTSIDER))
+        .then_err_matching(|e| matches!(e, DomainError::NotFound { .. }));
+}
