@@ -8,6 +8,7 @@
 //! | workspace, members, items, search, item history, `itemChanged` | yes | yes | yes | yes | – | – | `NOT_FOUND` |
 //! | invites | yes | yes | `FORBIDDEN` | `FORBIDDEN` | – | – | `NOT_FOUND` |
 //! | audit log | yes | yes | `FORBIDDEN` | `FORBIDDEN` | with a recorded reason | – | `NOT_FOUND` |
+//! | failed background jobs (`failedJobs`, `retryJob`) | yes | yes | `FORBIDDEN` | `FORBIDDEN` | yes | – | `NOT_FOUND` |
 //! | verify the audit trail | yes | `FORBIDDEN` | `FORBIDDEN` | `FORBIDDEN` | yes | – | `NOT_FOUND` |
 //! | the raw log (`events`, its subscription, `/events.ndjson`) | in clear | in clear | `FORBIDDEN` | `FORBIDDEN` | – | pseudonymised | `NOT_FOUND` |
 //! | a user (by id, `node`) | themself, and anyone sharing a workspace with them |||||||
@@ -40,6 +41,8 @@ pub enum Read {
     AuditTrail,
     /// Its raw events: owners and admins in clear; ANALYST staff pseudonymised.
     Events,
+    /// Its failed background jobs, seen and retried: owners and admins; SUPPORT staff.
+    Jobs,
 }
 
 /// How a read was granted.
@@ -97,7 +100,9 @@ fn member_may(role: Role, what: Read) -> bool {
     use Role::{Admin, Owner};
     match what {
         Read::Content => true,
-        Read::Invites | Read::AuditLog | Read::Events => matches!(role, Owner | Admin),
+        Read::Invites | Read::AuditLog | Read::Events | Read::Jobs => {
+            matches!(role, Owner | Admin)
+        }
         Read::AuditTrail => role == Owner,
     }
 }
@@ -111,7 +116,7 @@ fn decide(role: Option<Role>, staff: &[StaffRole], what: Read) -> Result<Grant, 
         return Ok(Grant::Member(role));
     }
     match what {
-        Read::AuditLog | Read::AuditTrail if staff.contains(&StaffRole::Support) => {
+        Read::AuditLog | Read::AuditTrail | Read::Jobs if staff.contains(&StaffRole::Support) => {
             return Ok(Grant::Support);
         }
         Read::Events if staff.contains(&StaffRole::Analyst) => return Ok(Grant::Analyst),
@@ -125,6 +130,7 @@ fn decide(role: Option<Role>, staff: &[StaffRole], what: Read) -> Result<Grant, 
         Read::Invites => "only owners and admins see invites",
         Read::AuditLog => "only owners and admins read the audit log",
         Read::AuditTrail => "only owners and support staff verify the audit trail",
+        Read::Jobs => "only owners, admins and support staff see and retry failed jobs",
         Read::Events => {
             "the raw event log is audit data: only owners and admins read it (members follow items, itemHistory and itemChanged)"
         }
@@ -282,12 +288,13 @@ fn stored_role(text: &str) -> Result<Role, ApiError> {
 mod tests {
     use super::*;
 
-    const EVERY_READ: [Read; 5] = [
+    const EVERY_READ: [Read; 6] = [
         Read::Content,
         Read::Invites,
         Read::AuditLog,
         Read::AuditTrail,
         Read::Events,
+        Read::Jobs,
     ];
 
     fn outcome(role: Option<Role>, staff: &[StaffRole], what: Read) -> &'static str {
@@ -303,27 +310,55 @@ mod tests {
 
     #[test]
     fn the_table_in_the_module_documentation_holds() {
-        let rows: [(Option<Role>, &[StaffRole], [&str; 5]); 7] = [
-            (Some(Role::Owner), &[], ["member"; 5]),
+        let rows: [(Option<Role>, &[StaffRole], [&str; 6]); 7] = [
+            (Some(Role::Owner), &[], ["member"; 6]),
             (
                 Some(Role::Admin),
                 &[],
-                ["member", "member", "member", "forbidden", "member"],
+                [
+                    "member",
+                    "member",
+                    "member",
+                    "forbidden",
+                    "member",
+                    "member",
+                ],
             ),
             (
                 Some(Role::Member),
                 &[],
-                ["member", "forbidden", "forbidden", "forbidden", "forbidden"],
+                [
+                    "member",
+                    "forbidden",
+                    "forbidden",
+                    "forbidden",
+                    "forbidden",
+                    "forbidden",
+                ],
             ),
             (
                 Some(Role::Viewer),
                 &[],
-                ["member", "forbidden", "forbidden", "forbidden", "forbidden"],
+                [
+                    "member",
+                    "forbidden",
+                    "forbidden",
+                    "forbidden",
+                    "forbidden",
+                    "forbidden",
+                ],
             ),
             (
                 None,
                 &[StaffRole::Support],
-                ["not found", "not found", "support", "support", "not found"],
+                [
+                    "not found",
+                    "not found",
+                    "support",
+                    "support",
+                    "not found",
+                    "support",
+                ],
             ),
             (
                 None,
@@ -334,9 +369,10 @@ mod tests {
                     "not found",
                     "not found",
                     "analyst",
+                    "not found",
                 ],
             ),
-            (None, &[], ["not found"; 5]),
+            (None, &[], ["not found"; 6]),
         ];
         for (role, staff, expected) in rows {
             let actual = EVERY_READ.map(|what| outcome(role, staff, what));

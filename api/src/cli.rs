@@ -4,10 +4,11 @@ use clap::{Parser, Subcommand};
 
 use eventlog::EventLog;
 
+use crate::background::Background;
 use crate::config::Config;
 use crate::database::Database;
 use crate::operator;
-use crate::startup::Application;
+use crate::startup::{Application, host_name};
 use crate::writes::Writes;
 
 /// Chronicle: a GraphQL backend whose every change is an audited event.
@@ -23,6 +24,9 @@ pub enum Command {
     /// Migrate the database and serve the API (runs a private PostgreSQL when DATABASE_URL is
     /// not set).
     Serve,
+    /// Run the job dispatcher and the background job workers only, without serving the API
+    /// (to scale them apart from `serve`; migrates first).
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Audit trail checks.
@@ -34,9 +38,24 @@ pub enum Command {
     /// The event log, for analysts and operators.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Background jobs, for operators: their state, and running a failed one again.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// The read side: where each asynchronous projection stands, and rebuilding them.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Each queue's jobs by state (pending, running, retrying, dead, done), then the dead
+    /// jobs with their ids, causing events and last errors.
+    Status,
+    /// Run a failed (retrying or dead) job again now, with a fresh allowance of runs.
+    Retry {
+        /// The job's id, as `jobs status` and the logs show it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +177,16 @@ impl Cli {
                 eprintln!("\nexported {written} events; resume with --after {resume}");
                 Ok(())
             }
+            Command::Jobs(JobsCommand::Status) => {
+                print!("{}", operator::jobs_status(&database.pool).await?);
+                Ok(())
+            }
+            Command::Jobs(JobsCommand::Retry { id }) => {
+                let writes = Writes::new(EventLog::new(database.pool.clone()));
+                operator::retry_job(&writes, &id, config.job_retry).await?;
+                println!("job {id} will run again");
+                Ok(())
+            }
             Command::Projections(ProjectionsCommand::Status) => {
                 let log = EventLog::new(database.pool.clone());
                 print!("{}", operator::projection_status(&log).await?);
@@ -167,6 +196,18 @@ impl Cli {
                 let log = EventLog::new(database.pool.clone());
                 let applied = operator::rebuild(&log, name, &config.search_dir).await?;
                 eprintln!("\nrebuilt {name}: {applied} events replayed");
+                Ok(())
+            }
+            Command::Worker => {
+                let log = EventLog::new(database.pool.clone());
+                let node = config
+                    .node_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-worker-{}", host_name(), std::process::id()));
+                let background = Background::start(&config, &log, &node).await?;
+                tracing::info!(node, "working");
+                background.run_until_stopped().await?;
+                tracing::info!("stopped");
                 Ok(())
             }
             Command::Serve => {

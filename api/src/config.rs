@@ -61,6 +61,25 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// What is deleted on a schedule, and how often.
     pub pruning: Pruning,
+    /// `CHRONICLE_WORKERS`: `0` keeps `serve` from running the background jobs (run
+    /// `chronicle worker` elsewhere); anything else, or unset, runs them.
+    pub workers: bool,
+    /// `CHRONICLE_SMTP_HOST`, `_PORT` (default 587, or 465 with `tls`), `_USERNAME`,
+    /// `_PASSWORD`, `_TLS` (`none`, `starttls` (default), `tls`): where mail goes. Without a
+    /// host, development logs the emails it would send and production runs no workers.
+    pub smtp: Option<jobs::mail::SmtpSettings>,
+    /// `CHRONICLE_SMTP_FROM`: the sender of emails (default `Chronicle <noreply@localhost>`).
+    pub smtp_from: String,
+    /// `CHRONICLE_PUBLIC_URL`: where users reach the app, for links in emails (default
+    /// `http://localhost:8080`).
+    pub public_url: String,
+    /// `CHRONICLE_JOB_MAX_ATTEMPTS` (default 8) and `CHRONICLE_JOB_BACKOFF_MS` (the first
+    /// retry's delay ceiling, doubling after each failure; default 1000): how failing jobs are
+    /// retried before they are dead.
+    pub job_retry: jobs::retry::RetryPolicy,
+    /// How often workers look for due retries (1 s; not read from the environment, shortened
+    /// by tests).
+    pub job_poll_interval: std::time::Duration,
 }
 
 /// Scheduled deletion of what is no longer needed: refresh tokens and sessions, throttle
@@ -151,6 +170,55 @@ impl Config {
                 message: "only means something beside CHRONICLE_JWT_SECRET (the new key)".into(),
             });
         }
+        let smtp = match lookup("CHRONICLE_SMTP_HOST") {
+            None => None,
+            Some(host) => {
+                let tls: jobs::mail::TlsMode = parse(
+                    "CHRONICLE_SMTP_TLS",
+                    lookup("CHRONICLE_SMTP_TLS"),
+                    jobs::mail::TlsMode::StartTls,
+                )?;
+                let default_port = if tls == jobs::mail::TlsMode::Tls {
+                    465
+                } else {
+                    587
+                };
+                Some(jobs::mail::SmtpSettings {
+                    host,
+                    port: parse(
+                        "CHRONICLE_SMTP_PORT",
+                        lookup("CHRONICLE_SMTP_PORT"),
+                        default_port,
+                    )?,
+                    username: lookup("CHRONICLE_SMTP_USERNAME"),
+                    password: lookup("CHRONICLE_SMTP_PASSWORD"),
+                    tls,
+                })
+            }
+        };
+        let job_retry = {
+            let d = jobs::retry::RetryPolicy::default();
+            let max_attempts: u32 = parse(
+                "CHRONICLE_JOB_MAX_ATTEMPTS",
+                lookup("CHRONICLE_JOB_MAX_ATTEMPTS"),
+                d.max_attempts,
+            )?;
+            if max_attempts == 0 {
+                return Err(ConfigError {
+                    name: "CHRONICLE_JOB_MAX_ATTEMPTS",
+                    message: "must be at least 1".into(),
+                });
+            }
+            jobs::retry::RetryPolicy {
+                max_attempts,
+                base: std::time::Duration::from_millis(parse(
+                    "CHRONICLE_JOB_BACKOFF_MS",
+                    lookup("CHRONICLE_JOB_BACKOFF_MS"),
+                    d.base.as_millis() as u64,
+                )?),
+                max: d.max,
+            }
+        };
         let data_dir = lookup("CHRONICLE_DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(default_data_dir);
@@ -259,6 +327,16 @@ impl Config {
                     ..d
                 }
             },
+            workers: lookup("CHRONICLE_WORKERS").as_deref() != Some("0"),
+            smtp,
+            smtp_from: lookup("CHRONICLE_SMTP_FROM")
+                .unwrap_or_else(|| "Chronicle <noreply@localhost>".into()),
+            public_url: lookup("CHRONICLE_PUBLIC_URL")
+                .unwrap_or_else(|| "http://localhost:8080".into())
+                .trim_end_matches('/')
+                .to_string(),
+            job_retry,
+            job_poll_interval: std::time::Duration::from_secs(1),
             clock_offset: chrono::Duration::zero(),
             session_recheck: std::time::Duration::from_secs(30),
             auth: {
@@ -322,6 +400,11 @@ impl std::fmt::Debug for Config {
             .field("environment", &self.environment)
             .field("limits", &self.limits)
             .field("auth", &self.auth)
+            .field("workers", &self.workers)
+            .field("smtp", &self.smtp)
+            .field("smtp_from", &self.smtp_from)
+            .field("public_url", &self.public_url)
+            .field("job_retry", &self.job_retry)
             .finish()
     }
 }
@@ -451,5 +534,45 @@ mod tests {
             !shown.contains("s3cret") && shown.contains("app:***@db"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn the_smtp_password_never_reaches_the_logs() {
+        let config = config(&[
+            ("CHRONICLE_SMTP_HOST", "mail.example.com"),
+            ("CHRONICLE_SMTP_USERNAME", "mailer"),
+            ("CHRONICLE_SMTP_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("mail.example.com"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn smtp_settings_have_defaults_by_tls_mode() {
+        let smtp = |vars: &[(&str, &str)]| config(vars).unwrap().smtp.unwrap();
+        let starttls = smtp(&[("CHRONICLE_SMTP_HOST", "mail")]);
+        assert_eq!(
+            (starttls.port, starttls.tls),
+            (587, jobs::mail::TlsMode::StartTls)
+        );
+        let tls = smtp(&[
+            ("CHRONICLE_SMTP_HOST", "mail"),
+            ("CHRONICLE_SMTP_TLS", "tls"),
+        ]);
+        assert_eq!(tls.port, 465);
+        assert!(
+            config(&[
+                ("CHRONICLE_SMTP_HOST", "mail"),
+                ("CHRONICLE_SMTP_TLS", "ssl")
+            ])
+            .is_err()
+        );
+        assert!(config(&[]).unwrap().smtp.is_none());
+        assert!(config(&[]).unwrap().workers);
+        assert!(!config(&[("CHRONICLE_WORKERS", "0")]).unwrap().workers);
     }
 }

@@ -50,6 +50,8 @@ impl Database {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         eventlog::MIGRATOR.run(&self.pool).await?;
         eventlog::ensure_positions_increase(&self.pool).await?;
+        // The job queue's tables (schema `apalis`, with their own migration history).
+        jobs::setup(&self.pool).await?;
         Ok(())
     }
 

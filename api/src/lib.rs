@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod authz;
+pub mod background;
 pub mod cli;
 pub mod config;
 pub mod database;

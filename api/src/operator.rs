@@ -233,6 +233,88 @@ pub async fn projection_status(log: &EventLog) -> anyhow::Result<String> {
     Ok(table)
 }
 
+/// The most dead jobs `chronicle jobs status` lists.
+const DEAD_JOBS_SHOWN: i64 = 50;
+
+/// `chronicle jobs status`: each queue's jobs by state, then the dead jobs.
+pub async fn jobs_status(pool: &sqlx::PgPool) -> anyhow::Result<String> {
+    let mut out = format!(
+        "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+        "QUEUE", "PENDING", "RUNNING", "RETRYING", "DEAD", "DONE"
+    );
+    for q in jobs::failed::counts(pool).await? {
+        out.push_str(&format!(
+            "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+            q.queue, q.pending, q.running, q.retrying, q.dead, q.done
+        ));
+    }
+    let dead = jobs::failed::dead(pool, DEAD_JOBS_SHOWN).await?;
+    if !dead.is_empty() {
+        out.push_str("\ndead jobs (retry with `chronicle jobs retry ID`):\n");
+        for job in dead {
+            out.push_str(&format!(
+                "{}  {}  workspace {}  event {}  {} runs  {}\n",
+                jobs::failed::display_id(job.id),
+                job.queue,
+                job.workspace_id,
+                job.event_id,
+                job.attempts,
+                job.last_error.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `chronicle jobs retry ID`: runs a failed job again with a fresh allowance of runs, and
+/// records it (`JobRetried`, by the system actor `operator`) in the same transaction.
+pub async fn retry_job(
+    writes: &Writes,
+    id: &str,
+    policy: jobs::retry::RetryPolicy,
+) -> anyhow::Result<()> {
+    let job_id =
+        jobs::failed::parse_job_id(id).ok_or_else(|| anyhow::anyhow!("`{id}` is not a job id"))?;
+    let job = jobs::failed::find(writes.log().pool(), job_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no failed job {id} (not found, or running or done)"))?;
+    let stream = StreamRef {
+        stream_type: domain::Workspace::STREAM_TYPE,
+        stream_id: job.workspace_id,
+        workspace_id: Some(job.workspace_id),
+    };
+    writes
+        .run(async |tx| {
+            let loaded = writes
+                .log()
+                .load::<domain::Workspace>(job.workspace_id)
+                .await?;
+            let command = domain::WorkspaceCommand::RetryJob {
+                job_id,
+                staff_roles: vec![],
+            };
+            let ctx = domain::Context::system(writes.now(), "operator");
+            let events = loaded.state.decide(command, &ctx)?;
+            let mut metadata = Metadata::system("chronicle jobs retry");
+            metadata.causation_id = Some(job.event_id);
+            writes
+                .append(tx, &stream, loaded.expected_version(), events, &metadata)
+                .await?;
+            if !jobs::failed::retry(&mut *tx, job_id, policy)
+                .await
+                .map_err(|err| ApiError::Internal(err.into()))?
+            {
+                return Err(ApiError::Domain(domain::DomainError::conflict(
+                    "the job is no longer failed: it is running or done",
+                )));
+            }
+            Ok(())
+        })
+        .await?;
+    tracing::info!(job_id = id, "job retried by an operator");
+    Ok(())
+}
+
 /// `chronicle projections rebuild NAME`, with a progress line. Returns the events replayed.
 pub async fn rebuild(
     log: &EventLog,

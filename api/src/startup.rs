@@ -10,9 +10,11 @@ use eventlog::EventLog;
 use sqlx::PgPool;
 
 use crate::auth::{Auth, Pruned};
+use crate::background::{Background, invite_tokens};
 use crate::config::{Config, Environment, Pruning};
 use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
+use crate::graphql::jobs::JobSettings;
 use crate::read_side::ReadSide;
 use crate::secrets::shared_secret;
 use crate::writes::Writes;
@@ -22,6 +24,8 @@ use crate::{health, http, request, websocket};
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    /// The job dispatcher and workers, unless `CHRONICLE_WORKERS=0`.
+    background: Option<Background>,
 }
 
 impl Application {
@@ -46,12 +50,20 @@ impl Application {
             .node_name
             .clone()
             .unwrap_or_else(|| format!("{}:{}", host_name(), address.port()));
-        let read_side = ReadSide::start(&log, &config.search_dir, node)?;
+        let read_side = ReadSide::start(&log, &config.search_dir, node.clone())?;
+        let background = match config.workers {
+            true => Some(Background::start(config, &log, &node).await?),
+            false => None,
+        };
         let schema = build_schema(
             Writes::with_clock_offset(log.clone(), config.clock_offset),
             auth.clone(),
             pseudonymizer.clone(),
             read_side.clone(),
+            JobSettings {
+                invite_tokens: invite_tokens(&pool).await?,
+                retry: config.job_retry,
+            },
             config.environment,
             &config.limits,
         );
@@ -109,7 +121,11 @@ impl Application {
         })
         .listen(listener)?
         .run();
-        Ok(Application { address, server })
+        Ok(Application {
+            address,
+            server,
+            background,
+        })
     }
 
     /// The address the server listens on (with the real port when 0 was asked for).
@@ -120,7 +136,11 @@ impl Application {
     /// Serves until the process is asked to stop (SIGINT/SIGTERM), then drains in-flight
     /// requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(background) = &self.background {
+            background.abort();
+        }
+        served
     }
 }
 
@@ -163,7 +183,7 @@ pub async fn prune(auth: &Auth, pool: &PgPool, pruning: &Pruning) -> anyhow::Res
 }
 
 /// The machine's name, for naming this node.
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())

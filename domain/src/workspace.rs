@@ -88,6 +88,36 @@ pub enum WorkspaceCommand {
         /// The invite.
         invite_id: InviteId,
     },
+    /// Records that the invite email went out (system only: the invite-email job). Recording
+    /// it again is not an error and changes nothing, so a job run twice records it once.
+    RecordInviteEmailSent {
+        /// The invite.
+        invite_id: InviteId,
+        /// The email's `Message-ID`, derived from the invite's event.
+        message_id: String,
+    },
+    /// Records that a background job working for the workspace failed for good (system only:
+    /// the job worker). Recording the same death again changes nothing.
+    RecordJobDead {
+        /// The job.
+        job_id: uuid::Uuid,
+        /// What it does (its queue).
+        kind: String,
+        /// The event that caused it.
+        caused_by: uuid::Uuid,
+        /// Its runs, all failed.
+        attempts: u32,
+        /// What the last run failed with.
+        error: String,
+    },
+    /// Runs a failed background job again (owner, admin; SUPPORT staff, who need not be
+    /// members). The caller passes the actor's global staff roles.
+    RetryJob {
+        /// The job.
+        job_id: uuid::Uuid,
+        /// The acting user's staff roles, as granted by operators.
+        staff_roles: Vec<StaffRole>,
+    },
     /// Changes a member's role.
     ChangeMemberRole {
         /// The member.
@@ -191,6 +221,31 @@ pub enum WorkspaceEvent {
         /// The invite.
         invite_id: InviteId,
     },
+    /// The invite email was handed to the mail server (by the invite-email job).
+    InviteEmailSent {
+        /// The invite.
+        invite_id: InviteId,
+        /// The email's `Message-ID`.
+        message_id: String,
+    },
+    /// A background job working for the workspace failed for good (it is dead).
+    JobDied {
+        /// The job.
+        job_id: uuid::Uuid,
+        /// What it does (its queue).
+        kind: String,
+        /// The event that caused it.
+        caused_by: uuid::Uuid,
+        /// Its runs, all failed.
+        attempts: u32,
+        /// What the last run failed with.
+        error: String,
+    },
+    /// A failed background job was set to run again.
+    JobRetried {
+        /// The job.
+        job_id: uuid::Uuid,
+    },
     /// A user became a member.
     MemberAdded {
         /// The new member.
@@ -258,6 +313,9 @@ impl DomainEvent for WorkspaceEvent {
             Self::InviteCreated { .. } => "InviteCreated",
             Self::InviteAccepted { .. } => "InviteAccepted",
             Self::InviteRevoked { .. } => "InviteRevoked",
+            Self::InviteEmailSent { .. } => "InviteEmailSent",
+            Self::JobDied { .. } => "JobDied",
+            Self::JobRetried { .. } => "JobRetried",
             Self::MemberAdded { .. } => "MemberAdded",
             Self::MemberRoleChanged { .. } => "MemberRoleChanged",
             Self::MemberRemoved { .. } => "MemberRemoved",
@@ -294,6 +352,8 @@ pub struct Invite {
     pub expires_at: DateTime<Utc>,
     /// Where it stands.
     pub status: InviteStatus,
+    /// Whether the invite email has been recorded as sent.
+    pub email_sent: bool,
 }
 
 impl Invite {
@@ -360,6 +420,8 @@ pub struct Workspace {
     invites: BTreeMap<InviteId, Invite>,
     exports: BTreeMap<ExportId, Export>,
     rewarded_referrals: BTreeSet<UserId>,
+    /// Dead jobs: how many runs each had when it was recorded dead.
+    dead_jobs: BTreeMap<uuid::Uuid, u32>,
     version: i64,
 }
 
@@ -716,6 +778,30 @@ impl Workspace {
         Ok(vec![WorkspaceEvent::InviteRevoked { invite_id }])
     }
 
+    /// Whatever the invite's state now: the mail went out, and the record says so once.
+    fn record_invite_email_sent(
+        &self,
+        invite_id: InviteId,
+        message_id: String,
+        ctx: &Context,
+    ) -> Result<Vec<WorkspaceEvent>, DomainError> {
+        self.require_system(ctx)?;
+        let invite = self
+            .invites
+            .get(&invite_id)
+            .ok_or(DomainError::not_found("invite"))?;
+        if invite.email_sent {
+            return Ok(vec![]);
+        }
+        if message_id.trim().is_empty() {
+            return Err(ValidationError::new("message_id", "must not be empty").into());
+        }
+        Ok(vec![WorkspaceEvent::InviteEmailSent {
+            invite_id,
+            message_id,
+        }])
+    }
+
     fn change_member_role(
         &self,
         user_id: UserId,
@@ -886,6 +972,41 @@ impl Aggregate for Workspace {
                 email,
             } => self.accept_invite(invite_id, &token_hash, user_id, &email, ctx),
             WorkspaceCommand::RevokeInvite { invite_id } => self.revoke_invite(invite_id, ctx),
+            WorkspaceCommand::RecordInviteEmailSent {
+                invite_id,
+                message_id,
+            } => self.record_invite_email_sent(invite_id, message_id, ctx),
+            WorkspaceCommand::RecordJobDead {
+                job_id,
+                kind,
+                caused_by,
+                attempts,
+                error,
+            } => {
+                self.require_system(ctx)?;
+                if self.dead_jobs.get(&job_id) == Some(&attempts) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![WorkspaceEvent::JobDied {
+                    job_id,
+                    kind,
+                    caused_by,
+                    attempts,
+                    error,
+                }])
+            }
+            WorkspaceCommand::RetryJob {
+                job_id,
+                staff_roles,
+            } => {
+                self.core()?;
+                let support = matches!(ctx.actor, Actor::User(_))
+                    && staff_roles.contains(&StaffRole::Support);
+                if !support && !ctx.actor.is_system() {
+                    self.member_with(ctx, &[Role::Owner, Role::Admin], "retry jobs")?;
+                }
+                Ok(vec![WorkspaceEvent::JobRetried { job_id }])
+            }
             WorkspaceCommand::ChangeMemberRole { user_id, role } => {
                 self.change_member_role(user_id, role, ctx)
             }
@@ -958,8 +1079,20 @@ impl Aggregate for Workspace {
                         token_hash: token_hash.clone(),
                         expires_at: *expires_at,
                         status: InviteStatus::Pending,
+                        email_sent: false,
                     },
                 );
+            }
+            WorkspaceEvent::JobDied {
+                job_id, attempts, ..
+            } => {
+                self.dead_jobs.insert(*job_id, *attempts);
+            }
+            WorkspaceEvent::JobRetried { .. } => {}
+            WorkspaceEvent::InviteEmailSent { invite_id, .. } => {
+                if let Some(invite) = self.invites.get_mut(invite_id) {
+                    invite.email_sent = true;
+                }
             }
             WorkspaceEvent::InviteAccepted { invite_id, .. } => {
                 if let Some(invite) = self.invites.get_mut(invite_id) {

@@ -28,9 +28,16 @@ impl EntityKind {
                 "PlanUpgraded",
                 "TrialExtended",
                 "StaffAccessedAuditLog",
+                "JobDied",
+                "JobRetried",
             ],
             EntityKind::Member => &["MemberAdded", "MemberRoleChanged", "MemberRemoved"],
-            EntityKind::Invite => &["InviteCreated", "InviteAccepted", "InviteRevoked"],
+            EntityKind::Invite => &[
+                "InviteCreated",
+                "InviteAccepted",
+                "InviteRevoked",
+                "InviteEmailSent",
+            ],
             EntityKind::Export => &["ExportRequested", "ExportCompleted", "ExportFailed"],
             EntityKind::Item => &[
                 "ItemCreated",
@@ -229,6 +236,29 @@ fn describe_workspace(id: Uuid, event: &WorkspaceEvent, names: Names<'_>) -> Des
             invite_id.as_uuid(),
             format!("{actor} revoked an invite"),
             vec![change("status", Some("PENDING"), Some("REVOKED"))],
+        ),
+        E::JobDied {
+            kind,
+            attempts,
+            error,
+            ..
+        } => (
+            EntityKind::Workspace,
+            id,
+            format!("a background job ({kind}) failed for good after {attempts} runs: {error}"),
+            vec![],
+        ),
+        E::JobRetried { .. } => (
+            EntityKind::Workspace,
+            id,
+            format!("{actor} retried a failed background job"),
+            vec![],
+        ),
+        E::InviteEmailSent { invite_id, .. } => (
+            EntityKind::Invite,
+            invite_id.as_uuid(),
+            format!("{actor} sent the invite email"),
+            vec![],
         ),
         E::MemberAdded { user_id, role } => (
             EntityKind::Member,

@@ -257,6 +257,21 @@ async fn apply_workspace(
             .execute(&mut *conn)
             .await?;
         }
+        E::InviteEmailSent {
+            invite_id,
+            message_id,
+        } => {
+            sqlx::query!(
+                "INSERT INTO invite_emails (invite_id, workspace_id, message_id, sent_at)
+                 VALUES ($1, $2, $3, $4)",
+                invite_id.as_uuid(),
+                id,
+                message_id,
+                at
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
         E::InviteAccepted { invite_id, .. } | E::InviteRevoked { invite_id } => {
             let status = if matches!(event, E::InviteAccepted { .. }) {
                 "ACCEPTED"
@@ -360,7 +375,14 @@ async fn apply_item(
 }
 
 /// The inline read models, parents before children.
-const TABLES: [&str; 5] = ["users", "workspaces", "members", "invites", "items"];
+const TABLES: [&str; 6] = [
+    "users",
+    "workspaces",
+    "members",
+    "invites",
+    "invite_emails",
+    "items",
+];
 /// Events read per query while rebuilding.
 const REBUILD_BATCH: usize = 2_000;
 

@@ -17,15 +17,17 @@ pub enum Kind {
     Item,
     Invite,
     Event,
+    Job,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 6] = [
         Kind::User,
         Kind::Workspace,
         Kind::Item,
         Kind::Invite,
         Kind::Event,
+        Kind::Job,
     ];
 
     fn prefix(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Kind {
             Kind::Item => "Item",
             Kind::Invite => "Invite",
             Kind::Event => "Event",
+            Kind::Job => "Job",
         }
     }
 
@@ -45,6 +48,7 @@ impl Kind {
             Kind::Item => "item",
             Kind::Invite => "invite",
             Kind::Event => "event",
+            Kind::Job => "job",
         }
     }
 }

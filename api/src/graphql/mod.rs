@@ -5,6 +5,7 @@ mod audit;
 pub mod events;
 mod history;
 pub(crate) mod ids;
+pub mod jobs;
 pub mod loaders;
 mod mutation;
 pub mod node;
@@ -43,6 +44,7 @@ pub fn build_schema(
     auth: Auth,
     pseudonymizer: events::Pseudonymizer,
     read_side: ReadSide,
+    jobs: jobs::JobSettings,
     environment: Environment,
     limits: &Limits,
 ) -> ChronicleSchema {
@@ -61,6 +63,8 @@ pub fn build_schema(
         .data(auth)
         .data(pseudonymizer)
         .data(read_side)
+        .data(jobs.invite_tokens)
+        .data(jobs.retry)
         .data(*limits);
     match environment {
         Environment::Development => builder.finish(),

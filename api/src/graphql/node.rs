@@ -88,6 +88,8 @@ impl Nodes {
                 GlobalId::Entity(Kind::Item, uuid) => wanted.items.push(uuid),
                 GlobalId::Entity(Kind::Invite, uuid) => wanted.invites.push(uuid),
                 GlobalId::Entity(Kind::Event, uuid) => wanted.events.push(uuid),
+                // Failed jobs are read through `failedJobs`; as nodes they are not found.
+                GlobalId::Entity(Kind::Job, _) => {}
                 GlobalId::Member {
                     workspace_id,
                     user_id,

@@ -245,6 +245,19 @@ impl Query {
         Ok(page.connection(rows, |row| encode_cursor(&(&row.name, row.id)), Workspace))
     }
 
+    /// A workspace's background jobs whose last run failed, oldest first: retrying ones and
+    /// dead ones (owners and admins of the workspace; SUPPORT staff).
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    async fn failed_jobs(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, super::jobs::FailedJob>> {
+        super::jobs::failed_jobs(ctx, workspace_id, first, after).await
+    }
+
     /// A workspace's invites, oldest first (owners and admins).
     #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
     async fn invites(

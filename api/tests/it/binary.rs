@@ -76,7 +76,7 @@ fn a_missing_postgresql_installation_gets_a_one_line_error_saying_what_to_instal
     assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
 }
 
-fn chronicle(db_url: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn chronicle(db_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_chronicle"))
         .args(args)
         .env("DATABASE_URL", db_url)

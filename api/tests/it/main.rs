@@ -10,6 +10,7 @@ mod health;
 mod history;
 mod invites;
 mod items;
+mod jobs;
 mod limits;
 mod ndjson_bulk;
 mod nodes;
@@ -69,6 +70,8 @@ impl TestApp {
         .unwrap();
         let data_dir = Arc::new(tempfile::tempdir().unwrap());
         config.search_dir = data_dir.path().join("search");
+        // Background jobs only where a test asks for them (see `jobs`).
+        config.workers = false;
         configure(&mut config);
         let app = Application::build(&config, db.pool().clone())
             .await

@@ -1228,3 +1228,95 @@ fn analysts_and_non_staff_cannot_record_support_access() {
         )
         .then_err_matching(|e| matches!(e, DomainError::NotFound { .. }));
 }
+
+fn record_sent(n: u128) -> WorkspaceCommand {
+    WorkspaceCommand::RecordInviteEmailSent {
+        invite_id: invite_id(n),
+        message_id: format!("<invite-{n}@chronicle>"),
+    }
+}
+
+#[test]
+fn the_system_records_an_invite_email_once() {
+    let sent = WorkspaceEvent::InviteEmailSent {
+        invite_id: invite_id(1),
+        message_id: "<invite-1@chronicle>".into(),
+    };
+    let events = with(team(), [invited(1, "new@example.com", Role::Member)]);
+    let state = ws(events.clone())
+        .when(record_sent(1), &as_system())
+        .then([sent.clone()]);
+    assert_eq!(state.invite(invite_id(1)).map(|i| i.email_sent), Some(true));
+    // A job that runs again (at-least-once delivery) records nothing more.
+    ws(with(events, [sent]))
+        .when(record_sent(1), &as_system())
+        .then([]);
+}
+
+#[test]
+fn only_the_system_records_invite_emails_of_existing_invites() {
+    let events = with(team(), [invited(1, "new@example.com", Role::Member)]);
+    ws(events.clone())
+        .when(record_sent(1), &as_user(OWNER))
+        .then_err_matching(is_forbidden);
+    ws(events)
+        .when(record_sent(2), &as_system())
+        .then_err(DomainError::NotFound { entity: "invite" });
+}
+
+fn dead(attempts: u32) -> WorkspaceCommand {
+    WorkspaceCommand::RecordJobDead {
+        job_id: uuid::Uuid::from_u128(77),
+        kind: "chronicle.invite-email".into(),
+        caused_by: uuid::Uuid::from_u128(5),
+        attempts,
+        error: "connection refused".into(),
+    }
+}
+
+#[test]
+fn a_job_death_is_recorded_once_per_death() {
+    let died = |attempts| WorkspaceEvent::JobDied {
+        job_id: uuid::Uuid::from_u128(77),
+        kind: "chronicle.invite-email".into(),
+        caused_by: uuid::Uuid::from_u128(5),
+        attempts,
+        error: "connection refused".into(),
+    };
+    ws(team()).when(dead(8), &as_system()).then([died(8)]);
+    ws(with(team(), [died(8)]))
+        .when(dead(8), &as_system())
+        .then([]);
+    // Retried and dead again: a new death.
+    ws(with(team(), [died(8)]))
+        .when(dead(16), &as_system())
+        .then([died(16)]);
+    ws(team())
+        .when(dead(8), &as_user(OWNER))
+        .then_err_matching(is_forbidden);
+}
+
+#[test]
+fn owners_admins_and_support_staff_retry_jobs() {
+    let retry = |staff_roles: Vec<StaffRole>| WorkspaceCommand::RetryJob {
+        job_id: uuid::Uuid::from_u128(77),
+        staff_roles,
+    };
+    let retried = WorkspaceEvent::JobRetried {
+        job_id: uuid::Uuid::from_u128(77),
+    };
+    for actor in [OWNER, ADMIN] {
+        ws(team())
+            .when(retry(vec![]), &as_user(actor))
+            .then([retried.clone()]);
+    }
+    ws(team())
+        .when(retry(vec![StaffRole::Support]), &as_user(OUTSIDER))
+        .then([retried]);
+    ws(team())
+        .when(retry(vec![]), &as_user(MEMBER))
+        .then_err_matching(is_forbidden);
+    ws(team())
+        .when(retry(vec![StaffRole::Analyst]), &as_user(OUTSIDER))
+        .then_err_matching(|e| matches!(e, DomainError::NotFound { .. }));
+}

@@ -263,8 +263,29 @@ async fn rebuilds_beside_the_live_copy_never_show_readers_a_partial_one() {
         .await
         .unwrap();
     assert!(replayed >= 300);
-    // Let the node switch to the rebuilt index (it does at its next batch) while writing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The node switches to the rebuilt index at its next batch: wait for that (the writer
+    // keeps writing, so batches keep coming) rather than for a fixed time.
+    let generations = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("gen-")
+            })
+            .count()
+    };
+    let switching = tokio::time::Instant::now();
+    while generations() != 1 {
+        assert!(
+            switching.elapsed() < Duration::from_secs(30),
+            "the node never switched to the rebuilt index"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     done.store(true, Ordering::SeqCst);
     writer.await.unwrap();
@@ -278,18 +299,11 @@ async fn rebuilds_beside_the_live_copy_never_show_readers_a_partial_one() {
             .await
             .unwrap();
     assert_eq!(searchable(&node.store, workspace), items as u64);
-    let generations = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|entry| {
-            entry
-                .as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("gen-")
-        })
-        .count();
-    assert_eq!(generations, 1, "the old index was removed after the switch");
+    assert_eq!(
+        generations(),
+        1,
+        "the old index was removed after the switch"
+    );
 }
 
 #[tokio::test]

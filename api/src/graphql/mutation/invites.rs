@@ -1,11 +1,8 @@
 //! Invites: owners and admins invite by email; the invitee accepts with the secret token.
 
 use async_graphql::{Context, ID, Object, SimpleObject};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::{Email, InviteId, UserId, WorkspaceCommand};
 use projections::queries;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::handles;
@@ -55,7 +52,8 @@ impl InviteMutations {
         let workspace = decode(Kind::Workspace, &workspace_id)?;
         let parsed = Email::parse(&email).map_err(|e| ApiError::Domain(e.into()))?;
         let invite_id = InviteId::new();
-        let token = new_token();
+        // Derived, not random: the invite-email job derives it again to mail it.
+        let token = ctx.data::<jobs::InviteTokens>()?.token(invite_id.as_uuid());
         let command = WorkspaceCommand::InviteMember {
             invite_id,
             email: parsed,
@@ -149,13 +147,6 @@ impl InviteMutations {
             position: written.position,
         })
     }
-}
-
-/// A fresh secret invite token: 32 random bytes.
-fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// What is stored of a token: its sha256, hex.

@@ -26,6 +26,7 @@ pub struct Mutation(
     WorkspaceMutations,
     InviteMutations,
     ItemMutations,
+    crate::graphql::jobs::JobMutations,
 );
 
 /// What a mutation wrote, as stored for idempotent retries: the entity and the position.
