@@ -15,6 +15,7 @@ pub mod health;
 pub mod http;
 pub mod limits;
 pub mod operator;
+pub mod pruning;
 pub mod read_side;
 pub mod request;
 pub mod secrets;

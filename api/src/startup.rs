@@ -9,16 +9,16 @@ use async_graphql::http::GraphiQLSource;
 use eventlog::EventLog;
 use sqlx::PgPool;
 
-use crate::auth::{Auth, Pruned};
+use crate::auth::Auth;
 use crate::background::{Background, invite_tokens};
-use crate::config::{Config, Environment, Pruning};
+use crate::config::{Config, Environment};
 use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
 use crate::graphql::jobs::JobSettings;
 use crate::read_side::ReadSide;
 use crate::secrets::shared_secret;
 use crate::writes::Writes;
-use crate::{health, http, request, websocket};
+use crate::{health, http, pruning, request, websocket};
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
@@ -39,7 +39,7 @@ impl Application {
         let log = EventLog::new(pool.clone());
         let auth = Auth::new(pool.clone(), config.auth.clone()).await?;
         if !config.pruning.interval.is_zero() {
-            tokio::spawn(prune_periodically(
+            tokio::spawn(pruning::prune_periodically(
                 auth.clone(),
                 pool.clone(),
                 config.pruning,
@@ -142,44 +142,6 @@ impl Application {
         }
         served
     }
-}
-
-/// Runs [`prune`] every `pruning.interval`, for as long as the process lives (every node does;
-/// a pass that finds nothing costs a few index look-ups).
-async fn prune_periodically(auth: Auth, pool: PgPool, pruning: Pruning) {
-    let start = tokio::time::Instant::now() + pruning.interval;
-    let mut ticks = tokio::time::interval_at(start, pruning.interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match prune(&auth, &pool, &pruning).await {
-            Ok(pruned) => tracing::debug!(?pruned, "pruned"),
-            Err(err) => tracing::warn!(error = ?err, "pruning failed; trying again next time"),
-        }
-    }
-}
-
-/// What one pruning pass deleted.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PruneReport {
-    pub auth: Pruned,
-    pub idempotency_keys: u64,
-}
-
-/// One pruning pass: refresh tokens and sessions past `pruning.session_retention`, throttle
-/// rows past their window, idempotency keys past `pruning.idempotency_retention`, each deleted
-/// in short statements of at most `pruning.batch` rows.
-pub async fn prune(auth: &Auth, pool: &PgPool, pruning: &Pruning) -> anyhow::Result<PruneReport> {
-    let auth = auth
-        .prune(pruning.session_retention, pruning.batch)
-        .await
-        .map_err(anyhow::Error::new)?;
-    let idempotency_keys =
-        crate::writes::prune(pool, pruning.idempotency_retention, pruning.batch).await?;
-    Ok(PruneReport {
-        auth,
-        idempotency_keys,
-    })
 }
 
 /// The machine's name, for naming this node.

@@ -197,8 +197,7 @@ pub async fn prune(
 ) -> Result<u64, sqlx::Error> {
     let retention_secs = retention.num_seconds() as f64;
     let limit = i64::from(batch.max(1));
-    let mut pruned = 0;
-    loop {
+    crate::pruning::in_batches(limit, move || async move {
         let deleted = sqlx::query!(
             r#"
             DELETE FROM idempotency_keys k
@@ -211,13 +210,10 @@ pub async fn prune(
             limit
         )
         .execute(pool)
-        .await?
-        .rows_affected();
-        pruned += deleted;
-        if (deleted as i64) < limit {
-            return Ok(pruned);
-        }
-    }
+        .await?;
+        Ok(deleted.rows_affected())
+    })
+    .await
 }
 
 fn request_hash(operation: &str, input: &impl Serialize) -> Result<Vec<u8>, ApiError> {

@@ -1,12 +1,12 @@
 //! Forgetting what authentication no longer needs: refresh tokens long expired, sessions long
-//! ended, and throttle counters whose window or delay is over. Deletes run in small batches,
-//! each its own short statement, so pruning never holds a long transaction (which would pin
-//! the event log's read horizon) nor many locks at once.
+//! ended, and throttle counters whose window or delay is over, in short batches
+//! ([`in_batches`]; see [`crate::pruning`]).
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{AuthError, AuthSettings, pg_interval};
+use crate::pruning::in_batches;
 
 /// What one pruning pass deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +25,13 @@ pub(super) async fn prune(
     retention: chrono::Duration,
     batch: u32,
 ) -> Result<Pruned, AuthError> {
-    let retention = pg_interval(retention)?;
+    let retention = &pg_interval(retention)?;
     let limit = i64::from(batch.max(1));
     let mut pruned = Pruned::default();
+    let sessions = &std::sync::atomic::AtomicU64::new(0);
 
     // Expired tokens, then their sessions if nothing is left of them.
-    loop {
+    pruned.refresh_tokens += in_batches(limit, move || async move {
         let families = sqlx::query_scalar!(
             r#"
             DELETE FROM refresh_tokens WHERE token_hash IN (
@@ -43,14 +44,13 @@ pub(super) async fn prune(
         )
         .fetch_all(pool)
         .await?;
-        pruned.refresh_tokens += families.len() as u64;
-        pruned.sessions += delete_empty_sessions(pool, &families).await?;
-        if (families.len() as i64) < limit {
-            break;
-        }
-    }
+        let emptied = delete_empty_sessions(pool, &families).await?;
+        sessions.fetch_add(emptied, std::sync::atomic::Ordering::Relaxed);
+        Ok::<_, AuthError>(families.len() as u64)
+    })
+    .await?;
     // Sessions ended long ago: their tokens, then them.
-    loop {
+    pruned.refresh_tokens += in_batches(limit, move || async move {
         let families = sqlx::query_scalar!(
             r#"
             DELETE FROM refresh_tokens WHERE token_hash IN (
@@ -64,12 +64,10 @@ pub(super) async fn prune(
         )
         .fetch_all(pool)
         .await?;
-        pruned.refresh_tokens += families.len() as u64;
-        if (families.len() as i64) < limit {
-            break;
-        }
-    }
-    loop {
+        Ok::<_, AuthError>(families.len() as u64)
+    })
+    .await?;
+    pruned.sessions += in_batches(limit, move || async move {
         let deleted = sqlx::query!(
             r#"
             DELETE FROM refresh_token_families WHERE id IN (
@@ -82,17 +80,14 @@ pub(super) async fn prune(
             limit
         )
         .execute(pool)
-        .await?
-        .rows_affected();
-        pruned.sessions += deleted;
-        if (deleted as i64) < limit {
-            break;
-        }
-    }
+        .await?;
+        Ok::<_, AuthError>(deleted.rows_affected())
+    })
+    .await?;
 
     // Address windows that are over (and the per-account rows no longer written).
-    let window = pg_interval(settings.address_window)?;
-    loop {
+    let window = &pg_interval(settings.address_window)?;
+    pruned.throttle_rows += in_batches(limit, move || async move {
         let deleted = sqlx::query!(
             r#"
             DELETE FROM login_throttle l
@@ -105,16 +100,13 @@ pub(super) async fn prune(
             limit
         )
         .execute(pool)
-        .await?
-        .rows_affected();
-        pruned.throttle_rows += deleted;
-        if (deleted as i64) < limit {
-            break;
-        }
-    }
+        .await?;
+        Ok::<_, AuthError>(deleted.rows_affected())
+    })
+    .await?;
     // Failures forgotten anyway (`backoff_reset`) whose delay is over.
-    let reset = pg_interval(settings.backoff_reset)?;
-    loop {
+    let reset = &pg_interval(settings.backoff_reset)?;
+    pruned.throttle_rows += in_batches(limit, move || async move {
         let deleted = sqlx::query!(
             r#"
             DELETE FROM login_backoff b
@@ -128,13 +120,11 @@ pub(super) async fn prune(
             limit
         )
         .execute(pool)
-        .await?
-        .rows_affected();
-        pruned.throttle_rows += deleted;
-        if (deleted as i64) < limit {
-            break;
-        }
-    }
+        .await?;
+        Ok::<_, AuthError>(deleted.rows_affected())
+    })
+    .await?;
+    pruned.sessions += sessions.load(std::sync::atomic::Ordering::Relaxed);
     Ok(pruned)
 }
 

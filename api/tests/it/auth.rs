@@ -812,7 +812,7 @@ async fn pruning_deletes_old_rows_and_keeps_recent_ones() {
         batch: 2,
         ..api::config::Pruning::default()
     };
-    let report = api::startup::prune(&auth, db.pool(), &pruning)
+    let report = api::pruning::prune(&auth, db.pool(), &pruning)
         .await
         .unwrap();
     assert_eq!(report.idempotency_keys, 5, "{report:?}");
