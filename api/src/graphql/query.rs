@@ -151,10 +151,8 @@ async fn audit_page(
     ctx: &Context<'_>,
     filter: &eventlog::EventFilter,
     newest_first: bool,
-    first: Option<i32>,
-    after: Option<&str>,
+    page: Page<'_>,
 ) -> async_graphql::Result<Connection<String, AuditEntry>> {
-    let page = Page::new(first, after)?;
     let after = page
         .after::<String>()?
         .map(|p| {
@@ -163,9 +161,10 @@ async fn audit_page(
         })
         .transpose()?;
     let limit = usize::try_from(page.fetch()).unwrap_or(usize::MAX);
+    // A backward page is read the other way from its cursor, then turned around.
     let events = ctx
         .data::<EventLog>()?
-        .read_filtered(filter, after, newest_first, limit)
+        .read_filtered(filter, after, newest_first != page.backward(), limit)
         .await
         .map_err(ApiError::from)?;
     let entries = audit::entries(ctx, events).await?;
@@ -402,7 +401,9 @@ impl Query {
     /// A workspace's audit history: who did what, when, from where, with before and after
     /// values; newest first unless `filter.oldestFirst`. For its owners and admins, and for
     /// SUPPORT staff who give a `reason` (their look is recorded in the workspace's history).
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
+    // Each GraphQL argument is a parameter here.
+    #[allow(clippy::too_many_arguments)]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -414,8 +415,12 @@ impl Query {
         reason: Option<String>,
         first: Option<i32>,
         after: Option<String>,
+        #[graphql(desc = "The last entries (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only entries before this cursor (with `last`).")] before: Option<String>,
     ) -> async_graphql::Result<Connection<String, AuditEntry>> {
         let user_id = caller(ctx)?;
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let grant = authz::workspace(pool(ctx)?, user_id, workspace_id, Read::AuditLog).await?;
         if grant == Grant::Support {
@@ -423,26 +428,23 @@ impl Query {
         }
         let filter = filter.unwrap_or_default();
         let log_filter = filter.to_log_filter(Some(workspace_id), None)?;
-        audit_page(
-            ctx,
-            &log_filter,
-            !filter.oldest_first,
-            first,
-            after.as_deref(),
-        )
-        .await
+        audit_page(ctx, &log_filter, !filter.oldest_first, page).await
     }
 
     /// The history of one item, oldest first (members of its workspace; also once deleted).
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn item_history(
         &self,
         ctx: &Context<'_>,
         id: ID,
         first: Option<i32>,
         after: Option<String>,
+        #[graphql(desc = "The last entries (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only entries before this cursor (with `last`).")] before: Option<String>,
     ) -> async_graphql::Result<Connection<String, AuditEntry>> {
         let user_id = caller(ctx)?;
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         let item_id = decode(Kind::Item, &id)?;
         let log = ctx.data::<EventLog>()?;
         let loaded = log
@@ -459,19 +461,23 @@ impl Query {
             stream_id: Some(item_id),
             ..Default::default()
         };
-        audit_page(ctx, &log_filter, false, first, after.as_deref()).await
+        audit_page(ctx, &log_filter, false, page).await
     }
 
-    /// The log in position order: a workspace's events for its members; any workspace's (or
-    /// all) for ANALYST staff, with personal data replaced by stable pseudonyms. Resume from
-    /// where you stopped with `filter.afterPosition` or the connection's cursor.
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    /// The log in position order: a workspace's events for its owners and admins; any
+    /// workspace's (or all) for ANALYST staff, with personal data replaced by stable
+    /// pseudonyms. Resume from where you stopped with `filter.afterPosition` or the
+    /// connection's cursor; page backward from the newest with `last`/`before`.
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
         filter: Option<EventsFilter>,
         first: Option<i32>,
         after: Option<String>,
+        #[graphql(desc = "The last events (of the log, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only events before this cursor (with `last`).")] before: Option<String>,
     ) -> async_graphql::Result<Connection<String, Event>> {
         let user_id = caller(ctx)?;
         let filter = filter.unwrap_or_default();
@@ -482,7 +488,13 @@ impl Query {
             .transpose()?;
         let grant = authz::log(pool(ctx)?, user_id, workspace_id).await?;
         let (log_filter, from) = filter.to_log_filter(workspace_id)?;
-        let page = Page::new(first, after.as_deref())?;
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
+        if page.backward() && from.is_some() {
+            return Err(ApiError::BadInput(
+                "page backward (`last`, `before`) or from `filter.afterPosition`, not both".into(),
+            )
+            .into());
+        }
         let cursor = page
             .after::<String>()?
             .map(|p| events::position(&p))
@@ -491,7 +503,7 @@ impl Query {
         let limit = usize::try_from(page.fetch()).unwrap_or(usize::MAX);
         let rows = ctx
             .data::<EventLog>()?
-            .read_filtered(&log_filter, after, false, limit)
+            .read_filtered(&log_filter, after, page.backward(), limit)
             .await
             .map_err(ApiError::from)?;
         let pseudonymizer = ctx.data::<Pseudonymizer>()?;

@@ -231,3 +231,91 @@ async fn items_page_both_ways_with_truthful_page_info() {
         .await;
     assert_eq!(error_codes(&mixed), ["BAD_USER_INPUT"], "{mixed}");
 }
+
+#[tokio::test]
+async fn the_log_and_the_audit_log_page_backward_too() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    for title in ["a", "b", "c"] {
+        ana.gql(
+            &app,
+            "mutation($w: ID!, $t: String!) { createItem(input: { workspaceId: $w, title: $t }) { position } }",
+            json!({ "w": ws, "t": title }),
+        )
+        .await;
+    }
+    let events = |args: Value| {
+        let (app, ana, ws) = (app.clone(), ana.clone(), ws.clone());
+        async move {
+            let mut vars = args;
+            vars["filter"] = json!({ "workspaceId": ws });
+            let response = ana
+                .gql(
+                    &app,
+                    "query($filter: EventsFilter, $first: Int, $last: Int, $before: String) {
+                        events(filter: $filter, first: $first, last: $last, before: $before) {
+                            edges { node { position } }
+                            pageInfo { hasPreviousPage hasNextPage startCursor } } }",
+                    vars,
+                )
+                .await;
+            assert!(response["errors"].is_null(), "{response}");
+            let events = &response["data"]["events"];
+            let positions: Vec<String> = events["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["position"].as_str().unwrap().to_string())
+                .collect();
+            let info = events["pageInfo"].clone();
+            (positions, info)
+        }
+    };
+    let (all, _) = events(json!({ "first": 100 })).await;
+    assert_eq!(all.len(), 4, "WorkspaceCreated and three ItemCreated");
+    let (tail, info) = events(json!({ "last": 2 })).await;
+    assert_eq!(tail, all[2..]);
+    assert_eq!(
+        (
+            info["hasPreviousPage"].as_bool(),
+            info["hasNextPage"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    let (head, info) = events(json!({ "last": 10, "before": info["startCursor"] })).await;
+    assert_eq!(head, all[..2]);
+    assert_eq!(
+        (
+            info["hasPreviousPage"].as_bool(),
+            info["hasNextPage"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+
+    // The audit log is newest first: its last entry is the oldest, the workspace's creation.
+    let oldest = ana
+        .gql(
+            &app,
+            "query($w: ID!) { auditLog(workspaceId: $w, last: 1) { edges { node { summary } } pageInfo { hasPreviousPage } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    assert_eq!(
+        oldest["data"]["auditLog"]["edges"][0]["node"]["summary"],
+        "Ana created workspace 'Acme' in region eu",
+        "{oldest}"
+    );
+    assert_eq!(
+        oldest["data"]["auditLog"]["pageInfo"]["hasPreviousPage"],
+        true
+    );
+    let mixed = ana
+        .gql(
+            &app,
+            "query($w: ID!, $p: String) { events(filter: { workspaceId: $w, afterPosition: $p }, last: 1) { edges { cursor } } }",
+            json!({ "w": ws, "p": all[0] }),
+        )
+        .await;
+    assert_eq!(error_codes(&mixed), ["BAD_USER_INPUT"], "{mixed}");
+}
