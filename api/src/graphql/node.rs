@@ -100,17 +100,17 @@ impl Nodes {
             }
         }
         let pool = self.log.pool();
-        let users = self.nonempty(&wanted.users, queries::users_by_ids(pool, &wanted.users));
-        let workspaces = self.nonempty(
+        let users = nonempty(&wanted.users, queries::users_by_ids(pool, &wanted.users));
+        let workspaces = nonempty(
             &wanted.workspaces,
             queries::workspaces_with_ids(pool, &wanted.workspaces, self.caller),
         );
-        let items = self.nonempty(&wanted.items, queries::items_with_ids(pool, &wanted.items));
-        let invites = self.nonempty(
+        let items = nonempty(&wanted.items, queries::items_with_ids(pool, &wanted.items));
+        let invites = nonempty(
             &wanted.invites,
             queries::invites_with_ids(pool, &wanted.invites),
         );
-        let members = self.nonempty(
+        let members = nonempty(
             &wanted.member_users,
             queries::members_with_ids(pool, &wanted.member_workspaces, &wanted.member_users),
         );
@@ -182,16 +182,15 @@ impl Nodes {
         }
         Ok(found)
     }
+}
 
-    /// Runs `query` unless there is nothing to look up.
-    async fn nonempty<T>(
-        &self,
-        ids: &[Uuid],
-        query: impl Future<Output = Result<Vec<T>, projections::Error>>,
-    ) -> Result<Vec<T>, ApiError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(query.await?)
+/// Runs `query` unless there is nothing to look up.
+async fn nonempty<T>(
+    ids: &[Uuid],
+    query: impl Future<Output = Result<Vec<T>, projections::Error>>,
+) -> Result<Vec<T>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
+    Ok(query.await?)
 }

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::invites::invite_and_accept;
 use crate::workspaces::{add_member, create_workspace};
 use crate::{TestApp, error_codes};
 
@@ -414,26 +415,7 @@ async fn a_real_invite_and_its_acceptance_read_back_with_who_did_them_and_from_w
     let app = TestApp::spawn().await;
     let ana = app.sign_up("Ana").await;
     let ws = create_workspace(&app, &ana, "Acme").await;
-    let invited = ana
-        .gql(
-            &app,
-            "mutation($w: ID!) { inviteMember(workspaceId: $w, email: \"Vic@example.com\", role: MEMBER) { token } }",
-            json!({ "w": ws }),
-        )
-        .await;
-    let token = invited["data"]["inviteMember"]["token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{invited}"))
-        .to_string();
-    let vic = app.sign_up("Vic").await;
-    let accepted = vic
-        .gql(
-            &app,
-            "mutation($t: String!) { acceptInvite(token: $t) { workspace { id } } }",
-            json!({ "t": token }),
-        )
-        .await;
-    assert!(accepted["errors"].is_null(), "{accepted}");
+    invite_and_accept(&app, &ana, &ws, "Vic", "MEMBER").await;
 
     let log = ana.gql(&app, LOG, json!({ "w": ws })).await;
     let entries: Vec<(String, Value, Value)> = log["data"]["auditLog"]["edges"]

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use crate::workspaces::{add_member, create_workspace};
-use crate::{TestApp, error_codes};
+use crate::{Session, TestApp, error_codes};
 
 const INVITE: &str = "mutation($w: ID!, $email: String!, $role: Role!) {
     inviteMember(workspaceId: $w, email: $email, role: $role) { invite { id email role status } token position } }";
@@ -176,4 +176,30 @@ async fn after_the_trial_invites_are_feature_locked_until_upgrade() {
         invite["data"]["inviteMember"]["token"].is_string(),
         "{invite}"
     );
+}
+
+/// `owner` invites `name@example.com` to `workspace` with `role` (`MEMBER`, `VIEWER`…) through
+/// the API; `name` signs up and accepts with the token the invite returned. Returns them.
+pub async fn invite_and_accept(
+    app: &TestApp,
+    owner: &Session,
+    workspace: &str,
+    name: &str,
+    role: &str,
+) -> Session {
+    let invited = owner
+        .gql(
+            app,
+            INVITE,
+            json!({ "w": workspace, "email": format!("{name}@example.com"), "role": role }),
+        )
+        .await;
+    let token = invited["data"]["inviteMember"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{invited}"))
+        .to_string();
+    let invitee = app.sign_up(name).await;
+    let accepted = invitee.gql(app, ACCEPT, json!({ "t": token })).await;
+    assert!(accepted["errors"].is_null(), "{accepted}");
+    invitee
 }

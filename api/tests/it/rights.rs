@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::invites::invite_and_accept;
 use crate::workspaces::{add_member, create_workspace};
 use crate::{Session, TestApp, error_codes};
 
@@ -224,26 +225,7 @@ async fn an_invitee_is_recorded_with_the_role_they_join_with_not_as_owner() {
     let app = TestApp::spawn().await;
     let ana = app.sign_up("Ana").await;
     let ws = create_workspace(&app, &ana, "Acme").await;
-    let invite = ana
-        .gql(
-            &app,
-            "mutation($w: ID!) { inviteMember(workspaceId: $w, email: \"Vic@example.com\", role: VIEWER) { token } }",
-            json!({ "w": ws }),
-        )
-        .await;
-    let token = invite["data"]["inviteMember"]["token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{invite}"))
-        .to_string();
-    let vic = app.sign_up("Vic").await;
-    let accepted = vic
-        .gql(
-            &app,
-            "mutation($t: String!) { acceptInvite(token: $t) { workspace { id } } }",
-            json!({ "t": token }),
-        )
-        .await;
-    assert!(accepted["errors"].is_null(), "{accepted}");
+    invite_and_accept(&app, &ana, &ws, "Vic", "VIEWER").await;
     let events = nodes(
         &ana.gql(&app, EVENTS, json!({ "filter": { "workspaceId": ws } }))
             .await,
