@@ -176,6 +176,8 @@ pub async fn start_app(pool: PgPool, state: &Path) -> anyhow::Result<SocketAddr>
         // Every benchmark client signs up from 127.0.0.1.
         "CHRONICLE_SIGNUPS_PER_ADDRESS" | "CHRONICLE_LOGINS_PER_ADDRESS" => Some("100000".into()),
         "CHRONICLE_DATA_DIR" => Some(state.clone()),
+        // The benchmarks measure the API; production runs no job workers without SMTP.
+        "CHRONICLE_WORKERS" => Some("0".into()),
         "CHRONICLE_MAX_PROJECTION_LAG" => Some("0".into()),
         _ => None,
     })?;
