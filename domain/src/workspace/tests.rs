@@ -1,8 +1,10 @@
 use chrono::Duration;
 
 use super::*;
+use crate::aggregate::DomainEvent;
 use crate::fixtures::*;
 use crate::testing::{Given, given};
+use crate::values::{ExportFormat, StaffRole};
 
 const OWNER: u128 = 1;
 const ADMIN: u128 = 2;
