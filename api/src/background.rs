@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, Environment};
 use crate::error::ApiError;
 use crate::secrets::shared_secret;
-use crate::writes::Writes;
+use crate::writes::{Clock, Writes};
 
 /// The name under which system events written by the invite-email job are recorded.
 const INVITE_EMAIL_ACTOR: &str = "invite-email-job";
@@ -45,7 +45,12 @@ pub struct Background {
 impl Background {
     /// Starts the dispatcher and the workers on `log`'s database. Refuses to start without an
     /// SMTP server in production; says at start when development only logs emails.
-    pub async fn start(config: &Config, log: &EventLog, node: &str) -> anyhow::Result<Background> {
+    pub async fn start(
+        config: &Config,
+        log: &EventLog,
+        clock: Clock,
+        node: &str,
+    ) -> anyhow::Result<Background> {
         let mailer = match (&config.smtp, config.environment) {
             (Some(smtp), _) => Mailer::smtp(smtp, &config.smtp_from)?,
             (None, Environment::Development) => {
@@ -60,7 +65,7 @@ impl Background {
             ),
         };
         let pool = log.pool().clone();
-        let writes = Writes::with_clock_offset(log.clone(), config.clock_offset);
+        let writes = Writes::with_clock(log.clone(), clock);
         let mail = Arc::new(InviteMail {
             pool: pool.clone(),
             mailer,

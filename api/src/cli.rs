@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::database::Database;
 use crate::operator;
 use crate::startup::{Application, host_name};
-use crate::writes::Writes;
+use crate::writes::{Clock, Writes};
 
 /// Chronicle: a GraphQL backend whose every change is an audited event.
 #[derive(Debug, Parser)]
@@ -204,7 +204,8 @@ impl Cli {
                     .node_name
                     .clone()
                     .unwrap_or_else(|| format!("{}-worker-{}", host_name(), std::process::id()));
-                let background = Background::start(&config, &log, &node).await?;
+                let clock = Clock::with_offset(config.clock_offset);
+                let background = Background::start(&config, &log, clock, &node).await?;
                 tracing::info!(node, "working");
                 background.run_until_stopped().await?;
                 tracing::info!("stopped");

@@ -48,6 +48,9 @@ pub struct Config {
     /// `CHRONICLE_NODE_NAME`: this node's name in `chronicle projections status` (default
     /// the host name and port).
     pub node_name: Option<String>,
+    /// `CHRONICLE_CACHE_MB`: the response cache's bound, in MiB of answers (default 64; 0
+    /// turns the cache off).
+    pub cache_mb: u64,
     /// `CHRONICLE_MAX_PROJECTION_LAG`: `/readyz` says not ready when a projection is more
     /// than this many events behind the log (default 10,000).
     pub max_projection_lag: u64,
@@ -229,6 +232,7 @@ impl Config {
                 .unwrap_or_else(|| data_dir.join("search")),
             data_dir,
             node_name: lookup("CHRONICLE_NODE_NAME"),
+            cache_mb: parse("CHRONICLE_CACHE_MB", lookup("CHRONICLE_CACHE_MB"), 64)?,
             max_projection_lag: parse(
                 "CHRONICLE_MAX_PROJECTION_LAG",
                 lookup("CHRONICLE_MAX_PROJECTION_LAG"),
@@ -391,6 +395,7 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("search_dir", &self.search_dir)
             .field("node_name", &self.node_name)
+            .field("cache_mb", &self.cache_mb)
             .field("max_projection_lag", &self.max_projection_lag)
             .field("max_reader_stall", &self.max_reader_stall)
             .field("host", &self.host)

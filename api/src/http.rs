@@ -12,8 +12,11 @@ use tracing::Instrument;
 use async_graphql::ID;
 use eventlog::{EventFilter, EventLog, Position};
 
+use std::sync::Arc;
+
 use crate::auth::{Auth, AuthError};
 use crate::authz::{self, Grant};
+use crate::cache::{Answer, Reads, ResponseCache};
 use crate::error::ApiError;
 use crate::error::Code;
 use crate::graphql::ChronicleSchema;
@@ -23,12 +26,17 @@ use crate::limits::Limits;
 use crate::request::{self, RequestContext};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+/// The response header saying whether the answer came from the response cache.
+const CACHE_OUTCOME: header::HeaderName = header::HeaderName::from_static("x-chronicle-cache");
+/// The request header with the newest log position the client has seen.
+const MIN_POSITION: header::HeaderName = header::HeaderName::from_static("x-min-position");
 
 /// Serves one GraphQL request (or a batch), in a span carrying the request id.
 pub async fn graphql(
     schema: web::Data<ChronicleSchema>,
     auth: web::Data<Auth>,
     limits: web::Data<Limits>,
+    cache: web::Data<Option<ResponseCache>>,
     http: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
@@ -38,6 +46,7 @@ pub async fn graphql(
         schema: &schema,
         auth: &auth,
         limits: &limits,
+        cache: cache.as_ref().as_ref(),
     };
     let mut response = served
         .serve(&http, &body, &request_id)
@@ -56,6 +65,8 @@ struct Served<'a> {
     schema: &'a ChronicleSchema,
     auth: &'a Auth,
     limits: &'a Limits,
+    /// This node's response cache, unless turned off.
+    cache: Option<&'a ResponseCache>,
 }
 
 impl Served<'_> {
@@ -104,9 +115,16 @@ impl Served<'_> {
                 RequestContext::new(http, request_id, request.operation_name.clone(), principal);
             request.data(context)
         };
-        let batch = match batch {
-            BatchRequest::Single(request) => BatchRequest::Single(attach(request)),
-            BatchRequest::Batch(requests) => {
+        let batch = match (batch, self.cache) {
+            // A rejected token is answered with errors, which are never cached.
+            (BatchRequest::Single(request), Some(cache)) if principal.is_ok() => {
+                let caller = principal.ok().flatten().map(|p| p.user_id);
+                return self
+                    .serve_cached(cache, http, attach(request), caller)
+                    .await;
+            }
+            (BatchRequest::Single(request), _) => BatchRequest::Single(attach(request)),
+            (BatchRequest::Batch(requests), _) => {
                 BatchRequest::Batch(requests.into_iter().map(attach).collect())
             }
         };
@@ -121,6 +139,120 @@ impl Served<'_> {
             ),
         }
     }
+}
+
+impl Served<'_> {
+    /// Serves a single request through the response cache: a fresh entry if there is one,
+    /// else the answer of executing it (once for concurrent identical requests), stored when
+    /// it may be. With `X-Min-Position`, nothing older than that position is served.
+    async fn serve_cached(
+        &self,
+        cache: &ResponseCache,
+        http: &HttpRequest,
+        request: Request,
+        caller: Option<uuid::Uuid>,
+    ) -> HttpResponse {
+        let content_type = response_type(http);
+        if let Some(min_position) = min_position(http) {
+            let reached = match min_position {
+                Ok(position) => {
+                    cache
+                        .freshness()
+                        .reaches(position, self.limits.consistency_wait)
+                        .await
+                }
+                Err(message) => {
+                    return refuse(http, StatusCode::BAD_REQUEST, Code::BadUserInput, &message);
+                }
+            };
+            if !reached {
+                let (code, message) = ApiError::NotYetConsistent.public();
+                return refuse(http, StatusCode::OK, code, &message);
+            }
+        }
+        let key = cache.key(caller, &request, content_type);
+        if let Some(entry) = cache.fresh(&key).await {
+            return cached_response(&entry.body, entry.content_type, CacheOutcome::Hit);
+        }
+        let reads = Arc::new(Reads::default());
+        let request = request.data(reads.clone());
+        let (schema, stamper, timeout) = (
+            self.schema.clone(),
+            cache.clone(),
+            self.limits.request_timeout,
+        );
+        let start = cache.start();
+        let answer = cache
+            .get_or_compute(key, async move {
+                let Ok(response) = tokio::time::timeout(timeout, schema.execute(request)).await
+                else {
+                    return Answer::TimedOut;
+                };
+                let body = web::Bytes::from(serde_json::to_vec(&response).unwrap_or_default());
+                if response.is_ok() {
+                    stamper.stamp(body, content_type, reads.recorded(), caller, start)
+                } else {
+                    Answer::Uncacheable(body, content_type)
+                }
+            })
+            .await;
+        match answer {
+            Answer::Cacheable(entry) => {
+                cached_response(&entry.body, entry.content_type, CacheOutcome::Miss)
+            }
+            Answer::Uncacheable(body, content_type) => {
+                cached_response(&body, content_type, CacheOutcome::Bypass)
+            }
+            Answer::TimedOut => refuse(
+                http,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Internal,
+                "the request took too long",
+            ),
+            Answer::Failed(err) => {
+                tracing::error!(error = %err, "executing a request failed");
+                let (code, message) = ApiError::Internal(anyhow::anyhow!(err)).public();
+                refuse(http, StatusCode::INTERNAL_SERVER_ERROR, code, &message)
+            }
+        }
+    }
+}
+
+/// Whether an answer came from the response cache, said in the `X-Chronicle-Cache` header.
+#[derive(Debug, Clone, Copy)]
+enum CacheOutcome {
+    /// Served from the cache.
+    Hit,
+    /// Computed, and stored for the next request.
+    Miss,
+    /// Computed, not stored (not a cacheable query, an answer with errors, …).
+    Bypass,
+}
+
+fn cached_response(body: &web::Bytes, content_type: &str, outcome: CacheOutcome) -> HttpResponse {
+    let outcome = match outcome {
+        CacheOutcome::Hit => "hit",
+        CacheOutcome::Miss => "miss",
+        CacheOutcome::Bypass => "bypass",
+    };
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((CACHE_OUTCOME, outcome))
+        .body(body.clone())
+}
+
+/// The `X-Min-Position` header, if sent: the client has seen that log position and wants no
+/// answer older than it.
+fn min_position(http: &HttpRequest) -> Option<Result<Position, String>> {
+    let value = http.headers().get(MIN_POSITION)?;
+    Some(
+        value
+            .to_str()
+            .map_err(|_| "X-Min-Position must be a log position".to_string())
+            .and_then(|text| {
+                events::position(text.trim()).map_err(|err| err.public().1.to_string())
+            }),
+    )
 }
 
 fn parse(http: &HttpRequest, body: &[u8]) -> Result<BatchRequest, String> {
@@ -161,20 +293,24 @@ fn parse(http: &HttpRequest, body: &[u8]) -> Result<BatchRequest, String> {
     serde_json::from_value(json).map_err(|err| not_a_request(err.to_string()))
 }
 
-/// A JSON response, typed as the client asked.
-fn respond(http: &HttpRequest, status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+/// The content type the client asked answers in.
+fn response_type(http: &HttpRequest) -> &'static str {
     let accepts_graphql_json = http
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains(GRAPHQL_RESPONSE_JSON));
-    let content_type = if accepts_graphql_json {
+    if accepts_graphql_json {
         GRAPHQL_RESPONSE_JSON
     } else {
         "application/json"
-    };
+    }
+}
+
+/// A JSON response, typed as the client asked.
+fn respond(http: &HttpRequest, status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::build(status)
-        .content_type(content_type)
+        .content_type(response_type(http))
         .body(serde_json::to_vec(body).unwrap_or_default())
 }
 

@@ -51,6 +51,11 @@ impl ReadSide {
         self.search.index()
     }
 
+    /// How far this node's search index reflects the log.
+    pub fn search_position(&self) -> Position {
+        *self.search_progress.borrow()
+    }
+
     /// Waits, up to `wait`, until this node's search index reflects `position`.
     pub async fn search_reaches(&self, position: Position, wait: Duration) -> bool {
         let mut progress = self.search_progress.clone();

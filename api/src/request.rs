@@ -50,6 +50,9 @@ pub struct RequestContext {
     pub correlation_id: Uuid,
     /// The `Idempotency-Key` header, if any.
     pub idempotency_key: Option<String>,
+    /// The `X-Min-Position` header, if any: every read waits for it as for a `minPosition`
+    /// argument (which takes precedence).
+    pub min_position: Option<String>,
     /// The authenticated caller, if a valid access token came with the request.
     pub principal: Option<Principal>,
     /// A token came with the request but is not valid (expired, tampered, revoked…).
@@ -160,6 +163,7 @@ impl RequestContext {
             operation_name,
             correlation_id: Uuid::now_v7(),
             idempotency_key: header("idempotency-key").map(str::to_string),
+            min_position: header("x-min-position").map(str::to_string),
             token_rejected: principal.is_err(),
             principal: principal.ok().flatten(),
         }

@@ -11,13 +11,14 @@ use sqlx::PgPool;
 
 use crate::auth::Auth;
 use crate::background::{Background, invite_tokens};
+use crate::cache::{Freshness, ResponseCache};
 use crate::config::{Config, Environment};
 use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
 use crate::graphql::jobs::JobSettings;
 use crate::read_side::ReadSide;
 use crate::secrets::shared_secret;
-use crate::writes::Writes;
+use crate::writes::{Clock, Writes};
 use crate::{health, http, pruning, request, websocket};
 
 /// A bound, not yet running, HTTP server.
@@ -26,6 +27,8 @@ pub struct Application {
     server: Server,
     /// The job dispatcher and workers, unless `CHRONICLE_WORKERS=0`.
     background: Option<Background>,
+    /// The clock time-bound rules are decided by.
+    clock: Clock,
 }
 
 impl Application {
@@ -51,12 +54,13 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("{}:{}", host_name(), address.port()));
         let read_side = ReadSide::start(&log, &config.search_dir, node.clone())?;
+        let clock = Clock::with_offset(config.clock_offset);
         let background = match config.workers {
-            true => Some(Background::start(config, &log, &node).await?),
+            true => Some(Background::start(config, &log, clock.clone(), &node).await?),
             false => None,
         };
         let schema = build_schema(
-            Writes::with_clock_offset(log.clone(), config.clock_offset),
+            Writes::with_clock(log.clone(), clock.clone()),
             auth.clone(),
             pseudonymizer.clone(),
             read_side.clone(),
@@ -67,6 +71,17 @@ impl Application {
             config.environment,
             &config.limits,
         );
+        let cache = match config.cache_mb {
+            0 => None,
+            mb => Some(ResponseCache::new(
+                mb * 1024 * 1024,
+                Freshness::start(&log).await?,
+                read_side.clone(),
+                clock.clone(),
+                &schema.sdl(),
+            )),
+        };
+        let cache = web::Data::new(cache);
         let schema = web::Data::new(schema);
         let (log, auth, limits) = (
             web::Data::new(log),
@@ -91,6 +106,7 @@ impl Application {
                 .app_data(auth.clone())
                 .app_data(pseudonymizer.clone())
                 .app_data(schema.clone())
+                .app_data(cache.clone())
                 .app_data(limits.clone())
                 .app_data(readiness.clone())
                 .app_data(websocket_settings.clone())
@@ -125,7 +141,13 @@ impl Application {
             address,
             server,
             background,
+            clock,
         })
+    }
+
+    /// The clock this node decides time-bound rules by (tests move it on).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The address the server listens on (with the real port when 0 was asked for).

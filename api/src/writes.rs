@@ -2,6 +2,9 @@
 //! read models in one transaction, at most once per idempotency key, and announced after the
 //! commit.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use domain::DomainEvent;
 use eventlog::aggregates::to_new_events;
 use eventlog::{EventLog, ExpectedVersion, Metadata, Position, StreamRef};
@@ -14,11 +17,40 @@ use sqlx::PgConnection;
 use crate::error::ApiError;
 use crate::request::RequestContext;
 
+/// The time rules are decided at: the system's clock, moved ahead by the node's configured
+/// offset (tests of time-bound rules, such as the trial lock, use a node that lives in the
+/// future, or move its clock on). Clones share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    /// Milliseconds ahead of the system's clock.
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// A clock running `offset` ahead of the system's.
+    pub fn with_offset(offset: chrono::Duration) -> Clock {
+        Clock {
+            offset_ms: Arc::new(AtomicI64::new(offset.num_milliseconds())),
+        }
+    }
+
+    /// The time now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves the clock on by `by` (tests: time passes without waiting for it).
+    pub fn advance(&self, by: chrono::Duration) {
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+    }
+}
+
 /// Appends and applies events; see the module docs.
 #[derive(Clone)]
 pub struct Writes {
     log: EventLog,
-    clock_offset: chrono::Duration,
+    clock: Clock,
 }
 
 impl Writes {
@@ -29,15 +61,22 @@ impl Writes {
     /// Writes whose clock runs `offset` ahead of the system's (tests of time-bound rules, such
     /// as the trial lock, use a node that lives in the future).
     pub fn with_clock_offset(log: EventLog, offset: chrono::Duration) -> Writes {
-        Writes {
-            log,
-            clock_offset: offset,
-        }
+        Writes::with_clock(log, Clock::with_offset(offset))
+    }
+
+    /// Writes deciding time-bound rules by `clock`.
+    pub fn with_clock(log: EventLog, clock: Clock) -> Writes {
+        Writes { log, clock }
     }
 
     /// The time rules are decided at.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now() + self.clock_offset
+        self.clock.now()
+    }
+
+    /// The clock rules are decided by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn log(&self) -> &EventLog {

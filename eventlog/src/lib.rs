@@ -55,6 +55,9 @@ struct Inner {
     stall_seen: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
     /// Bumped whenever the log may have grown: a local append or a notification.
     wake: watch::Sender<u64>,
+    /// Whether this node's notification connection is up (LISTENing): while it is down, an
+    /// append on another node is seen only by polling.
+    listening: watch::Sender<bool>,
     /// Asks the notifier task to announce an append to other nodes.
     announce: mpsc::Sender<()>,
     /// Dropped with the last handle, which stops the background tasks.
@@ -68,15 +71,22 @@ impl EventLog {
     /// Run [`ensure_positions_increase`] on the database once before (at start and at migrate).
     pub fn new(pool: PgPool) -> EventLog {
         let (wake, _) = watch::channel(0);
+        let (listening, _) = watch::channel(false);
         let (announce, announcements) = mpsc::channel(1);
         let (shutdown, shutdown_rx) = watch::channel(());
         tokio::spawn(tail::notify_other_nodes(pool.clone(), announcements));
-        tokio::spawn(tail::listen(pool.clone(), wake.clone(), shutdown_rx));
+        tokio::spawn(tail::listen(
+            pool.clone(),
+            wake.clone(),
+            listening.clone(),
+            shutdown_rx,
+        ));
         EventLog {
             inner: Arc::new(Inner {
                 pool,
                 stall_seen: std::sync::Mutex::new(None),
                 wake,
+                listening,
                 announce,
                 _shutdown: shutdown,
             }),
@@ -107,5 +117,12 @@ impl EventLog {
     /// notification connection reconnected): wait on it, then look.
     pub fn announcements(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.wake.subscribe()
+    }
+
+    /// Whether this node hears of other nodes' appends as they happen (its notification
+    /// connection is up), and changes when that does. While it is `false`, this node learns of
+    /// them only by polling, so what it derived from the log may be behind without knowing.
+    pub fn listening(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.listening.subscribe()
     }
 }

@@ -139,11 +139,13 @@ pub(crate) async fn notify_other_nodes(pool: PgPool, mut announcements: mpsc::Re
     }
 }
 
-/// Wakes this node's tails whenever any node announces an append. Reconnects when the
-/// connection drops, waking every tail after reconnecting (it may have missed notifications).
+/// Wakes this node's tails whenever any node announces an append, and keeps `listening` true
+/// exactly while the notification connection is up. Reconnects when the connection drops,
+/// waking every tail after reconnecting (it may have missed notifications).
 pub(crate) async fn listen(
     pool: PgPool,
     wake: watch::Sender<u64>,
+    listening: watch::Sender<bool>,
     mut shutdown: watch::Receiver<()>,
 ) {
     let bump = || wake.send_modify(|n| *n = n.wrapping_add(1));
@@ -151,6 +153,9 @@ pub(crate) async fn listen(
     loop {
         let connected = async {
             let mut listener = PgListener::connect_with(&pool).await?;
+            // Reconnecting is ours to do (below), so that `listening` is never true while the
+            // connection is down.
+            listener.eager_reconnect(false);
             listener.listen(CHANNEL).await?;
             Ok::<_, sqlx::Error>(listener)
         };
@@ -170,16 +175,16 @@ pub(crate) async fn listen(
             },
         };
         backoff = Duration::from_millis(100);
+        listening.send_replace(true);
         bump();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 received = listener.try_recv() => match received {
                     Ok(Some(_)) => bump(),
-                    // The connection was lost; the listener reconnects on the next call.
                     Ok(None) => {
                         tracing::warn!("event listener connection lost; reconnecting");
-                        bump();
+                        break;
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "event listener failed; reconnecting");
@@ -188,6 +193,8 @@ pub(crate) async fn listen(
                 },
             }
         }
+        listening.send_replace(false);
+        bump();
     }
 }
 

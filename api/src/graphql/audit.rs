@@ -13,6 +13,8 @@ use eventlog::{Actor, EventLog, RecordedEvent, StreamRef};
 use projections::audit::{self, EntityKind, Names};
 use projections::inline::AnyEvent;
 use projections::queries::{self, UserRow};
+
+use crate::cache::reads;
 use uuid::Uuid;
 
 use super::ids::{Kind, encode};
@@ -176,6 +178,9 @@ pub async fn entries(
         }
     }
     let people: Vec<Uuid> = people.into_iter().collect();
+    for person in &people {
+        reads::user(ctx, *person);
+    }
     let users: HashMap<Uuid, UserRow> = queries::users_by_ids(pool, &people)
         .await
         .map_err(ApiError::from)?
@@ -301,6 +306,7 @@ pub async fn record_staff_access(
     user_id: Uuid,
     reason: Option<String>,
 ) -> async_graphql::Result<()> {
+    reads::uncacheable(ctx, "a staff member's look is recorded");
     let writes = ctx.data::<Writes>()?;
     let req = ctx.data::<RequestContext>()?;
     let staff_roles = crate::authz::staff_roles(pool(ctx)?, user_id).await?;

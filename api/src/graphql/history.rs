@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::types::{Item, Workspace, pool};
 use crate::authz::{self, Grant, Read};
+use crate::cache::reads;
 use crate::error::ApiError;
 
 /// A point in history: exactly one of a log position or an instant.
@@ -48,6 +49,7 @@ pub async fn item(
     let (workspace_id, item) = fold_item(log, id, as_of.parse()?)
         .await?
         .ok_or_else(not_found)?;
+    reads::workspace(ctx, workspace_id);
     authz::content_of(pool(ctx)?, reader, workspace_id, "item").await?;
     Ok(item)
 }

@@ -52,6 +52,7 @@ pub fn build_schema(
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .extension(AliasLimit(limits.max_aliases))
+        .extension(crate::cache::CachePolicy)
         .extension(ExecutionTimeout(limits.request_timeout))
         .extension(operation::PerOperation::new(
             writes.log().clone(),

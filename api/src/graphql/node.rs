@@ -18,6 +18,7 @@ use super::events::{Event, Pseudonymizer};
 use super::ids::{GlobalId, Kind};
 use super::types::{Invite, Item, Member, User, Workspace};
 use crate::authz::{self, Read, Standing};
+use crate::cache::reads;
 use crate::error::ApiError;
 
 /// An object with a global id, which `node(id:)` and `nodes(ids:)` fetch again.
@@ -34,6 +35,24 @@ pub enum Node {
     Invite(Invite),
     Item(Item),
     Event(Event),
+}
+
+impl Node {
+    /// Tells the response cache what showing this node reads.
+    pub(crate) fn record_read(&self, ctx: &async_graphql::Context<'_>) {
+        match self {
+            Node::User(user) => reads::user(ctx, user.row.id),
+            Node::Workspace(workspace) => reads::workspace(ctx, workspace.0.id),
+            Node::Member(member) => {
+                reads::workspace(ctx, member.0.workspace_id);
+                reads::user(ctx, member.0.user_id);
+            }
+            Node::Invite(invite) => reads::workspace(ctx, invite.0.workspace_id),
+            Node::Item(item) => reads::workspace(ctx, item.row.workspace_id),
+            // The raw log is not cached (see `reads::CACHEABLE_ROOTS`).
+            Node::Event(_) => reads::uncacheable(ctx, "a raw event"),
+        }
+    }
 }
 
 /// Loads nodes by global id for one caller.

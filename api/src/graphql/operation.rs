@@ -72,6 +72,8 @@ impl Extension for PerOperation {
                 correlation_id: Uuid::now_v7(),
                 operation_name: request.operation_name.clone(),
                 idempotency_key,
+                // The upgrade request's header is not a wait for every operation.
+                min_position: None,
                 ..connection.clone()
             };
             tracing::debug!(request_id = %operation.request_id, "operation over a WebSocket");

@@ -16,6 +16,7 @@ use super::pagination::{Page, encode_cursor};
 use super::search::{self, SearchConnection, SearchFilter, SearchOrder, SearchRequest};
 use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool};
 use crate::authz::{self, Grant, Read};
+use crate::cache::reads;
 use crate::error::ApiError;
 use crate::limits::Limits;
 use crate::read_side::ReadSide;
@@ -107,7 +108,10 @@ pub(crate) async fn consistent(
     min_position: Option<&str>,
     model: ReadModel,
 ) -> async_graphql::Result<()> {
-    let Some(token) = min_position else {
+    let header = ctx
+        .data_opt::<RequestContext>()
+        .and_then(|request| request.min_position.as_deref());
+    let Some(token) = min_position.or(header) else {
         return Ok(());
     };
     let position = events::position(token)?;
@@ -214,6 +218,7 @@ impl Query {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let id = decode(Kind::Workspace, &id)?;
+        reads::workspace(ctx, id);
         if let Some(as_of) = as_of {
             return history::workspace(ctx, user_id, id, as_of).await;
         }
@@ -238,9 +243,13 @@ impl Query {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let page = Page::new(first, after.as_deref())?;
+        // Which workspaces the caller belongs to is the caller's own scope, always recorded.
         let rows = queries::workspaces_of(pool(ctx)?, user_id, page.after()?, page.fetch())
             .await
             .map_err(ApiError::from)?;
+        for row in &rows {
+            reads::workspace(ctx, row.id);
+        }
         Ok(page.connection(rows, |row| encode_cursor(&(&row.name, row.id)), Workspace))
     }
 
@@ -274,6 +283,7 @@ impl Query {
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
+        reads::workspace(ctx, workspace_id);
         authz::workspace(pool, user_id, workspace_id, Read::Invites).await?;
         let page = Page::new(first, after.as_deref())?;
         let rows = queries::invites(pool, workspace_id, page.after()?, page.fetch())
@@ -303,8 +313,10 @@ impl Query {
         }
         let row = queries::item(pool(ctx)?, id, user_id)
             .await
-            .map_err(ApiError::from)?;
-        Ok(Item::from(row.ok_or(ApiError::NotFound("item"))?))
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::NotFound("item"))?;
+        reads::workspace(ctx, row.workspace_id);
+        Ok(Item::from(row))
     }
 
     /// Full-text search of a workspace's items (members only): every word must match the
@@ -366,6 +378,7 @@ impl Query {
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
+        reads::workspace(ctx, workspace_id);
         authz::workspace(pool, user_id, workspace_id, Read::Content).await?;
         let filter = filter.unwrap_or_default();
         let filter = queries::ItemFilter {
@@ -422,6 +435,7 @@ impl Query {
         let user_id = caller(ctx)?;
         let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
+        reads::workspace(ctx, workspace_id);
         let grant = authz::workspace(pool(ctx)?, user_id, workspace_id, Read::AuditLog).await?;
         if grant == Grant::Support {
             audit::record_staff_access(ctx, workspace_id, user_id, reason).await?;
@@ -456,6 +470,7 @@ impl Query {
             .workspace_id()
             .ok_or(ApiError::NotFound("item"))?
             .as_uuid();
+        reads::workspace(ctx, workspace_id);
         authz::content_of(pool(ctx)?, user_id, workspace_id, "item").await?;
         let log_filter = eventlog::EventFilter {
             stream_id: Some(item_id),
@@ -523,6 +538,7 @@ impl Query {
     ) -> async_graphql::Result<AuditVerification> {
         let user_id = caller(ctx)?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
+        reads::workspace(ctx, workspace_id);
         authz::workspace(pool(ctx)?, user_id, workspace_id, Read::AuditTrail).await?;
         let report = ctx
             .data::<EventLog>()?
@@ -542,8 +558,10 @@ impl Query {
             .data::<NodeLoader>()?
             .load_one(id)
             .await
-            .map_err(|err| ApiError::Internal(anyhow::anyhow!("cannot load nodes: {err}")))?;
-        Ok(node.ok_or_else(not_found)?)
+            .map_err(|err| ApiError::Internal(anyhow::anyhow!("cannot load nodes: {err}")))?
+            .ok_or_else(not_found)?;
+        node.record_read(ctx);
+        Ok(node)
     }
 
     /// Objects by global ids (at most 100), in the order given: `null` for each id that
@@ -562,10 +580,19 @@ impl Query {
             .load_many(parsed.iter().flatten().copied())
             .await
             .map_err(|err| ApiError::Internal(anyhow::anyhow!("cannot load nodes: {err}")))?;
-        Ok(parsed
+        let nodes: Vec<Option<Node>> = parsed
             .into_iter()
             .map(|id| id.and_then(|id| found.get(&id).cloned()))
-            .collect())
+            .collect();
+        for node in &nodes {
+            match node {
+                Some(node) => node.record_read(ctx),
+                // What is not found (or not visible) now may be later, with no change to
+                // anything the answer read.
+                None => reads::uncacheable(ctx, "an id that was not found"),
+            }
+        }
+        Ok(nodes)
     }
 
     /// The position of the newest event in the log that readers can see now (an opaque string

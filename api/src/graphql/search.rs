@@ -15,6 +15,7 @@ use super::pagination::Page;
 use super::query::{ReadModel, consistent};
 use super::types::{Item, ItemStatus, pool};
 use crate::authz::{self, Read};
+use crate::cache::reads;
 use crate::error::ApiError;
 use crate::read_side::ReadSide;
 
@@ -144,6 +145,7 @@ pub async fn search(
 ) -> async_graphql::Result<SearchConnection> {
     let workspace_id = decode(Kind::Workspace, &request.workspace_id)?;
     let pool = pool(ctx)?;
+    reads::search_index(ctx, workspace_id);
     authz::workspace(pool, reader, workspace_id, Read::Content).await?;
     if request.query.len() > MAX_QUERY_CHARS * 4 || request.query.chars().count() > MAX_QUERY_CHARS
     {

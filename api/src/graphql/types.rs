@@ -4,6 +4,8 @@ use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use projections::queries::{self, InviteRow, ItemRow, MemberRow, UserRow, WorkspaceRow};
+
+use crate::cache::reads;
 use sqlx::PgPool;
 
 use super::ids::{Kind, encode};
@@ -80,6 +82,7 @@ async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<User> 
         .map_err(|err| ApiError::Internal(anyhow::anyhow!("cannot load users: {err}")))?;
     let caller = ctx.data::<crate::request::RequestContext>()?.principal;
     let row = row.ok_or(ApiError::NotFound("user"))?;
+    reads::user(ctx, row.id);
     let is_caller = caller.is_some_and(|caller| caller.user_id == row.id);
     Ok(User { row, is_caller })
 }
@@ -135,6 +138,7 @@ impl Workspace {
         min_position: Option<String>,
     ) -> async_graphql::Result<WorkspaceActivity> {
         use super::query::{ReadModel, consistent};
+        reads::uncacheable(ctx, "activity follows the log asynchronously");
         consistent(ctx, min_position.as_deref(), ReadModel::Activity).await?;
         let row = queries::activity(pool(ctx)?, self.0.id)
             .await
@@ -167,11 +171,12 @@ impl Workspace {
     async fn locked(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let plan = stored::<domain::Plan>(&self.0.plan)?;
         let now = ctx.data::<crate::writes::Writes>()?.now();
-        Ok(domain::workspace::trial_locked(
-            plan,
-            self.0.trial_ends_at,
-            now,
-        ))
+        let locked = domain::workspace::trial_locked(plan, self.0.trial_ends_at, now);
+        if !locked {
+            // Without any write, the trial ends then.
+            reads::until(ctx, self.0.trial_ends_at);
+        }
+        Ok(locked)
     }
     /// The caller's role here.
     async fn viewer_role(&self) -> async_graphql::Result<Role> {
@@ -272,7 +277,10 @@ impl Invite {
             "ACCEPTED" => InviteStatus::Accepted,
             "REVOKED" => InviteStatus::Revoked,
             _ if now >= self.0.expires_at => InviteStatus::Expired,
-            _ => InviteStatus::Pending,
+            _ => {
+                reads::until(ctx, self.0.expires_at);
+                InviteStatus::Pending
+            }
         })
     }
     /// When it stops being acceptable.
@@ -288,7 +296,7 @@ impl Invite {
 /// A piece of content in a workspace.
 #[derive(Clone)]
 pub struct Item {
-    row: ItemRow,
+    pub(crate) row: ItemRow,
     deleted: bool,
 }
 

@@ -4,6 +4,7 @@ mod accounts;
 mod audit;
 mod auth;
 mod binary;
+mod cache;
 mod events;
 mod graphql;
 mod health;
@@ -39,6 +40,8 @@ pub struct TestApp {
     pub db: Arc<TestDatabase>,
     /// This node's local state (its search index).
     pub data_dir: Arc<tempfile::TempDir>,
+    /// The clock this node decides time-bound rules by: tests move it on.
+    pub clock: api::writes::Clock,
 }
 
 impl TestApp {
@@ -77,12 +80,14 @@ impl TestApp {
             .await
             .unwrap();
         let address = app.address();
+        let clock = app.clock().clone();
         tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
             client: reqwest::Client::new(),
             db: db.clone(),
             data_dir,
+            clock,
         }
     }
 

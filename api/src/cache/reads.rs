@@ -1,0 +1,162 @@
+//! What an operation read, recorded as it runs, so that the response cache knows what its
+//! answer depends on: the workspaces and users whose data it shows ([`Scope`]), the instant
+//! until which a clock-dependent value holds (a trial that ends, an invite that expires), or
+//! that it must not be cached at all (it read something the log does not describe, such as
+//! the job queue, or it has an effect, such as a staff member's recorded look).
+//!
+//! Resolvers call the functions below with their context; outside a cached request they do
+//! nothing. [`CachePolicy`] makes caching opt-in per root field: an answer is cached only when
+//! every root field it selects is listed in [`CACHEABLE_ROOTS`], whose resolvers record what
+//! they read.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+};
+use async_graphql::{Context, ServerResult, Value};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::freshness::Scope;
+
+/// The `Query` fields whose answers may be cached: each records what it reads. Any other root
+/// field (`events`, `failedJobs`, `logPosition`, every mutation and subscription) makes the
+/// answer uncacheable.
+pub const CACHEABLE_ROOTS: &[&str] = &[
+    "me",
+    "workspace",
+    "workspaces",
+    "invites",
+    "item",
+    "items",
+    "search",
+    "auditLog",
+    "itemHistory",
+    "verifyAuditTrail",
+    "node",
+    "nodes",
+    "serverVersion",
+    "__typename",
+    "__schema",
+    "__type",
+];
+
+/// What one operation read so far.
+#[derive(Debug, Default)]
+pub struct Reads(Mutex<Recorded>);
+
+/// What an operation read, once it has run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The scopes whose data the answer shows.
+    pub scopes: BTreeSet<Scope>,
+    /// The answer holds until then (a clock-dependent value changes).
+    pub until: Option<DateTime<Utc>>,
+    /// Why the answer must not be cached, if it must not.
+    pub uncacheable: Option<&'static str>,
+    /// Whether it read this node's search index (which follows the log asynchronously).
+    pub search_index: bool,
+}
+
+impl Reads {
+    fn record(&self, change: impl FnOnce(&mut Recorded)) {
+        // Recording never panics, so a poisoned lock still holds consistent data.
+        change(
+            &mut self
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+    }
+
+    /// What was recorded.
+    pub fn recorded(&self) -> Recorded {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+fn reads<'a>(ctx: &Context<'a>) -> Option<&'a Reads> {
+    ctx.data_opt::<Arc<Reads>>().map(Arc::as_ref)
+}
+
+/// The answer shows data of `workspace_id` (its settings, members, content or history).
+pub fn workspace(ctx: &Context<'_>, workspace_id: Uuid) {
+    if let Some(reads) = reads(ctx) {
+        reads.record(|r| {
+            r.scopes.insert(Scope::Workspace(workspace_id));
+        });
+    }
+}
+
+/// The answer shows data of the user `user_id` (their profile, roles or memberships).
+pub fn user(ctx: &Context<'_>, user_id: Uuid) {
+    if let Some(reads) = reads(ctx) {
+        reads.record(|r| {
+            r.scopes.insert(Scope::User(user_id));
+        });
+    }
+}
+
+/// The answer shows `workspace_id`'s items as this node's search index has them.
+pub fn search_index(ctx: &Context<'_>, workspace_id: Uuid) {
+    if let Some(reads) = reads(ctx) {
+        reads.record(|r| {
+            r.scopes.insert(Scope::Workspace(workspace_id));
+            r.search_index = true;
+        });
+    }
+}
+
+/// The answer shows a value that changes by itself at `instant` (when a trial ends, when an
+/// invite expires); it holds until then.
+pub fn until(ctx: &Context<'_>, instant: DateTime<Utc>) {
+    if let Some(reads) = reads(ctx) {
+        reads.record(|r| r.until = Some(r.until.map_or(instant, |until| until.min(instant))));
+    }
+}
+
+/// The answer must not be cached, because of `why`.
+pub fn uncacheable(ctx: &Context<'_>, why: &'static str) {
+    if let Some(reads) = reads(ctx) {
+        reads.record(|r| {
+            r.uncacheable.get_or_insert(why);
+        });
+    }
+}
+
+/// Marks answers that select a root field outside [`CACHEABLE_ROOTS`] as uncacheable.
+pub struct CachePolicy;
+
+impl ExtensionFactory for CachePolicy {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(CachePolicyExtension)
+    }
+}
+
+struct CachePolicyExtension;
+
+#[async_trait::async_trait]
+impl Extension for CachePolicyExtension {
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        if info.path_node.parent.is_none()
+            && (info.parent_type != "Query" || !CACHEABLE_ROOTS.contains(&info.name))
+            && let Some(reads) = ctx.data_opt::<Arc<Reads>>()
+        {
+            reads.record(|r| {
+                r.uncacheable
+                    .get_or_insert("a root field that is not cached");
+            });
+        }
+        next.run(ctx, info).await
+    }
+}
