@@ -29,6 +29,8 @@ pub struct Application {
     background: Option<Background>,
     /// The clock time-bound rules are decided by.
     clock: Clock,
+    /// The response cache, unless turned off.
+    cache: Option<ResponseCache>,
 }
 
 impl Application {
@@ -81,6 +83,7 @@ impl Application {
                 &schema.sdl(),
             )),
         };
+        let response_cache = cache.clone();
         let cache = web::Data::new(cache);
         let schema = web::Data::new(schema);
         let (log, auth, limits) = (
@@ -142,7 +145,13 @@ impl Application {
             server,
             background,
             clock,
+            cache: response_cache,
         })
+    }
+
+    /// This node's response cache, unless `CHRONICLE_CACHE_MB=0` turned it off.
+    pub fn response_cache(&self) -> Option<&ResponseCache> {
+        self.cache.as_ref()
     }
 
     /// The clock this node decides time-bound rules by (tests move it on).

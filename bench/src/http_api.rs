@@ -7,7 +7,7 @@
 //! GraphQL over keep-alive HTTP/1.1 connections, each waiting for its answer before sending the
 //! next request.
 
-mod client;
+pub(crate) mod client;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -67,7 +67,7 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     let client = Client::new(server::start_app(pool.clone(), state.path()).await?)?;
 
     eprintln!("api: signing up {CLIENTS} users, each with a workspace");
-    let own = tenants(&client).await?;
+    let own = tenants(&client, CLIENTS).await?;
     let shared = vec![own[0].clone(); CLIENTS];
     let mut created = vec![0; CLIENTS];
     let mut rows = Vec::new();
@@ -117,11 +117,11 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs up one user per client, each with a workspace of their own.
-async fn tenants(client: &Client) -> anyhow::Result<Vec<Tenant>> {
-    let mut tenants = Vec::with_capacity(CLIENTS);
-    for first in (0..CLIENTS).step_by(SETUP_CONCURRENCY) {
-        let tasks: Vec<_> = (first..(first + SETUP_CONCURRENCY).min(CLIENTS))
+/// Signs up `count` users, each with a workspace of their own.
+pub(crate) async fn tenants(client: &Client, count: usize) -> anyhow::Result<Vec<Tenant>> {
+    let mut tenants = Vec::with_capacity(count);
+    for first in (0..count).step_by(SETUP_CONCURRENCY) {
+        let tasks: Vec<_> = (first..(first + SETUP_CONCURRENCY).min(count))
             .map(|n| {
                 let client = client.clone();
                 tokio::spawn(async move { client.tenant(n).await })
@@ -204,7 +204,9 @@ async fn send_for(
                         Request::CreateItem => {
                             client.create_item(&tenant, latencies.len() as u64).await?
                         }
-                        Request::Items => client.list_items(&tenant).await?,
+                        Request::Items => {
+                            client.list_items(&tenant).await?;
+                        }
                     }
                     latencies.push(started.elapsed());
                 }

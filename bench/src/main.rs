@@ -7,6 +7,8 @@
 //!   a copy of the `events` table.
 //! - `api`: the real HTTP server: `createItem` throughput and latency at 32 concurrent clients
 //!   next to pgbench's raw insert TPS in the same run, and `items` (first 20) query throughput.
+//! - `cache`: `items(first: 20)` answered from the response cache, next to a bare actix-web
+//!   endpoint sending the same bytes and to the same query with the cache off.
 //! - `export`: a workspace of 100,000 events read whole through `/events.ndjson` and through an
 //!   `events` subscription catching up over WebSocket, with the server's memory while it
 //!   streams, next to a raw `SELECT` of the same rows in the same run.
@@ -18,6 +20,7 @@
 //! ```text
 //! cargo run --release -p bench -- append --seconds 10
 //! cargo run --release -p bench -- api --seconds 10
+//! cargo run --release -p bench -- cache --seconds 10
 //! cargo run --release -p bench -- export
 //! cargo run --release -p bench -- search
 //! ```
@@ -28,6 +31,7 @@
 //! replaces only its own section of `BENCHMARKS.md`.
 
 mod append;
+mod cache;
 mod export;
 mod generate;
 mod http_api;
@@ -57,6 +61,8 @@ enum Benchmark {
     Append(append::Args),
     /// createItem and items throughput over HTTP vs. raw PostgreSQL single-row inserts.
     Api(http_api::Args),
+    /// A cached query vs. a bare actix-web endpoint and vs. the cache turned off.
+    Cache(cache::Args),
     /// Reading a workspace's events in bulk (NDJSON, subscription) vs. a raw SELECT.
     Export(export::Args),
     /// Search on 1,000,000 items vs. ILIKE, index build and projection rebuild rates.
@@ -75,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         match cli.benchmark {
             Benchmark::Append(args) => append::run(&args, &server).await,
             Benchmark::Api(args) => http_api::run(&args, &server).await,
+            Benchmark::Cache(args) => cache::run(&args, &server).await,
             Benchmark::Export(args) => export::run(&args, &server).await,
             Benchmark::Search(args) => search::run(&args, &server).await,
         }

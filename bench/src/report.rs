@@ -25,6 +25,7 @@ server where the user may create databases (the harness creates and drops a data
 ```sh
 cargo run --release -p bench -- append --seconds 10
 cargo run --release -p bench -- api --seconds 10
+cargo run --release -p bench -- cache --seconds 10
 cargo run --release -p bench -- export
 cargo run --release -p bench -- search
 ```

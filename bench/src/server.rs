@@ -166,26 +166,44 @@ pub async fn app_pool(database: &Database) -> anyhow::Result<PgPool> {
 /// files (the search index) in `state`; returns its address. `/readyz` is only ready once every
 /// projection has caught up with the log, which [`settle`] waits for.
 pub async fn start_app(pool: PgPool, state: &Path) -> anyhow::Result<SocketAddr> {
+    Ok(start_app_with(pool, state, &[]).await?.0)
+}
+
+/// [`start_app`] with some settings changed (`overrides`: variable and value); also returns
+/// the server's response cache, unless the settings turn it off.
+pub async fn start_app_with(
+    pool: PgPool,
+    state: &Path,
+    overrides: &[(&str, &str)],
+) -> anyhow::Result<(SocketAddr, Option<::api::cache::ResponseCache>)> {
     let state = state.to_string_lossy().into_owned();
-    let config = ::api::config::Config::from_lookup(|name| match name {
-        "CHRONICLE_HOST" => Some("127.0.0.1".into()),
-        "CHRONICLE_PORT" => Some("0".into()),
-        "CHRONICLE_ENV" => Some("production".into()),
-        // Production mode requires a configured signing key.
-        "CHRONICLE_JWT_SECRET" => Some("the benchmark's own signing key, not a secret".into()),
-        // Every benchmark client signs up from 127.0.0.1.
-        "CHRONICLE_SIGNUPS_PER_ADDRESS" | "CHRONICLE_LOGINS_PER_ADDRESS" => Some("100000".into()),
-        "CHRONICLE_DATA_DIR" => Some(state.clone()),
-        // The benchmarks measure the API; production runs no job workers without SMTP.
-        "CHRONICLE_WORKERS" => Some("0".into()),
-        "CHRONICLE_MAX_PROJECTION_LAG" => Some("0".into()),
-        _ => None,
+    let config = ::api::config::Config::from_lookup(|name| {
+        if let Some((_, value)) = overrides.iter().find(|(n, _)| *n == name) {
+            return Some((*value).to_string());
+        }
+        match name {
+            "CHRONICLE_HOST" => Some("127.0.0.1".into()),
+            "CHRONICLE_PORT" => Some("0".into()),
+            "CHRONICLE_ENV" => Some("production".into()),
+            // Production mode requires a configured signing key.
+            "CHRONICLE_JWT_SECRET" => Some("the benchmark's own signing key, not a secret".into()),
+            // Every benchmark client signs up from 127.0.0.1.
+            "CHRONICLE_SIGNUPS_PER_ADDRESS" | "CHRONICLE_LOGINS_PER_ADDRESS" => {
+                Some("100000".into())
+            }
+            "CHRONICLE_DATA_DIR" => Some(state.clone()),
+            // The benchmarks measure the API; production runs no job workers without SMTP.
+            "CHRONICLE_WORKERS" => Some("0".into()),
+            "CHRONICLE_MAX_PROJECTION_LAG" => Some("0".into()),
+            _ => None,
+        }
     })?;
     let app = ::api::startup::Application::build(&config, pool).await?;
     let address = app.address();
+    let cache = app.response_cache().cloned();
     // The server stops when the process exits.
     tokio::spawn(app.run_until_stopped());
-    Ok(address)
+    Ok((address, cache))
 }
 
 /// Waits until the server's projections have caught up with the log (`/readyz` answers 200),

@@ -136,6 +136,11 @@ impl ResponseCache {
         &self.stats
     }
 
+    /// Processes pending evictions and expiries now (a timer does it every second).
+    pub async fn run_pending_tasks(&self) {
+        self.entries.run_pending_tasks().await;
+    }
+
     /// The bytes the cache holds (as weighed for its bound) and its number of entries.
     pub fn size(&self) -> (u64, u64) {
         (self.entries.weighted_size(), self.entries.entry_count())

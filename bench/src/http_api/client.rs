@@ -92,18 +92,40 @@ impl Client {
         Ok(())
     }
 
-    /// Reads the first page of the tenant's items, which must be full.
-    pub async fn list_items(&self, tenant: &Tenant) -> anyhow::Result<()> {
-        let data = self
-            .call(
+    /// Reads the first page of the tenant's items, which must be full; returns whether the
+    /// server answered from its response cache.
+    pub async fn list_items(&self, tenant: &Tenant) -> anyhow::Result<bool> {
+        self.list_items_as(tenant, ITEMS.to_string()).await
+    }
+
+    /// [`Client::list_items`] in a document told apart from the others by a comment naming
+    /// `n`: a distinct cache entry for each `n`, the same answer.
+    pub async fn list_items_tagged(&self, tenant: &Tenant, n: usize) -> anyhow::Result<bool> {
+        self.list_items_as(tenant, format!("{ITEMS}\n# {n}")).await
+    }
+
+    async fn list_items_as(&self, tenant: &Tenant, query: String) -> anyhow::Result<bool> {
+        let variables = json!({ "w": &*tenant.workspace_id });
+        let (data, hit) = self
+            .call_seeing_cache(Some(&tenant.token), &query, variables)
+            .await?;
+        let edges = data["items"]["edges"].as_array().map_or(0, Vec::len);
+        ensure!(edges == PAGE, "items returned {edges} items, not {PAGE}");
+        Ok(hit)
+    }
+
+    /// The raw answer to the tenant's first page, as the server sends it.
+    pub async fn items_body(&self, tenant: &Tenant) -> anyhow::Result<actix_web::web::Bytes> {
+        let response = self
+            .post(
                 Some(&tenant.token),
                 ITEMS,
                 json!({ "w": &*tenant.workspace_id }),
             )
-            .await?;
-        let edges = data["items"]["edges"].as_array().map_or(0, Vec::len);
-        ensure!(edges == PAGE, "items returned {edges} items, not {PAGE}");
-        Ok(())
+            .send()
+            .await
+            .context("sending a GraphQL request")?;
+        response.bytes().await.context("reading a GraphQL response")
     }
 
     /// POSTs one GraphQL request; its `data`, or an error if it has errors or failed.
@@ -113,15 +135,26 @@ impl Client {
         query: &str,
         variables: Value,
     ) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .post(&*self.url)
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.context("sending a GraphQL request")?;
+        Ok(self.call_seeing_cache(token, query, variables).await?.0)
+    }
+
+    /// [`Client::call`], also saying whether the answer came from the response cache.
+    async fn call_seeing_cache(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<(Value, bool)> {
+        let response = self
+            .post(token, query, variables)
+            .send()
+            .await
+            .context("sending a GraphQL request")?;
         let status = response.status();
+        let hit = response
+            .headers()
+            .get("x-chronicle-cache")
+            .is_some_and(|outcome| outcome == "hit");
         let mut body: Value = response
             .json()
             .await
@@ -129,7 +162,18 @@ impl Client {
         if !status.is_success() || body.get("errors").is_some() {
             bail!("GraphQL request failed ({status}): {body}");
         }
-        Ok(body["data"].take())
+        Ok((body["data"].take(), hit))
+    }
+
+    fn post(&self, token: Option<&str>, query: &str, variables: Value) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .post(&*self.url)
+            .json(&json!({ "query": query, "variables": variables }));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 }
 
