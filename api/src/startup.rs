@@ -42,7 +42,9 @@ impl Application {
         let address = listener.local_addr()?;
         eventlog::ensure_positions_increase(&pool).await?;
         let log = EventLog::new(pool.clone());
-        let auth = Auth::new(pool.clone(), config.auth.clone()).await?;
+        let auth = Auth::new(pool.clone(), config.auth.clone())
+            .await?
+            .remember_sessions(&log);
         if !config.pruning.interval.is_zero() {
             tokio::spawn(pruning::prune_periodically(
                 auth.clone(),

@@ -41,6 +41,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// The `pg_notify` channel appends are announced on.
 const CHANNEL: &str = "chronicle_events";
+/// The `pg_notify` channel nodes tell each other other things on: each payload reaches every
+/// node's [`EventLog::notices`] (see [`EventLog::notify_nodes`]).
+const NOTICES: &str = "chronicle_notices";
 
 /// A handle to the log. Cheap to clone; clones share one listener and one notifier.
 #[derive(Clone)]
@@ -58,6 +61,8 @@ struct Inner {
     /// Whether this node's notification connection is up (LISTENing): while it is down, an
     /// append on another node is seen only by polling.
     listening: watch::Sender<bool>,
+    /// Payloads received on the notices channel.
+    notices: tokio::sync::broadcast::Sender<String>,
     /// Asks the notifier task to announce an append to other nodes.
     announce: mpsc::Sender<()>,
     /// Dropped with the last handle, which stops the background tasks.
@@ -72,13 +77,17 @@ impl EventLog {
     pub fn new(pool: PgPool) -> EventLog {
         let (wake, _) = watch::channel(0);
         let (listening, _) = watch::channel(false);
+        let (notices, _) = tokio::sync::broadcast::channel(64);
         let (announce, announcements) = mpsc::channel(1);
         let (shutdown, shutdown_rx) = watch::channel(());
         tokio::spawn(tail::notify_other_nodes(pool.clone(), announcements));
         tokio::spawn(tail::listen(
             pool.clone(),
-            wake.clone(),
-            listening.clone(),
+            tail::Listeners {
+                wake: wake.clone(),
+                listening: listening.clone(),
+                notices: notices.clone(),
+            },
             shutdown_rx,
         ));
         EventLog {
@@ -87,6 +96,7 @@ impl EventLog {
                 stall_seen: std::sync::Mutex::new(None),
                 wake,
                 listening,
+                notices,
                 announce,
                 _shutdown: shutdown,
             }),
@@ -124,5 +134,22 @@ impl EventLog {
     /// them only by polling, so what it derived from the log may be behind without knowing.
     pub fn listening(&self) -> tokio::sync::watch::Receiver<bool> {
         self.inner.listening.subscribe()
+    }
+
+    /// The notices other nodes (and this one) send with [`EventLog::notify_nodes`] from now on,
+    /// while the notification connection is up ([`EventLog::listening`]): one that is sent
+    /// while it is down is lost, so a receiver must not rely on having heard everything then.
+    /// A receiver that lags behind more than 64 notices gets a `Lagged` error instead.
+    pub fn notices(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.notices.subscribe()
+    }
+
+    /// Tells every node `payload` (at most a few hundred bytes) when the transaction of `conn`
+    /// commits, and not if it rolls back.
+    pub async fn notify_nodes(conn: &mut sqlx::PgConnection, payload: &str) -> Result<(), Error> {
+        sqlx::query!("SELECT pg_notify($1, $2)", NOTICES, payload)
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 }

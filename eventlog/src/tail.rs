@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::{CHANNEL, Error, EventFilter, EventLog, Position, RecordedEvent};
+use crate::{CHANNEL, Error, EventFilter, EventLog, NOTICES, Position, RecordedEvent};
 
 /// How long a tail waits for a notification before looking anyway.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -139,15 +139,25 @@ pub(crate) async fn notify_other_nodes(pool: PgPool, mut announcements: mpsc::Re
     }
 }
 
-/// Wakes this node's tails whenever any node announces an append, and keeps `listening` true
-/// exactly while the notification connection is up. Reconnects when the connection drops,
-/// waking every tail after reconnecting (it may have missed notifications).
-pub(crate) async fn listen(
-    pool: PgPool,
-    wake: watch::Sender<u64>,
-    listening: watch::Sender<bool>,
-    mut shutdown: watch::Receiver<()>,
-) {
+/// Who hears what the listener receives.
+pub(crate) struct Listeners {
+    /// Bumped for every append announced (and whenever the connection comes or goes).
+    pub wake: watch::Sender<u64>,
+    /// True exactly while the notification connection is up.
+    pub listening: watch::Sender<bool>,
+    /// Every notice's payload.
+    pub notices: tokio::sync::broadcast::Sender<String>,
+}
+
+/// Wakes this node's tails whenever any node announces an append, passes notices on, and keeps
+/// `listening` true exactly while the notification connection is up. Reconnects when the
+/// connection drops, waking every tail after reconnecting (it may have missed notifications).
+pub(crate) async fn listen(pool: PgPool, to: Listeners, mut shutdown: watch::Receiver<()>) {
+    let Listeners {
+        wake,
+        listening,
+        notices,
+    } = to;
     let bump = || wake.send_modify(|n| *n = n.wrapping_add(1));
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -156,7 +166,7 @@ pub(crate) async fn listen(
             // Reconnecting is ours to do (below), so that `listening` is never true while the
             // connection is down.
             listener.eager_reconnect(false);
-            listener.listen(CHANNEL).await?;
+            listener.listen_all([CHANNEL, NOTICES]).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
@@ -181,6 +191,10 @@ pub(crate) async fn listen(
             tokio::select! {
                 _ = shutdown.changed() => return,
                 received = listener.try_recv() => match received {
+                    Ok(Some(notification)) if notification.channel() == NOTICES => {
+                        // Nobody listening is not an error.
+                        let _ = notices.send(notification.payload().to_string());
+                    }
                     Ok(Some(_)) => bump(),
                     Ok(None) => {
                         tracing::warn!("event listener connection lost; reconnecting");

@@ -9,6 +9,7 @@
 mod password;
 mod prune;
 mod refresh;
+mod sessions;
 mod throttle;
 mod tokens;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use eventlog::EventLog;
 use sqlx::postgres::types::PgInterval;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -177,6 +179,12 @@ impl From<sqlx::Error> for AuthError {
     }
 }
 
+impl From<eventlog::Error> for AuthError {
+    fn from(err: eventlog::Error) -> AuthError {
+        AuthError::Internal(anyhow::Error::new(err).context("telling other nodes failed"))
+    }
+}
+
 /// The authentication service; cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
@@ -191,6 +199,9 @@ struct Inner {
     /// Verified against when an email has no account, so that unknown emails cost as much time
     /// as wrong passwords.
     dummy_hash: String,
+    /// Sessions known to be going, when this node follows the log's notices (see
+    /// [`Auth::remember_sessions`]); without it every check reads the database.
+    known_sessions: Option<sessions::KnownSessions>,
 }
 
 impl Auth {
@@ -213,8 +224,19 @@ impl Auth {
                 tokens,
                 passwords,
                 dummy_hash,
+                known_sessions: None,
             }),
         })
+    }
+
+    /// Checks sessions from memory while `log`'s notification connection tells this node of
+    /// every session that ends (see [`sessions`]), instead of reading the database for every
+    /// request. Call before cloning.
+    pub fn remember_sessions(mut self, log: &EventLog) -> Auth {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.known_sessions = Some(sessions::KnownSessions::follow(log));
+        }
+        self
     }
 
     /// Validates (8..=256 chars, else [`AuthError::WeakPassword`]) and hashes with argon2id, in
@@ -327,7 +349,25 @@ impl Auth {
     /// Whether `principal`'s session is still going (not logged out or revoked): long-lived
     /// connections ask this again and again after authenticating once.
     pub async fn session_active(&self, principal: &Principal) -> Result<bool, AuthError> {
-        refresh::is_active(&self.inner.pool, principal.session_id, principal.user_id).await
+        self.session_going(principal.session_id, principal.user_id)
+            .await
+    }
+
+    /// Whether session `session_id` of `user_id` is going: from memory when this node knows,
+    /// else from the database.
+    async fn session_going(&self, session_id: Uuid, user_id: Uuid) -> Result<bool, AuthError> {
+        let Some(known) = &self.inner.known_sessions else {
+            return refresh::is_active(&self.inner.pool, session_id, user_id).await;
+        };
+        if known.is_going(session_id, user_id).await {
+            return Ok(true);
+        }
+        let generation = known.generation();
+        let going = refresh::is_active(&self.inner.pool, session_id, user_id).await?;
+        if going {
+            known.remember(session_id, user_id, generation).await;
+        }
+        Ok(going)
     }
 
     /// Verifies a bearer access token: HS256 only, `exp`, `iss`, `aud` and `sub` required and
@@ -335,7 +375,7 @@ impl Auth {
     #[tracing::instrument(skip_all)]
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let claims = self.inner.tokens.verify(access_token)?;
-        if !refresh::is_active(&self.inner.pool, claims.sid, claims.sub).await? {
+        if !self.session_going(claims.sid, claims.sub).await? {
             return Err(AuthError::InvalidToken);
         }
         Ok(Principal {

@@ -115,6 +115,7 @@ pub(super) async fn rotate(
         return match found {
             Some(found) if found.used && !found.revoked => {
                 revoke(&mut tx, found.family_id).await?;
+                super::sessions::ended(&mut tx).await?;
                 tx.commit().await?;
                 tracing::warn!(family_id = %found.family_id, "refresh token reused: session revoked");
                 Err(AuthError::TokenReused)
@@ -149,7 +150,8 @@ pub(super) async fn rotate(
 /// Ends the session `token` belongs to (used or not). Ending an ended session is not an error.
 pub(super) async fn end_family(pool: &PgPool, token: &str) -> Result<Uuid, AuthError> {
     let hash = digest(token);
-    sqlx::query_scalar!(
+    let mut tx = pool.begin().await?;
+    let family_id = sqlx::query_scalar!(
         r#"
         UPDATE refresh_token_families SET revoked_at = COALESCE(revoked_at, now())
          WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)
@@ -157,9 +159,12 @@ pub(super) async fn end_family(pool: &PgPool, token: &str) -> Result<Uuid, AuthE
         "#,
         &hash[..]
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?
-    .ok_or(AuthError::InvalidToken)
+    .ok_or(AuthError::InvalidToken)?;
+    super::sessions::ended(&mut tx).await?;
+    tx.commit().await?;
+    Ok(family_id)
 }
 
 /// Whether session `family_id` of `user_id` exists and has not been revoked.
