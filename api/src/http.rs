@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::auth::{Auth, AuthError};
 use crate::authz::{self, Grant};
-use crate::cache::{Answer, Reads, ResponseCache};
+use crate::cache::{self, Answer, Reads, ResponseCache};
 use crate::error::ApiError;
 use crate::error::Code;
 use crate::graphql::ChronicleSchema;
@@ -116,8 +116,11 @@ impl Served<'_> {
             request.data(context)
         };
         let batch = match (batch, self.cache) {
-            // A rejected token is answered with errors, which are never cached.
-            (BatchRequest::Single(request), Some(cache)) if principal.is_ok() => {
+            // A rejected token is answered with errors, which are never cached; concurrent
+            // identical mutations are distinct intents, never run once for both.
+            (BatchRequest::Single(request), Some(cache))
+                if principal.is_ok() && !cache::may_not_be_a_query(&request.query) =>
+            {
                 let caller = principal.ok().flatten().map(|p| p.user_id);
                 return self
                     .serve_cached(cache, http, attach(request), caller)

@@ -266,6 +266,14 @@ impl ResponseCache {
     }
 }
 
+/// Whether `document` may hold a mutation or a subscription: it names either keyword anywhere
+/// (in a string or a comment too). Such requests bypass the cache altogether, since two
+/// identical mutations at once are two intents, not one answer to share. Linear, and cheaper
+/// than parsing.
+pub fn may_not_be_a_query(document: &str) -> bool {
+    document.contains("mutation") || document.contains("subscription")
+}
+
 /// What a request is answered with.
 #[derive(Debug, Clone)]
 pub enum Answer {

@@ -402,3 +402,24 @@ async fn a_session_ended_on_one_node_is_refused_by_every_node_at_once() {
         ended.elapsed()
     );
 }
+
+#[tokio::test]
+async fn identical_mutations_at_once_each_run() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("owner").await;
+    let ws = create_workspace(&app, &owner, "Acme").await;
+    let created = futures::future::join_all(
+        (0..6).map(|_| owner.gql(&app, CREATE, json!({ "w": ws, "title": "same" }))),
+    )
+    .await;
+    let ids: std::collections::HashSet<String> = created
+        .iter()
+        .map(|answer| {
+            answer["data"]["createItem"]["item"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{answer}"))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 6, "identical mutations were merged: {created:?}");
+}
