@@ -538,7 +538,6 @@ impl Query {
     ) -> async_graphql::Result<AuditVerification> {
         let user_id = caller(ctx)?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
-        reads::workspace(ctx, workspace_id);
         authz::workspace(pool(ctx)?, user_id, workspace_id, Read::AuditTrail).await?;
         let report = ctx
             .data::<EventLog>()?
