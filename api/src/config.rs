@@ -556,7 +556,10 @@ mod tests {
         let development = config(&[]).unwrap().shutdown;
         assert_eq!(development.grace, std::time::Duration::ZERO);
         assert_eq!(development.timeout, std::time::Duration::from_secs(30));
-        let secret = ("CHRONICLE_JWT_SECRET", "a production key of at least thirty-two bytes");
+        let secret = (
+            "CHRONICLE_JWT_SECRET",
+            "a production key of at least thirty-two bytes",
+        );
         let production = config(&[("CHRONICLE_ENV", "production"), secret])
             .unwrap()
             .shutdown;

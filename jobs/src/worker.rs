@@ -109,7 +109,10 @@ pub async fn run_invite_emails(
         };
         match outcome {
             Ok(()) if stop.is_cancelled() => {
-                tracing::info!(queue = invite_email::QUEUE, "worker stopped for the shutdown")
+                tracing::info!(
+                    queue = invite_email::QUEUE,
+                    "worker stopped for the shutdown"
+                )
             }
             Ok(()) => tracing::warn!(queue = invite_email::QUEUE, "worker stopped; restarting"),
             Err(err) => {

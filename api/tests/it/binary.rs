@@ -50,10 +50,15 @@ async fn serve_without_database_url_provisions_postgres_migrates_serves_and_stop
     );
 
     // SIGTERM: drain and stop, taking the private PostgreSQL down with it.
+    let signalled = Instant::now();
     // SAFETY: kill with a valid pid and signal.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let status = server.wait().unwrap();
     assert!(status.success(), "{status}");
+    eprintln!(
+        "SIGTERM to exit 0, with the private PostgreSQL stopped: {:?}",
+        signalled.elapsed()
+    );
     let postmaster = data.path().join("postgres/postmaster.pid");
     let stopped = Instant::now();
     while postmaster.exists() && stopped.elapsed() < Duration::from_secs(30) {

@@ -259,7 +259,10 @@ async fn a_node_killed_behind_nginx_loses_no_acknowledged_write_and_duplicates_n
     let wait_for = async |count: usize| {
         let started = Instant::now();
         while acknowledged_count() < count {
-            assert!(started.elapsed() < Duration::from_secs(120), "writes stalled");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "writes stalled"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
@@ -325,7 +328,11 @@ async fn a_node_killed_behind_nginx_loses_no_acknowledged_write_and_duplicates_n
         "nothing written that was not acknowledged, nothing twice"
     );
     let ids: HashSet<&str> = acknowledged.iter().map(|(_, id)| id.as_str()).collect();
-    assert_eq!(ids.len(), acknowledged.len(), "a retry got the first answer");
+    assert_eq!(
+        ids.len(),
+        acknowledged.len(),
+        "a retry got the first answer"
+    );
 }
 
 const SEARCH: &str = "query($w: ID!, $min: String) {
@@ -347,9 +354,15 @@ async fn a_node_stopped_with_sigterm_finishes_its_slow_request_sends_subscribers
     let ana = app.sign_up("ana").await;
     let ws = create_workspace(&app, &ana, "Acme").await;
     for n in 0..3 {
-        create_item(&app, &ana, &ws, &format!("before-{n}"), &format!("before {n}"))
-            .await
-            .unwrap();
+        create_item(
+            &app,
+            &ana,
+            &ws,
+            &format!("before-{n}"),
+            &format!("before {n}"),
+        )
+        .await
+        .unwrap();
     }
 
     // Two subscribers on node 1, following the workspace's events from the start.
@@ -445,9 +458,15 @@ async fn a_node_stopped_with_sigterm_finishes_its_slow_request_sends_subscribers
     for n in 0..6 {
         let me = ana.gql(&app, "{ me { id } }", json!({})).await;
         assert_eq!(me["data"]["me"]["id"], ana.user_id.as_str(), "{me}");
-        create_item(&app, &ana, &ws, &format!("after-{n}"), &format!("after {n}"))
-            .await
-            .unwrap();
+        create_item(
+            &app,
+            &ana,
+            &ws,
+            &format!("after-{n}"),
+            &format!("after {n}"),
+        )
+        .await
+        .unwrap();
     }
     let node1_address = cluster.node_address(1).to_string();
     let after: Vec<String> = cluster.access_log()[log_mark..].to_vec();
@@ -485,7 +504,11 @@ async fn a_node_stopped_with_sigterm_finishes_its_slow_request_sends_subscribers
 
     // Across the reconnect, every event of the workspace arrived once, in order.
     let expected = workspace_events().await;
-    assert_eq!(expected.len(), so_far + 1 + 6, "the needle and the six items after");
+    assert_eq!(
+        expected.len(),
+        so_far + 1 + 6,
+        "the needle and the six items after"
+    );
     for (client, events) in resumed.iter_mut().zip(&mut received) {
         while events.len() < expected.len() {
             events.push(client.data("feed").await["events"].clone());

@@ -585,7 +585,10 @@ async fn a_stopped_worker_puts_back_the_job_it_could_not_finish_and_exits_0() {
         .unwrap()
     };
     eventually("the job runs", async || {
-        locked().await.first().is_some_and(|(status, _)| status == "Running")
+        locked()
+            .await
+            .first()
+            .is_some_and(|(status, _)| status == "Running")
     })
     .await;
 
@@ -604,7 +607,10 @@ async fn a_stopped_worker_puts_back_the_job_it_could_not_finish_and_exits_0() {
     smtp.start().await;
     let _node = node_with_workers(&db, smtp.settings(), fast_retry()).await;
     eventually("the job is done", async || {
-        locked().await.first().is_some_and(|(status, _)| status == "Done")
+        locked()
+            .await
+            .first()
+            .is_some_and(|(status, _)| status == "Done")
     })
     .await;
     assert_eq!(smtp.messages().len(), 1);
