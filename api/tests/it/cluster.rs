@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use pgcluster::TestDatabase;
 use serde_json::{Value, json};
 
+use crate::binary::free_port;
 use crate::subscriptions::{CREATE_ITEM, Client, EVENTS};
 use crate::workspaces::create_workspace;
 use crate::{Session, TestApp};
@@ -27,14 +28,6 @@ struct LocalCluster {
     port: u16,
     node_ports: Vec<u16>,
     db: Arc<TestDatabase>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl LocalCluster {

@@ -584,13 +584,13 @@ async fn a_stopped_worker_puts_back_the_job_it_could_not_finish_and_exits_0() {
         .await
         .unwrap()
     };
-    eventually("the job runs", async || {
-        locked()
+    let status_is = async |wanted: &str| {
+        invite_jobs(db.pool())
             .await
-            .first()
-            .is_some_and(|(status, _)| status == "Running")
-    })
-    .await;
+            .iter()
+            .any(|(status, _)| status == wanted)
+    };
+    eventually("the job runs", async || status_is("Running").await).await;
 
     // SAFETY: kill with the worker's pid and a valid signal.
     unsafe { libc::kill(worker.id().unwrap() as i32, libc::SIGTERM) };
@@ -606,12 +606,6 @@ async fn a_stopped_worker_puts_back_the_job_it_could_not_finish_and_exits_0() {
     let mut smtp = SmtpServer::on_free_port();
     smtp.start().await;
     let _node = node_with_workers(&db, smtp.settings(), fast_retry()).await;
-    eventually("the job is done", async || {
-        locked()
-            .await
-            .first()
-            .is_some_and(|(status, _)| status == "Done")
-    })
-    .await;
+    eventually("the job is done", async || status_is("Done").await).await;
     assert_eq!(smtp.messages().len(), 1);
 }
