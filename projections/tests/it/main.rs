@@ -341,19 +341,26 @@ async fn one_node_leads_a_shared_projection_and_another_takes_over_when_it_dies(
 
     // The leader dies; its lock goes with its connection, and the second node takes over.
     first.abort();
+    another_node_takes_over(&log, workspace, &mut second_seen).await;
+    second.abort();
+}
+
+/// Appends 20 more items and waits (seconds at most) until the node whose progress is `seen`
+/// has applied them, then checks the activity table against the log.
+async fn another_node_takes_over(
+    log: &EventLog,
+    workspace: Uuid,
+    seen: &mut watch::Receiver<Position>,
+) {
     for n in 20..40 {
-        create_item(&log, workspace, n).await;
+        create_item(log, workspace, n).await;
     }
     let head = log.head().await.unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        second_seen.wait_for(|p| *p >= head),
-    )
-    .await
-    .expect("the second node takes over within seconds")
-    .unwrap();
-    assert_activity_matches_the_log(&log).await;
-    second.abort();
+    tokio::time::timeout(Duration::from_secs(10), seen.wait_for(|p| *p >= head))
+        .await
+        .expect("the other node takes over within seconds")
+        .unwrap();
+    assert_activity_matches_the_log(log).await;
 }
 
 #[tokio::test]
@@ -398,17 +405,6 @@ async fn a_stopped_leader_ends_between_batches_and_another_node_takes_over() {
             .unwrap(),
         head
     );
-    for n in 20..40 {
-        create_item(&log, workspace, n).await;
-    }
-    let head = log.head().await.unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        second_seen.wait_for(|p| *p >= head),
-    )
-    .await
-    .expect("the other node takes over")
-    .unwrap();
-    assert_activity_matches_the_log(&log).await;
+    another_node_takes_over(&log, workspace, &mut second_seen).await;
     second.abort();
 }
