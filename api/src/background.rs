@@ -15,11 +15,11 @@ use jobs::{BoxError, DeadJob, InviteTokens, Recorder, SentInvite};
 use projections::runner;
 use sqlx::PgPool;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::config::{Config, Environment};
 use crate::error::ApiError;
 use crate::secrets::shared_secret;
+use crate::shutdown::{Draining, Signals, Tasks};
 use crate::writes::{Clock, Writes};
 
 /// The name under which system events written by the invite-email job are recorded.
@@ -36,78 +36,71 @@ pub async fn invite_tokens(pool: &PgPool) -> Result<InviteTokens, sqlx::Error> {
     ))
 }
 
-/// Running dispatcher and workers; dropping this does not stop them (they end with the
-/// process), [`Background::abort`] does.
-pub struct Background {
-    tasks: Vec<JoinHandle<()>>,
+/// Starts the dispatcher and the workers on `log`'s database as tasks of `tasks`: the workers
+/// stop taking jobs once `draining` begins (and finish the one they run, or put it back), the
+/// dispatcher when the tasks stop. Refuses to start without an SMTP server in production; says
+/// at start when development only logs emails.
+pub async fn start(
+    config: &Config,
+    log: &EventLog,
+    clock: Clock,
+    node: &str,
+    draining: &Draining,
+    tasks: &mut Tasks,
+) -> anyhow::Result<()> {
+    let mailer = match (&config.smtp, config.environment) {
+        (Some(smtp), _) => Mailer::smtp(smtp, &config.smtp_from)?,
+        (None, Environment::Development) => {
+            tracing::warn!(
+                "no SMTP server configured (CHRONICLE_SMTP_HOST): emails are logged, not sent"
+            );
+            Mailer::Log
+        }
+        (None, Environment::Production) => anyhow::bail!(
+            "production runs no workers without an SMTP server: set CHRONICLE_SMTP_HOST, \
+             or CHRONICLE_WORKERS=0 to run none here"
+        ),
+    };
+    let pool = log.pool().clone();
+    let writes = Writes::with_clock(log.clone(), clock);
+    let mail = Arc::new(InviteMail {
+        pool: pool.clone(),
+        mailer,
+        tokens: invite_tokens(&pool).await?,
+        public_url: config.public_url.clone(),
+        recorder: Arc::new(JobEffects { writes }),
+    });
+    let settings = WorkerSettings {
+        name: node.to_string(),
+        retry: config.job_retry,
+        poll_interval: config.job_poll_interval,
+        shutdown_timeout: config.shutdown.timeout,
+        ..WorkerSettings::default()
+    };
+    let (dispatched, _) = watch::channel(Position::START);
+    let dispatch = Dispatch::new(log.clone(), config.job_retry);
+    let log = log.clone();
+    tasks.spawn(|stop| runner::run_until(log, dispatch, dispatched, stop));
+    let workers_stop = draining.token();
+    tasks.spawn(|_| worker::run_invite_emails(mail, settings, workers_stop));
+    tracing::info!(node, "job dispatcher and workers started");
+    Ok(())
 }
 
-impl Background {
-    /// Starts the dispatcher and the workers on `log`'s database. Refuses to start without an
-    /// SMTP server in production; says at start when development only logs emails.
-    pub async fn start(
-        config: &Config,
-        log: &EventLog,
-        clock: Clock,
-        node: &str,
-    ) -> anyhow::Result<Background> {
-        let mailer = match (&config.smtp, config.environment) {
-            (Some(smtp), _) => Mailer::smtp(smtp, &config.smtp_from)?,
-            (None, Environment::Development) => {
-                tracing::warn!(
-                    "no SMTP server configured (CHRONICLE_SMTP_HOST): emails are logged, not sent"
-                );
-                Mailer::Log
-            }
-            (None, Environment::Production) => anyhow::bail!(
-                "production runs no workers without an SMTP server: set CHRONICLE_SMTP_HOST, \
-                 or CHRONICLE_WORKERS=0 to run none here"
-            ),
-        };
-        let pool = log.pool().clone();
-        let writes = Writes::with_clock(log.clone(), clock);
-        let mail = Arc::new(InviteMail {
-            pool: pool.clone(),
-            mailer,
-            tokens: invite_tokens(&pool).await?,
-            public_url: config.public_url.clone(),
-            recorder: Arc::new(JobEffects { writes }),
-        });
-        let settings = WorkerSettings {
-            name: node.to_string(),
-            retry: config.job_retry,
-            poll_interval: config.job_poll_interval,
-            ..WorkerSettings::default()
-        };
-        let (dispatched, _) = watch::channel(Position::START);
-        let dispatch = Dispatch::new(log.clone(), config.job_retry);
-        let tasks = vec![
-            tokio::spawn(runner::run(log.clone(), dispatch, dispatched)),
-            tokio::spawn(worker::run_invite_emails(mail, settings)),
-        ];
-        tracing::info!(node, "job dispatcher and workers started");
-        Ok(Background { tasks })
-    }
-
-    /// Stops the dispatcher and the workers of this process.
-    pub fn abort(&self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-
-    /// Runs until the process is asked to stop (SIGINT/SIGTERM).
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let interrupt = tokio::signal::ctrl_c();
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            result = interrupt => result?,
-            _ = terminate.recv() => {}
-        }
-        self.abort();
-        Ok(())
-    }
+/// `chronicle worker`: runs the dispatcher and the workers until SIGTERM or SIGINT, then stops
+/// them (running jobs finish within the shutdown timeout, or go back to the queue).
+pub async fn work_until_stopped(config: &Config, log: &EventLog, node: &str) -> anyhow::Result<()> {
+    let mut signals = Signals::listen()?;
+    let draining = Draining::default();
+    let mut tasks = Tasks::default();
+    let clock = Clock::with_offset(config.clock_offset);
+    start(config, log, clock, node, &draining, &mut tasks).await?;
+    tracing::info!(node, "working");
+    let signal = signals.next().await;
+    tracing::info!(signal, "stopping: workers finish their running jobs");
+    draining.begin();
+    tasks.stop(config.shutdown.timeout).await;
+    Ok(())
 }
 
 /// Records the effects of jobs through the write path.

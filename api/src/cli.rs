@@ -4,12 +4,12 @@ use clap::{Parser, Subcommand};
 
 use eventlog::EventLog;
 
-use crate::background::Background;
+use crate::background;
 use crate::config::Config;
 use crate::database::Database;
 use crate::operator;
 use crate::startup::{Application, host_name};
-use crate::writes::{Clock, Writes};
+use crate::writes::Writes;
 
 /// Chronicle: a GraphQL backend whose every change is an audited event.
 #[derive(Debug, Parser)]
@@ -204,10 +204,8 @@ impl Cli {
                     .node_name
                     .clone()
                     .unwrap_or_else(|| format!("{}-worker-{}", host_name(), std::process::id()));
-                let clock = Clock::with_offset(config.clock_offset);
-                let background = Background::start(&config, &log, clock, &node).await?;
-                tracing::info!(node, "working");
-                background.run_until_stopped().await?;
+                background::work_until_stopped(&config, &log, &node).await?;
+                database.close().await;
                 tracing::info!("stopped");
                 Ok(())
             }
@@ -215,6 +213,7 @@ impl Cli {
                 let app = Application::build(&config, database.pool.clone()).await?;
                 tracing::info!(address = %app.address(), private_database = database.is_private(), "serving");
                 app.run_until_stopped().await?;
+                database.close().await;
                 tracing::info!("stopped");
                 Ok(())
             }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::auth::AuthSettings;
 use crate::limits::Limits;
 use crate::request::TrustedProxies;
+use crate::shutdown::ShutdownSettings;
 
 /// Development serves GraphiQL and introspection; production does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +84,9 @@ pub struct Config {
     /// How often workers look for due retries (1 s; not read from the environment, shortened
     /// by tests).
     pub job_poll_interval: std::time::Duration,
+    /// `CHRONICLE_SHUTDOWN_GRACE_MS` (default 5,000 in production, 0 in development) and
+    /// `CHRONICLE_SHUTDOWN_TIMEOUT_MS` (default 30,000): how the node stops on SIGTERM.
+    pub shutdown: ShutdownSettings,
 }
 
 /// Scheduled deletion of what is no longer needed: refresh tokens and sessions, throttle
@@ -222,6 +226,21 @@ impl Config {
                 max: d.max,
             }
         };
+        let shutdown = {
+            let d = ShutdownSettings::default_for(environment);
+            ShutdownSettings {
+                grace: std::time::Duration::from_millis(parse(
+                    "CHRONICLE_SHUTDOWN_GRACE_MS",
+                    lookup("CHRONICLE_SHUTDOWN_GRACE_MS"),
+                    d.grace.as_millis() as u64,
+                )?),
+                timeout: std::time::Duration::from_millis(parse(
+                    "CHRONICLE_SHUTDOWN_TIMEOUT_MS",
+                    lookup("CHRONICLE_SHUTDOWN_TIMEOUT_MS"),
+                    d.timeout.as_millis() as u64,
+                )?),
+            }
+        };
         let data_dir = lookup("CHRONICLE_DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(default_data_dir);
@@ -341,6 +360,7 @@ impl Config {
                 .to_string(),
             job_retry,
             job_poll_interval: std::time::Duration::from_secs(1),
+            shutdown,
             clock_offset: chrono::Duration::zero(),
             session_recheck: std::time::Duration::from_secs(30),
             auth: {
@@ -410,6 +430,7 @@ impl std::fmt::Debug for Config {
             .field("smtp_from", &self.smtp_from)
             .field("public_url", &self.public_url)
             .field("job_retry", &self.job_retry)
+            .field("shutdown", &self.shutdown)
             .finish()
     }
 }
@@ -528,6 +549,41 @@ mod tests {
             err.starts_with("CHRONICLE_TRUSTED_PROXIES") && err.contains("`lb.internal`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn production_drains_for_a_grace_by_default_and_both_bounds_are_settable() {
+        let development = config(&[]).unwrap().shutdown;
+        assert_eq!(development.grace, std::time::Duration::ZERO);
+        assert_eq!(development.timeout, std::time::Duration::from_secs(30));
+        let secret = (
+            "CHRONICLE_JWT_SECRET",
+            "a production key of at least thirty-two bytes",
+        );
+        let production = config(&[("CHRONICLE_ENV", "production"), secret])
+            .unwrap()
+            .shutdown;
+        assert_eq!(production.grace, std::time::Duration::from_secs(5));
+        let set = config(&[
+            ("CHRONICLE_ENV", "production"),
+            secret,
+            ("CHRONICLE_SHUTDOWN_GRACE_MS", "0"),
+            ("CHRONICLE_SHUTDOWN_TIMEOUT_MS", "1500"),
+        ])
+        .unwrap()
+        .shutdown;
+        assert_eq!(
+            (set.grace, set.timeout),
+            (
+                std::time::Duration::ZERO,
+                std::time::Duration::from_millis(1500)
+            )
+        );
+        let err = config(&[("CHRONICLE_SHUTDOWN_GRACE_MS", "soon")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("CHRONICLE_SHUTDOWN_GRACE_MS"), "{err}");
     }
 
     #[test]

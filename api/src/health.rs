@@ -1,6 +1,6 @@
-//! `/healthz` (the process answers) and `/readyz` (it can do its job: database reachable and
-//! not a hot standby, migrations applied, log readers not held back for long by a transaction
-//! anywhere on the server, projections not far behind the log).
+//! `/healthz` (the process answers) and `/readyz` (it can do its job: not shutting down,
+//! database reachable and not a hot standby, migrations applied, log readers not held back for
+//! long by a transaction anywhere on the server, projections not far behind the log).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use eventlog::EventLog;
 use serde_json::json;
 
 use crate::read_side::ReadSide;
+use crate::shutdown::Draining;
 
 /// Liveness: answers as long as the process serves HTTP.
 #[get("/healthz")]
@@ -19,6 +20,8 @@ pub async fn healthz() -> HttpResponse {
 
 /// What `/readyz` checks besides the database.
 pub struct Readiness {
+    /// Once the node is shutting down it is not ready, whatever else holds.
+    pub draining: Draining,
     pub read_side: ReadSide,
     /// A projection further behind the log than this many events: not ready.
     pub max_projection_lag: u64,
@@ -29,6 +32,12 @@ pub struct Readiness {
 /// Readiness, with the result of each check.
 #[get("/readyz")]
 pub async fn readyz(log: web::Data<EventLog>, readiness: web::Data<Readiness>) -> HttpResponse {
+    if readiness.draining.is_draining() {
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not ready",
+            "reason": "shutting down: finishing in-flight requests",
+        }));
+    }
     let checks = tokio::time::timeout(Duration::from_secs(3), check(&log, &readiness))
         .await
         .unwrap_or_else(|_| Err("database did not answer within 3 s".into()));

@@ -20,6 +20,7 @@ pub mod pruning;
 pub mod read_side;
 pub mod request;
 pub mod secrets;
+pub mod shutdown;
 pub mod startup;
 pub mod websocket;
 pub mod writes;

@@ -5,18 +5,27 @@
 //! hold every reader back) nor many locks at once.
 
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, Pruned};
 use crate::config::Pruning;
 
-/// Runs [`prune`] every `pruning.interval`, for as long as the process lives (every node does;
-/// a pass that finds nothing costs a few index look-ups).
-pub(crate) async fn prune_periodically(auth: Auth, pool: PgPool, pruning: Pruning) {
+/// Runs [`prune`] every `pruning.interval` until `stop` is cancelled (every node does; a pass
+/// that finds nothing costs a few index look-ups). A pass under way is finished first.
+pub(crate) async fn prune_periodically(
+    auth: Auth,
+    pool: PgPool,
+    pruning: Pruning,
+    stop: CancellationToken,
+) {
     let start = tokio::time::Instant::now() + pruning.interval;
     let mut ticks = tokio::time::interval_at(start, pruning.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.cancelled() => return,
+        }
         match prune(&auth, &pool, &pruning).await {
             Ok(pruned) => tracing::debug!(?pruned, "pruned"),
             Err(err) => tracing::warn!(error = ?err, "pruning failed; trying again next time"),

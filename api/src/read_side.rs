@@ -12,6 +12,8 @@ use projections::runner::{self, SharedCheckpoint};
 use projections::search_index::{self, SearchProjection, SearchStore};
 use tokio::sync::watch;
 
+use crate::shutdown::Tasks;
+
 /// How often a node waiting for a shared projection looks at its checkpoint when no
 /// notification came (the projection announces each step it takes; this covers a lost one).
 const SHARED_POLL: Duration = Duration::from_millis(500);
@@ -25,20 +27,24 @@ pub struct ReadSide {
 }
 
 impl ReadSide {
-    /// Opens the search index in `search_dir` and starts the projections: `search` here, and
-    /// `activity` when this node wins its leadership. `node` names this node in
-    /// `projection_checkpoints`.
-    pub fn start(log: &EventLog, search_dir: &Path, node: String) -> anyhow::Result<ReadSide> {
+    /// Opens the search index in `search_dir` and starts the projections as tasks of `tasks`:
+    /// `search` here, and `activity` when this node wins its leadership. `node` names this node
+    /// in `projection_checkpoints`.
+    pub fn start(
+        log: &EventLog,
+        search_dir: &Path,
+        node: String,
+        tasks: &mut Tasks,
+    ) -> anyhow::Result<ReadSide> {
         let search = Arc::new(SearchStore::open(search_dir)?);
         let (search_tx, search_progress) = watch::channel(Position::START);
         let projection = SearchProjection::new(search.clone(), log.clone(), node);
-        tokio::spawn(runner::run(log.clone(), projection, search_tx));
+        let follower = log.clone();
+        tasks.spawn(|stop| runner::run_until(follower, projection, search_tx, stop));
         let (activity_tx, _) = watch::channel(Position::START);
-        tokio::spawn(runner::run(
-            log.clone(),
-            Activity::new(log.clone()),
-            activity_tx,
-        ));
+        let activity = Activity::new(log.clone());
+        let leader = log.clone();
+        tasks.spawn(|stop| runner::run_until(leader, activity, activity_tx, stop));
         Ok(ReadSide {
             log: log.clone(),
             search,

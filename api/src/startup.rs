@@ -1,7 +1,8 @@
 //! Building the HTTP application: routes, shared state, and the listening socket. Tests start
-//! the real server through [`Application::build`] on port 0.
+//! the real server through [`Application::build`] on port 0. How it stops: [`crate::shutdown`].
 
 use std::net::{SocketAddr, TcpListener};
+use std::time::Instant;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, guard, middleware, web};
@@ -10,7 +11,7 @@ use eventlog::EventLog;
 use sqlx::PgPool;
 
 use crate::auth::Auth;
-use crate::background::{Background, invite_tokens};
+use crate::background::{self, invite_tokens};
 use crate::cache::{Freshness, ResponseCache};
 use crate::config::{Config, Environment};
 use crate::graphql::build_schema;
@@ -18,6 +19,7 @@ use crate::graphql::events::Pseudonymizer;
 use crate::graphql::jobs::JobSettings;
 use crate::read_side::ReadSide;
 use crate::secrets::shared_secret;
+use crate::shutdown::{Draining, ShutdownSettings, Signals, Tasks};
 use crate::writes::{Clock, Writes};
 use crate::{health, http, pruning, request, websocket};
 
@@ -25,8 +27,12 @@ use crate::{health, http, pruning, request, websocket};
 pub struct Application {
     address: SocketAddr,
     server: Server,
-    /// The job dispatcher and workers, unless `CHRONICLE_WORKERS=0`.
-    background: Option<Background>,
+    /// Set when the node starts shutting down.
+    draining: Draining,
+    /// The projections, pruning and (unless `CHRONICLE_WORKERS=0`) the job dispatcher and
+    /// workers.
+    tasks: Tasks,
+    shutdown: ShutdownSettings,
     /// The clock time-bound rules are decided by.
     clock: Clock,
     /// The response cache, unless turned off.
@@ -45,24 +51,22 @@ impl Application {
         let auth = Auth::new(pool.clone(), config.auth.clone())
             .await?
             .remember_sessions(&log);
+        let draining = Draining::default();
+        let mut tasks = Tasks::default();
         if !config.pruning.interval.is_zero() {
-            tokio::spawn(pruning::prune_periodically(
-                auth.clone(),
-                pool.clone(),
-                config.pruning,
-            ));
+            let (auth, pool, pruning) = (auth.clone(), pool.clone(), config.pruning);
+            tasks.spawn(|stop| pruning::prune_periodically(auth, pool, pruning, stop));
         }
         let pseudonymizer = Pseudonymizer::new(shared_secret(&pool, "pseudonyms").await?);
         let node = config
             .node_name
             .clone()
             .unwrap_or_else(|| format!("{}:{}", host_name(), address.port()));
-        let read_side = ReadSide::start(&log, &config.search_dir, node.clone())?;
+        let read_side = ReadSide::start(&log, &config.search_dir, node.clone(), &mut tasks)?;
         let clock = Clock::with_offset(config.clock_offset);
-        let background = match config.workers {
-            true => Some(Background::start(config, &log, clock.clone(), &node).await?),
-            false => None,
-        };
+        if config.workers {
+            background::start(config, &log, clock.clone(), &node, &draining, &mut tasks).await?;
+        }
         let schema = build_schema(
             Writes::with_clock(log.clone(), clock.clone()),
             auth.clone(),
@@ -95,12 +99,14 @@ impl Application {
         );
         let pseudonymizer = web::Data::new(pseudonymizer);
         let readiness = web::Data::new(health::Readiness {
+            draining: draining.clone(),
             read_side,
             max_projection_lag: config.max_projection_lag,
             max_reader_stall: config.max_reader_stall,
         });
         let websocket_settings = web::Data::new(websocket::Settings {
             session_recheck: config.session_recheck,
+            draining: draining.clone(),
         });
         let sockets = web::Data::new(websocket::Sockets::default());
         let trusted_proxies = web::Data::new(config.trusted_proxies.clone());
@@ -140,12 +146,18 @@ impl Application {
                 Environment::Production => app,
             }
         })
+        // Signals are ours (see `run_until_stopped`); actix's own bound on draining is a
+        // backstop behind ours, which has millisecond precision.
+        .disable_signals()
+        .shutdown_timeout(config.shutdown.timeout.as_secs() + 1)
         .listen(listener)?
         .run();
         Ok(Application {
             address,
             server,
-            background,
+            draining,
+            tasks,
+            shutdown: config.shutdown,
             clock,
             cache: response_cache,
         })
@@ -166,15 +178,68 @@ impl Application {
         self.address
     }
 
-    /// Serves until the process is asked to stop (SIGINT/SIGTERM), then drains in-flight
-    /// requests.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
-        if let Some(background) = &self.background {
-            background.abort();
-        }
-        served
+    /// Serves until the process gets SIGTERM or SIGINT, then shuts down gracefully (see
+    /// [`crate::shutdown`]) and stops the background tasks.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let mut signals = Signals::listen()?;
+        let Application {
+            mut server,
+            draining,
+            tasks,
+            shutdown,
+            ..
+        } = self;
+        let served = serve(&mut server, &mut signals, &draining, shutdown).await;
+        draining.begin();
+        tasks.stop(shutdown.timeout).await;
+        Ok(served?)
     }
+}
+
+/// Serves until a signal, then drains: not ready at once, still accepting connections for the
+/// grace (which a second signal ends), then no longer listening while in-flight requests
+/// finish, for at most the timeout.
+async fn serve(
+    server: &mut Server,
+    signals: &mut Signals,
+    draining: &Draining,
+    shutdown: ShutdownSettings,
+) -> std::io::Result<()> {
+    let handle = server.handle();
+    tokio::select! {
+        served = &mut *server => return served,
+        signal = signals.next() => tracing::info!(
+            signal,
+            grace_ms = shutdown.grace.as_millis() as u64,
+            timeout_ms = shutdown.timeout.as_millis() as u64,
+            "shutting down: not ready from now on"
+        ),
+    }
+    draining.begin();
+    let signalled = Instant::now();
+    tokio::select! {
+        served = &mut *server => return served,
+        _ = tokio::time::sleep(shutdown.grace) => {}
+        signal = signals.next() => tracing::info!(signal, "second signal: the grace ends now"),
+    }
+    tracing::info!("no longer accepting connections; finishing in-flight requests");
+    let stop = handle.stop(true);
+    let drained = async { tokio::join!(stop, &mut *server).1 };
+    let served = match tokio::time::timeout(shutdown.timeout, drained).await {
+        Ok(served) => served,
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = shutdown.timeout.as_millis() as u64,
+                "in-flight requests cut short: the shutdown timeout passed"
+            );
+            Ok(())
+        }
+    };
+    tracing::info!(
+        elapsed_ms = signalled.elapsed().as_millis() as u64,
+        "stopped serving"
+    );
+    served
 }
 
 /// The machine's name, for naming this node.

@@ -9,7 +9,11 @@
 //!   `Config::session_recheck` (30 s) while the connection lasts;
 //! - 4408 when `connection_init` does not arrive within [`INIT_TIMEOUT`];
 //! - 4429 when the user already holds `Limits::max_ws_connections_per_user` sockets on this
-//!   node.
+//!   node;
+//! - 1012 (service restart) when the node shuts down: between two messages, so nothing arrives
+//!   cut; the client reconnects (a load balancer sends it to another node) and resumes each
+//!   feed from the last position it received. A node shutting down answers a new upgrade
+//!   with 503 (see [`crate::shutdown`]).
 //!
 //! At most `Limits::max_ws_operations` operations run at once on one socket: a `subscribe`
 //! beyond that is answered with an `error` message for its id (`RATE_LIMITED`) and not run.
@@ -43,14 +47,17 @@ use crate::graphql::ChronicleSchema;
 use crate::http::bearer;
 use crate::limits::Limits;
 use crate::request::{self, RequestContext};
+use crate::shutdown::{Draining, SERVICE_RESTART};
 
 /// How long a client may take to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How the WebSocket endpoint behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// How often an open connection checks that its session has not ended.
     pub session_recheck: Duration,
+    /// Set when the node shuts down: connections are closed with [`SERVICE_RESTART`].
+    pub draining: Draining,
 }
 /// The protocol's close code for a refused (or no longer valid) authentication.
 const FORBIDDEN: u16 = 4403;
@@ -102,6 +109,12 @@ pub async fn graphql_ws(
             "subscriptions speak the graphql-transport-ws subprotocol: ask for it in Sec-WebSocket-Protocol",
         ));
     }
+    if settings.draining.is_draining() {
+        // Before the upgrade: a load balancer retries the request on another node.
+        return Ok(HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .body("this server is shutting down: connect again (to another server)"));
+    }
     let (mut response, session, messages) = actix_ws::handle(&http, body)?;
     response.headers_mut().insert(
         header::SEC_WEBSOCKET_PROTOCOL,
@@ -118,7 +131,7 @@ pub async fn graphql_ws(
         Connection {
             schema: schema.get_ref().clone(),
             auth: auth.get_ref().clone(),
-            settings: **settings,
+            settings: settings.get_ref().clone(),
             limits: **limits,
             sockets: sockets.into_inner(),
         },
@@ -169,6 +182,7 @@ async fn serve(
         }
     };
     let recheck = settings.session_recheck;
+    let draining = settings.draining;
     let mut session_checks = tokio::time::interval_at(Instant::now() + recheck, recheck);
     let mut graphql =
         WebSocket::new(schema, frames, WebSocketProtocols::GraphQLWS).on_connection_init(init);
@@ -241,6 +255,10 @@ async fn serve(
                 }
             }
             reason = timer => break Some(reason),
+            _ = draining.begun() => break Some(reason(
+                SERVICE_RESTART,
+                "the server is shutting down: reconnect and resume from the last position received",
+            )),
         }
     };
     if let Handshake::Authenticated { principal } = *handshake.borrow() {

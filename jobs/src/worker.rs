@@ -4,12 +4,20 @@
 //! Workers wake on apalis-postgres's insert notifications (new jobs start at once) and also
 //! poll every [`WorkerSettings::poll_interval`], which is how a retry whose backoff has passed
 //! is picked up (nothing notifies when a `run_at` comes due).
+//!
+//! On shutdown (the token passed to [`run_invite_emails`] is cancelled) a worker fetches no new
+//! job, puts the jobs it fetched but did not start back in the queue (apalis does), and
+//! finishes the one it runs; a job still running after [`WorkerSettings::shutdown_timeout`] is
+//! abandoned and put back to pending at once ([`hand_back`]), not left for other workers to
+//! take back only once this one's heartbeats are missed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage, Pubsub};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use crate::invite_email::{self, InviteEmail, InviteMail, Outcome};
 use crate::retry::{self, RetryPolicy};
@@ -28,6 +36,8 @@ pub struct WorkerSettings {
     /// How often a worker says it is alive; a job locked by a worker silent for
     /// [`MISSED_HEARTBEATS`] intervals goes back to the queue.
     pub heartbeat_interval: Duration,
+    /// How long a stopping worker may take to finish the job it runs.
+    pub shutdown_timeout: Duration,
 }
 
 /// Heartbeats a worker may miss before its jobs are taken back.
@@ -40,14 +50,19 @@ impl Default for WorkerSettings {
             retry: RetryPolicy::default(),
             poll_interval: Duration::from_secs(1),
             heartbeat_interval: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
 
-/// Runs the invite-email worker until the returned future is dropped, restarting it when it
-/// stops (say, the database went away).
-pub async fn run_invite_emails(mail: Arc<InviteMail>, settings: WorkerSettings) {
-    loop {
+/// Runs the invite-email worker until `stop` is cancelled (see the module docs), restarting it
+/// when it stops on its own (say, the database went away).
+pub async fn run_invite_emails(
+    mail: Arc<InviteMail>,
+    settings: WorkerSettings,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
         let config = Config::default()
             .queue(invite_email::QUEUE)
             .heartbeat_interval(settings.heartbeat_interval)
@@ -55,7 +70,7 @@ pub async fn run_invite_emails(mail: Arc<InviteMail>, settings: WorkerSettings) 
         let pool = mail.pool.clone();
         let storage = PostgresStorage::<InviteEmail>::new(&pool).with_config(config);
         let strategy = Strategy::new()
-            .stream(Pubsub::new(pool, invite_email::QUEUE.to_string()))
+            .stream(Pubsub::new(pool.clone(), invite_email::QUEUE.to_string()))
             .interval(settings.poll_interval);
         let backend = PollWith::new(storage, strategy);
         // A fresh name for each incarnation: apalis-postgres refuses to register a name
@@ -69,18 +84,70 @@ pub async fn run_invite_emails(mail: Arc<InviteMail>, settings: WorkerSettings) 
             invite_email::QUEUE,
             &incarnation[..8]
         );
-        let worker = WorkerBuilder::new(name)
+        let worker = WorkerBuilder::new(name.clone())
             .backend(backend)
             .data(mail.clone())
             .data(settings.retry)
             .build(send_invite_email);
-        match worker.run().await {
+        let stopped = stop.clone().cancelled_owned();
+        let run = worker.run_until(async move {
+            stopped.await;
+            Ok::<(), WorkerError>(())
+        });
+        tokio::pin!(run);
+        let outcome = tokio::select! {
+            outcome = &mut run => outcome,
+            () = stop.cancelled() => {
+                match tokio::time::timeout(settings.shutdown_timeout, &mut run).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        hand_back(&pool, &name).await;
+                        return;
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(()) if stop.is_cancelled() => {
+                tracing::info!(
+                    queue = invite_email::QUEUE,
+                    "worker stopped for the shutdown"
+                )
+            }
             Ok(()) => tracing::warn!(queue = invite_email::QUEUE, "worker stopped; restarting"),
             Err(err) => {
                 tracing::warn!(queue = invite_email::QUEUE, error = %err, "worker failed; restarting")
             }
         }
-        tokio::time::sleep(RESTART_DELAY).await;
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(RESTART_DELAY) => {}
+        }
+    }
+}
+
+/// Puts the jobs worker `name` holds (fetched or running) back to pending, for another worker to
+/// run: a job cut short by a shutdown did not fail, so its attempts are not counted.
+async fn hand_back(pool: &PgPool, name: &str) {
+    let returned = sqlx::query!(
+        r#"UPDATE apalis.jobs
+              SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL
+            WHERE lock_by = $1 AND status IN ('Queued', 'Running')"#,
+        name
+    )
+    .execute(pool)
+    .await;
+    match returned {
+        Ok(done) => tracing::warn!(
+            worker = name,
+            jobs = done.rows_affected(),
+            "the shutdown timeout cut a running job short: put back to pending"
+        ),
+        Err(err) => tracing::error!(
+            worker = name,
+            error = %err,
+            "could not put the jobs of a stopped worker back: they return once its heartbeats are missed"
+        ),
     }
 }
 

@@ -5,6 +5,7 @@
 //! its last effect ends, with no event missing or applied twice. [`run`] feeds it from a
 //! [`eventlog::Tail`] (woken by the log's notifications, polling only as a fallback), in
 //! batches of whatever is readable, and publishes its progress for `minPosition` waits.
+//! [`run_until`] does the same until told to stop, and stops between batches, never in one.
 //!
 //! A [`Scope::Shared`] projection writes tables every node reads, so only one node runs it: the
 //! one holding a PostgreSQL advisory lock named after it. The lock lives with a connection, so
@@ -19,6 +20,7 @@ use std::time::Duration;
 use eventlog::{EventLog, Position, RecordedEvent};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 
@@ -61,17 +63,33 @@ pub trait Projection: Send + Sync + 'static {
 /// shared, then applies the log from its checkpoint on, publishing each checkpoint reached in
 /// `progress`. Failures are logged and the projection restarts from its stored checkpoint.
 pub async fn run<P: Projection>(log: EventLog, projection: P, progress: watch::Sender<Position>) {
+    run_until(log, projection, progress, CancellationToken::new()).await
+}
+
+/// Like [`run`], until `stop` is cancelled: then it returns between two batches (a batch being
+/// applied is finished and its checkpoint stored first) and gives up or never takes the
+/// leadership of a shared projection, so another node takes over.
+pub async fn run_until<P: Projection>(
+    log: EventLog,
+    projection: P,
+    progress: watch::Sender<Position>,
+    stop: CancellationToken,
+) {
     let name = projection.name();
-    loop {
+    while !stop.is_cancelled() {
         let outcome = match projection.scope() {
-            Scope::NodeLocal => follow(&log, &projection, &progress).await,
-            Scope::Shared => lead(&log, &projection, &progress).await,
+            Scope::NodeLocal => follow(&log, &projection, &progress, &stop).await,
+            Scope::Shared => lead(&log, &projection, &progress, &stop).await,
         };
         if let Err(err) = outcome {
             tracing::warn!(projection = name, error = %err, "projection stopped; restarting");
         }
-        tokio::time::sleep(RESTART_DELAY).await;
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(RESTART_DELAY) => {}
+        }
     }
+    tracing::debug!(projection = name, "projection stopped for the shutdown");
 }
 
 /// Becomes the leader of a shared projection, then follows the log while leading.
@@ -79,27 +97,36 @@ async fn lead<P: Projection>(
     log: &EventLog,
     projection: &P,
     progress: &watch::Sender<Position>,
+    stop: &CancellationToken,
 ) -> Result<(), Error> {
-    let mut leadership = Leadership::acquire(log.pool(), projection.name()).await?;
+    let mut leadership = tokio::select! {
+        leadership = Leadership::acquire(log.pool(), projection.name()) => leadership?,
+        _ = stop.cancelled() => return Ok(()),
+    };
     tracing::info!(projection = projection.name(), "leading the projection");
     tokio::select! {
-        outcome = follow(log, projection, progress) => outcome,
+        outcome = follow(log, projection, progress, stop) => outcome,
         lost = leadership.watch() => Err(lost),
     }
 }
 
-/// Applies the log to `projection` from its checkpoint on, forever.
+/// Applies the log to `projection` from its checkpoint on, until `stop` is cancelled.
 async fn follow<P: Projection>(
     log: &EventLog,
     projection: &P,
     progress: &watch::Sender<Position>,
+    stop: &CancellationToken,
 ) -> Result<(), Error> {
     let start = projection.checkpoint().await?;
     progress.send_replace(start);
     let mut tail = log.tail(start);
     loop {
         let after = tail.position();
-        let mut batch = vec![tail.next().await?];
+        let first = tokio::select! {
+            event = tail.next() => event?,
+            _ = stop.cancelled() => return Ok(()),
+        };
+        let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match tail.try_next().await? {
                 Some(event) => batch.push(event),

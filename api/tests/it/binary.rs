@@ -3,7 +3,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
+/// A port nothing listens on (for a server process to bind).
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -50,10 +51,15 @@ async fn serve_without_database_url_provisions_postgres_migrates_serves_and_stop
     );
 
     // SIGTERM: drain and stop, taking the private PostgreSQL down with it.
+    let signalled = Instant::now();
     // SAFETY: kill with a valid pid and signal.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let status = server.wait().unwrap();
     assert!(status.success(), "{status}");
+    eprintln!(
+        "SIGTERM to exit 0, with the private PostgreSQL stopped: {:?}",
+        signalled.elapsed()
+    );
     let postmaster = data.path().join("postgres/postmaster.pid");
     let stopped = Instant::now();
     while postmaster.exists() && stopped.elapsed() < Duration::from_secs(30) {

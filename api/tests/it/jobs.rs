@@ -539,3 +539,73 @@ async fn operators_see_dead_jobs_and_retry_them_from_the_command_line() {
     let garbage = chronicle(&db.url(), &["jobs", "retry", "not-a-job"]);
     assert!(!garbage.status.success());
 }
+
+#[tokio::test]
+async fn a_stopped_worker_puts_back_the_job_it_could_not_finish_and_exits_0() {
+    // A mail server that accepts connections and never answers: the job hangs in it.
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalled_port = stalled.local_addr().unwrap().port();
+    let db = Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
+    jobs::setup(db.pool()).await.unwrap();
+    let app = TestApp::spawn_on(&db).await;
+    let ana = app.sign_up("ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_chronicle"))
+        .arg("worker")
+        .env("DATABASE_URL", db.url())
+        .env("CHRONICLE_SMTP_HOST", "127.0.0.1")
+        .env("CHRONICLE_SMTP_PORT", stalled_port.to_string())
+        .env("CHRONICLE_SMTP_TLS", "none")
+        .env("CHRONICLE_SHUTDOWN_TIMEOUT_MS", "500")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let invited = ana
+        .gql(
+            &app,
+            INVITE,
+            json!({ "w": ws, "email": "guest@example.com", "role": "MEMBER" }),
+        )
+        .await;
+    assert!(invited["data"]["inviteMember"].is_object(), "{invited}");
+    // The worker took the job: it is connected to the mail server, waiting for its greeting.
+    let (_held, _) = tokio::time::timeout(PATIENCE, stalled.accept())
+        .await
+        .expect("the worker connects to the mail server")
+        .unwrap();
+    let locked = || async {
+        sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT status, lock_by FROM apalis.jobs WHERE job_type = $1",
+        )
+        .bind(jobs::invite_email::QUEUE)
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+    };
+    let status_is = async |wanted: &str| {
+        invite_jobs(db.pool())
+            .await
+            .iter()
+            .any(|(status, _)| status == wanted)
+    };
+    eventually("the job runs", async || status_is("Running").await).await;
+
+    // SAFETY: kill with the worker's pid and a valid signal.
+    unsafe { libc::kill(worker.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(PATIENCE, worker.wait())
+        .await
+        .expect("the worker stops")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    // Not left locked until its heartbeats are missed: pending again at once.
+    assert_eq!(locked().await, [("Pending".to_string(), None)]);
+
+    // Another worker, with a mail server that answers, sends it: once.
+    let mut smtp = SmtpServer::on_free_port();
+    smtp.start().await;
+    let _node = node_with_workers(&db, smtp.settings(), fast_retry()).await;
+    eventually("the job is done", async || status_is("Done").await).await;
+    assert_eq!(smtp.messages().len(), 1);
+}

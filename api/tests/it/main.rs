@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod binary;
 mod cache;
+mod cluster;
 mod events;
 mod graphql;
 mod health;

@@ -13,24 +13,24 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::workspaces::{add_member, create_workspace};
 use crate::{Session, TestApp};
 
-const CREATE_ITEM: &str = "mutation($w: ID!, $t: String!) {
+pub(crate) const CREATE_ITEM: &str = "mutation($w: ID!, $t: String!) {
     createItem(input: { workspaceId: $w, title: $t }) { item { id } position } }";
 
 /// A `graphql-transport-ws` client.
-struct Client {
+pub(crate) struct Client {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 /// How a connection ended.
 #[derive(Debug, PartialEq)]
-struct Closed {
-    code: u16,
-    reason: String,
+pub(crate) struct Closed {
+    pub(crate) code: u16,
+    pub(crate) reason: String,
 }
 
 impl Client {
     /// Opens a socket to `/graphql` and sends `connection_init` with `payload`.
-    async fn open(app: &TestApp, payload: Value) -> Client {
+    pub(crate) async fn open(app: &TestApp, payload: Value) -> Client {
         let mut request = format!("ws://{}/graphql", app.address)
             .into_client_request()
             .unwrap();
@@ -51,7 +51,7 @@ impl Client {
     }
 
     /// Opens a connection as `session` and waits for the server's acknowledgement.
-    async fn connect(app: &TestApp, session: &Session) -> Client {
+    pub(crate) async fn connect(app: &TestApp, session: &Session) -> Client {
         let mut client = Client::open(
             app,
             json!({ "authorization": format!("Bearer {}", session.token) }),
@@ -62,21 +62,21 @@ impl Client {
         client
     }
 
-    async fn send(&mut self, message: Value) {
+    pub(crate) async fn send(&mut self, message: Value) {
         self.socket
             .send(Message::text(message.to_string()))
             .await
             .unwrap();
     }
 
-    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+    pub(crate) async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         self.send(json!({ "id": id, "type": "subscribe",
                           "payload": { "query": query, "variables": variables } }))
             .await;
     }
 
     /// The next protocol message, or how the connection closed.
-    async fn next(&mut self) -> Result<Value, Closed> {
+    pub(crate) async fn next(&mut self) -> Result<Value, Closed> {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(20), self.socket.next())
                 .await
@@ -108,7 +108,7 @@ impl Client {
     }
 
     /// The payload of the next `next` message of subscription `id`.
-    async fn data(&mut self, id: &str) -> Value {
+    pub(crate) async fn data(&mut self, id: &str) -> Value {
         let message = self.next().await.expect("open connection");
         assert_eq!(message["type"], "next", "{message}");
         assert_eq!(message["id"], id, "{message}");
@@ -118,7 +118,7 @@ impl Client {
 
     /// The error codes subscription `id` ended with (execution errors arrive in a `next`
     /// message, followed by `complete`).
-    async fn error_codes(&mut self, id: &str) -> Vec<String> {
+    pub(crate) async fn error_codes(&mut self, id: &str) -> Vec<String> {
         let message = self.next().await.expect("open connection");
         assert_eq!(message["id"], id, "{message}");
         let codes = crate::error_codes(&message["payload"]);
@@ -129,7 +129,7 @@ impl Client {
     }
 }
 
-const EVENTS: &str = "subscription($filter: EventsFilter, $from: String) {
+pub(crate) const EVENTS: &str = "subscription($filter: EventsFilter, $from: String) {
     events(filter: $filter, fromPosition: $from) { position eventId eventType } }";
 
 #[tokio::test]

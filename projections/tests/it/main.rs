@@ -341,17 +341,70 @@ async fn one_node_leads_a_shared_projection_and_another_takes_over_when_it_dies(
 
     // The leader dies; its lock goes with its connection, and the second node takes over.
     first.abort();
+    another_node_takes_over(&log, workspace, &mut second_seen).await;
+    second.abort();
+}
+
+/// Appends 20 more items and waits (seconds at most) until the node whose progress is `seen`
+/// has applied them, then checks the activity table against the log.
+async fn another_node_takes_over(
+    log: &EventLog,
+    workspace: Uuid,
+    seen: &mut watch::Receiver<Position>,
+) {
     for n in 20..40 {
+        create_item(log, workspace, n).await;
+    }
+    let head = log.head().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), seen.wait_for(|p| *p >= head))
+        .await
+        .expect("the other node takes over within seconds")
+        .unwrap();
+    assert_activity_matches_the_log(log).await;
+}
+
+#[tokio::test]
+async fn a_stopped_leader_ends_between_batches_and_another_node_takes_over() {
+    let _turn = SERIAL.lock().await;
+    let db = TestDatabase::create(&eventlog::MIGRATOR).await;
+    let log = EventLog::new(db.pool().clone());
+    let workspace = Uuid::now_v7();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (progress, mut first_seen) = watch::channel(Position::START);
+    let first = tokio::spawn(runner::run_until(
+        log.clone(),
+        Activity::new(log.clone()),
+        progress,
+        stop.clone(),
+    ));
+    for n in 0..20 {
         create_item(&log, workspace, n).await;
     }
     let head = log.head().await.unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        second_seen.wait_for(|p| *p >= head),
-    )
-    .await
-    .expect("the second node takes over within seconds")
-    .unwrap();
-    assert_activity_matches_the_log(&log).await;
+    tokio::time::timeout(Duration::from_secs(10), first_seen.wait_for(|p| *p >= head))
+        .await
+        .expect("the first node leads and applies")
+        .unwrap();
+    let (progress, mut second_seen) = watch::channel(Position::START);
+    let second = tokio::spawn(runner::run(
+        log.clone(),
+        Activity::new(log.clone()),
+        progress,
+    ));
+
+    // Told to stop, the leader returns on its own (it is not aborted), its work stored.
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .expect("the stopped leader returns")
+        .unwrap();
+    assert_eq!(
+        runner::SharedCheckpoint::new(activity::NAME)
+            .load(log.pool())
+            .await
+            .unwrap(),
+        head
+    );
+    another_node_takes_over(&log, workspace, &mut second_seen).await;
     second.abort();
 }
