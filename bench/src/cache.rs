@@ -3,8 +3,11 @@
 //! the real server with its cache (every answer after the warm-up a hit), and the real server
 //! with the cache off. Also the hit ratio the clients saw and what 10,000 entries cost.
 //!
-//! Everything runs in the harness's process, like the `api` benchmark: the servers, the
-//! clients and PostgreSQL share the machine's cores.
+//! Then the same cached query through Debian's nginx (`deploy/nginx.conf`) in front of one node
+//! and in front of three.
+//!
+//! Everything but nginx runs in the harness's process, like the `api` benchmark: the servers,
+//! nginx, the clients and PostgreSQL share the machine's cores.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +87,31 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     ] {
         database.checkpoint().await;
         rows.push(measure(what, client, &tenants, duration).await?);
+    }
+
+    let more_state = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let mut nodes = vec![cached_address];
+    for state in &more_state {
+        nodes.push(
+            server::start_app_with(pool.clone(), state.path(), &[])
+                .await?
+                .0,
+        );
+    }
+    for (what, behind) in [
+        (
+            "`items(first: 20)`, cached, one node behind nginx",
+            &nodes[..1],
+        ),
+        (
+            "`items(first: 20)`, cached, three nodes behind nginx",
+            &nodes[..],
+        ),
+    ] {
+        let nginx = Nginx::start(behind)?;
+        let client = Client::new(nginx.address)?;
+        database.checkpoint().await;
+        rows.push(measure(what, &client, &tenants, duration).await?);
     }
 
     eprintln!("cache: filling {ENTRIES} distinct entries");
@@ -211,6 +239,71 @@ async fn fill(client: &Client, tenants: &[Tenant], count: usize) -> anyhow::Resu
     Ok(())
 }
 
+/// Debian's nginx in front of some nodes, with the deployment's configuration
+/// (`deploy/nginx.conf`); stopped when dropped.
+struct Nginx {
+    address: SocketAddr,
+    process: std::process::Child,
+    _run: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(nodes: &[SocketAddr]) -> anyhow::Result<Nginx> {
+        const NGINX: &str = "/usr/sbin/nginx";
+        anyhow::ensure!(
+            std::path::Path::new(NGINX).exists(),
+            "nginx is missing ({NGINX}): apt-get install nginx-light"
+        );
+        let run = tempfile::tempdir()?;
+        // nginx's workers run as `nobody` when started as root.
+        std::fs::set_permissions(
+            run.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )?;
+        let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let servers: String = nodes
+            .iter()
+            .map(|node| format!("server {node} max_fails=1 fail_timeout=10s; "))
+            .collect();
+        let config = std::fs::read_to_string("deploy/nginx.conf")
+            .context("reading deploy/nginx.conf (run from the workspace root)")?
+            .replace("@RUN_DIR@", &run.path().to_string_lossy())
+            .replace("@LISTEN@", &address.to_string())
+            .replace("@NODES@", &servers);
+        let file = run.path().join("nginx.conf");
+        std::fs::write(&file, config)?;
+        let process = std::process::Command::new(NGINX)
+            .arg("-c")
+            .arg(&file)
+            .arg("-e")
+            .arg(run.path().join("error.log"))
+            .args(["-g", "daemon off;"])
+            .spawn()
+            .context("starting nginx")?;
+        let nginx = Nginx {
+            address,
+            process,
+            _run: run,
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(address).is_err() {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "nginx did not listen on {address}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(nginx)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
 /// This process's resident memory, in bytes (Linux).
 fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -236,7 +329,10 @@ fn render(context: &Context, rows: &[Row], memory: &Memory, duration: Duration) 
          Three servers in the harness's process on one database: a bare actix-web endpoint \
          (default workers, like the real server's) that answers every POST with the bytes of a \
          real `items(first: {PAGE})` answer ({} bytes), the real server (production mode) with \
-         its response cache, and the real server with `CHRONICLE_CACHE_MB=0`. {CLIENTS} \
+         its response cache, and the real server with `CHRONICLE_CACHE_MB=0`; then Debian's \
+         nginx (`deploy/nginx.conf`, 2 worker processes) in front of that cached node alone and \
+         in front of it and two more like it (three nodes in one process, on one machine: \
+         this shows what the proxy hop and the spread cost, not what more machines gain). {CLIENTS} \
          clients, each a user with a workspace of {PAGE} items, ask for their first page over \
          keep-alive HTTP/1.1, each waiting for its answer (and parsing it) before sending the \
          next. **The servers, the load generator and PostgreSQL share the machine's cores.** \
@@ -291,8 +387,5 @@ fn render(context: &Context, rows: &[Row], memory: &Memory, duration: Duration) 
             per(bytes)
         )),
     ));
-    out.push_str(
-        "\nOne node against three behind nginx: not measured in this run (see the issue's note).\n",
-    );
     out
 }
