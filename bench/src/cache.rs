@@ -56,15 +56,13 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     let pool = server::app_pool(&database).await?;
     let cached_state = tempfile::tempdir().context("creating the server's state directory")?;
     let uncached_state = tempfile::tempdir().context("creating the server's state directory")?;
+    // The harness runs servers with the cache off unless told otherwise.
+    let cache_on = [("CHRONICLE_CACHE_MB", "64")];
     let (cached_address, cache) =
-        server::start_app_with(pool.clone(), cached_state.path(), &[]).await?;
-    let cache = cache.context("the cache is on by default")?;
-    let (uncached_address, _) = server::start_app_with(
-        pool.clone(),
-        uncached_state.path(),
-        &[("CHRONICLE_CACHE_MB", "0")],
-    )
-    .await?;
+        server::start_app_with(pool.clone(), cached_state.path(), &cache_on).await?;
+    let cache = cache.context("the cache is on")?;
+    let (uncached_address, _) =
+        server::start_app_with(pool.clone(), uncached_state.path(), &[]).await?;
     let cached = Client::new(cached_address)?;
     let uncached = Client::new(uncached_address)?;
 
@@ -93,7 +91,7 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     let mut nodes = vec![cached_address];
     for state in &more_state {
         nodes.push(
-            server::start_app_with(pool.clone(), state.path(), &[])
+            server::start_app_with(pool.clone(), state.path(), &cache_on)
                 .await?
                 .0,
         );

@@ -235,7 +235,8 @@ fn render(context: &Context, rows: &[Row], raw_tps: f64, duration: Duration) -> 
     let mut out = format!(
         "## GraphQL API over HTTP vs. raw insert (`api`)\n\n{}\n\
          The real server (`api::startup::Application`, production mode, its default 2 HTTP \
-         workers, a 64-connection pool like the `chronicle` binary's) is started in the \
+         workers, a 64-connection pool like the `chronicle` binary's, the response cache off: \
+         see the `cache` section for it) is started in the \
          harness's process; {CLIENTS} clients in the same process send GraphQL over keep-alive \
          HTTP/1.1 connections, each waiting for its answer before sending the next request. \
          **The server, the load generator and PostgreSQL share the machine's cores.** Each \

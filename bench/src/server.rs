@@ -195,6 +195,9 @@ pub async fn start_app_with(
             // The benchmarks measure the API; production runs no job workers without SMTP.
             "CHRONICLE_WORKERS" => Some("0".into()),
             "CHRONICLE_MAX_PROJECTION_LAG" => Some("0".into()),
+            // The response cache would answer every repeated query: the `cache` benchmark
+            // turns it on; the others measure every request running.
+            "CHRONICLE_CACHE_MB" => Some("0".into()),
             _ => None,
         }
     })?;
