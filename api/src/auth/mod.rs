@@ -333,7 +333,12 @@ impl Auth {
             refresh_token,
             self.inner.settings.refresh_ttl,
         )
-        .await?;
+        .await
+        .inspect_err(|err| {
+            if matches!(err, AuthError::TokenReused) {
+                self.session_ended();
+            }
+        })?;
         self.session(issued)
     }
 
@@ -342,8 +347,17 @@ impl Auth {
     #[tracing::instrument(skip_all)]
     pub async fn log_out(&self, refresh_token: &str) -> Result<(), AuthError> {
         let family_id = refresh::end_family(&self.inner.pool, refresh_token).await?;
+        self.session_ended();
         tracing::info!(%family_id, "logged out");
         Ok(())
+    }
+
+    /// This node ended a session: it forgets what it remembered at once, without waiting for
+    /// its own notice to come back.
+    fn session_ended(&self) {
+        if let Some(known) = &self.inner.known_sessions {
+            known.forget_all();
+        }
     }
 
     /// Whether `principal`'s session is still going (not logged out or revoked): long-lived

@@ -71,6 +71,11 @@ impl KnownSessions {
             && self.inner.going.get(&(session_id, user_id)).await == Some(self.generation())
     }
 
+    /// Forgets every session remembered (a new generation).
+    pub(super) fn forget_all(&self) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Remembers that the session was going when it was read at `generation`, unless something
     /// may have ended it since.
     pub(super) async fn remember(&self, session_id: Uuid, user_id: Uuid, generation: u64) {
