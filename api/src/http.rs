@@ -148,6 +148,11 @@ impl Served<'_> {
             let message = "a GraphQL request needs a query (or a known persisted query's hash)";
             return self.refuse(http, ApiError::BadInput(message.into()));
         }
+        // Only a document that names the keyword is parsed here (and kept parsed for its
+        // execution): a GET served from the response cache is never parsed.
+        let is_mutation = |request: &mut Request| {
+            cache::may_not_be_a_query(&request.query) && is_mutation(request)
+        };
         if http.method() == Method::GET && batch.iter_mut().any(is_mutation) {
             let mut response = self.refuse(
                 http,
