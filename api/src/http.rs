@@ -826,3 +826,37 @@ pub struct NdjsonParams {
     /// A workspace's global id.
     workspace: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefers(accept: Option<&str>) -> bool {
+        let mut request = actix_web::test::TestRequest::default();
+        if let Some(accept) = accept {
+            request = request.insert_header((header::ACCEPT, accept));
+        }
+        prefers_graphql_response_json(&request.to_http_request())
+    }
+
+    #[test]
+    fn the_accept_header_decides_by_quality() {
+        assert!(!prefers(None));
+        assert!(!prefers(Some("application/json")));
+        assert!(!prefers(Some("*/*")));
+        assert!(prefers(Some("application/graphql-response+json")));
+        assert!(prefers(Some(
+            "application/graphql-response+json, application/json;q=0.9"
+        )));
+        assert!(prefers(Some(
+            "application/json, application/graphql-response+json"
+        )));
+        assert!(!prefers(Some(
+            "application/json, application/graphql-response+json;q=0.5"
+        )));
+        assert!(!prefers(Some("application/graphql-response+json;q=0")));
+        assert!(prefers(Some(
+            "Application/GraphQL-Response+JSON ; q=0.8, */*;q=0.1"
+        )));
+    }
+}
