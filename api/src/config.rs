@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::auth::AuthSettings;
 use crate::limits::Limits;
+use crate::metrics::MetricsSettings;
 use crate::request::TrustedProxies;
 use crate::shutdown::ShutdownSettings;
 
@@ -87,6 +88,12 @@ pub struct Config {
     /// `CHRONICLE_SHUTDOWN_GRACE_MS` (default 5,000 in production, 0 in development) and
     /// `CHRONICLE_SHUTDOWN_TIMEOUT_MS` (default 30,000): how the node stops on SIGTERM.
     pub shutdown: ShutdownSettings,
+    /// `CHRONICLE_APQ_MB`: the memory persisted queries may take on this node (default 32 MiB).
+    pub apq_max_bytes: u64,
+    /// Who may read `/metrics`: `CHRONICLE_METRICS_TOKEN` (a bearer token, at least 16 bytes),
+    /// `CHRONICLE_METRICS_PORT` (a separate listener serving only `/metrics`) on
+    /// `CHRONICLE_METRICS_HOST` (default `127.0.0.1`). See [`crate::metrics`].
+    pub metrics: MetricsSettings,
 }
 
 /// Scheduled deletion of what is no longer needed: refresh tokens and sessions, throttle
@@ -241,6 +248,33 @@ impl Config {
                 )?),
             }
         };
+        let metrics = {
+            let token = lookup("CHRONICLE_METRICS_TOKEN");
+            if token
+                .as_ref()
+                .is_some_and(|t| t.len() < crate::metrics::MIN_TOKEN_LEN)
+            {
+                return Err(ConfigError {
+                    name: "CHRONICLE_METRICS_TOKEN",
+                    message: format!(
+                        "at least {} bytes: a random string",
+                        crate::metrics::MIN_TOKEN_LEN
+                    ),
+                });
+            }
+            let host: IpAddr = parse(
+                "CHRONICLE_METRICS_HOST",
+                lookup("CHRONICLE_METRICS_HOST"),
+                IpAddr::from([127, 0, 0, 1]),
+            )?;
+            let port: Option<u16> = lookup("CHRONICLE_METRICS_PORT")
+                .map(|port| parse("CHRONICLE_METRICS_PORT", Some(port), 0))
+                .transpose()?;
+            MetricsSettings {
+                token,
+                listen: port.map(|port| std::net::SocketAddr::new(host, port)),
+            }
+        };
         let data_dir = lookup("CHRONICLE_DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(default_data_dir);
@@ -361,6 +395,9 @@ impl Config {
             job_retry,
             job_poll_interval: std::time::Duration::from_secs(1),
             shutdown,
+            apq_max_bytes: parse::<u64>("CHRONICLE_APQ_MB", lookup("CHRONICLE_APQ_MB"), 32)?
+                .saturating_mul(1024 * 1024),
+            metrics,
             clock_offset: chrono::Duration::zero(),
             session_recheck: std::time::Duration::from_secs(30),
             auth: {
@@ -431,6 +468,8 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("job_retry", &self.job_retry)
             .field("shutdown", &self.shutdown)
+            .field("apq_max_bytes", &self.apq_max_bytes)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -594,6 +633,32 @@ mod tests {
         assert!(
             !shown.contains("s3cret") && shown.contains("app:***@db"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn metrics_settings_are_checked_and_the_token_never_logged() {
+        let err = config(&[("CHRONICLE_METRICS_TOKEN", "short")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("CHRONICLE_METRICS_TOKEN"), "{err}");
+        let config = config(&[
+            ("CHRONICLE_METRICS_TOKEN", "a-long-enough-metrics-token"),
+            ("CHRONICLE_METRICS_PORT", "9464"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.metrics.listen,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        assert!(!format!("{config:?}").contains("long-enough"));
+        assert!(
+            super::Config::from_lookup(|_| None)
+                .unwrap()
+                .metrics
+                .listen
+                .is_none()
         );
     }
 

@@ -10,7 +10,8 @@ use async_graphql::{Response, ServerError};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-/// Every error code a client can see, as documented in SPEC §8.
+/// Every error code a client can see: those documented in SPEC §8, and the one the persisted
+/// query protocol needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     Unauthenticated,
@@ -22,9 +23,26 @@ pub enum Code {
     RateLimited,
     NotYetConsistent,
     Internal,
+    /// A persisted query's hash came alone and this node does not know it (Apollo's code,
+    /// which clients answer by sending the query with the hash).
+    PersistedQueryNotFound,
 }
 
 impl Code {
+    /// Every code.
+    pub const ALL: [Code; 10] = [
+        Code::Unauthenticated,
+        Code::Forbidden,
+        Code::NotFound,
+        Code::BadUserInput,
+        Code::Conflict,
+        Code::FeatureLocked,
+        Code::RateLimited,
+        Code::NotYetConsistent,
+        Code::Internal,
+        Code::PersistedQueryNotFound,
+    ];
+
     /// The code as it appears in `extensions.code`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +55,7 @@ impl Code {
             Code::RateLimited => "RATE_LIMITED",
             Code::NotYetConsistent => "NOT_YET_CONSISTENT",
             Code::Internal => "INTERNAL",
+            Code::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
         }
     }
 }
@@ -69,6 +88,8 @@ pub enum ApiError {
     Log(#[from] eventlog::Error),
     #[error(transparent)]
     Search(#[from] search::Error),
+    #[error(transparent)]
+    PersistedQuery(#[from] crate::persisted::PersistedQueryError),
     /// Something unexpected; the client sees only `INTERNAL`.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -113,6 +134,12 @@ impl ApiError {
             ApiError::Search(
                 err @ (search::Error::InvalidCursor(_) | search::Error::InvalidInput(_)),
             ) => (Code::BadUserInput, err.to_string()),
+            ApiError::PersistedQuery(err) => match err {
+                crate::persisted::PersistedQueryError::NotFound => {
+                    (Code::PersistedQueryNotFound, err.to_string())
+                }
+                _ => (Code::BadUserInput, err.to_string()),
+            },
             ApiError::Log(_)
             | ApiError::ReadModel(_)
             | ApiError::Search(_)

@@ -17,15 +17,19 @@ use crate::config::{Config, Environment};
 use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
 use crate::graphql::jobs::JobSettings;
+use crate::metrics::Metrics;
+use crate::persisted::PersistedQueries;
 use crate::read_side::ReadSide;
 use crate::secrets::shared_secret;
 use crate::shutdown::{Draining, ShutdownSettings, Signals, Tasks};
 use crate::writes::{Clock, Writes};
-use crate::{health, http, pruning, request, websocket};
+use crate::{health, http, metrics, pruning, request, websocket};
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
     address: SocketAddr,
+    /// Where the separate `/metrics` listener is, if one is configured.
+    metrics_address: Option<SocketAddr>,
     server: Server,
     /// Set when the node starts shutting down.
     draining: Draining,
@@ -67,8 +71,10 @@ impl Application {
         if config.workers {
             background::start(config, &log, clock.clone(), &node, &draining, &mut tasks).await?;
         }
+        let metrics = Metrics::new();
         let schema = build_schema(
-            Writes::with_clock(log.clone(), clock.clone()),
+            Writes::with_clock(log.clone(), clock.clone())
+                .counting_appends(metrics.appended_events()),
             auth.clone(),
             pseudonymizer.clone(),
             read_side.clone(),
@@ -90,6 +96,9 @@ impl Application {
             )),
         };
         let response_cache = cache.clone();
+        let (metrics_endpoint, metrics_address) =
+            metrics::endpoints(config, &metrics, &log, cache.as_ref())?;
+        let metrics_endpoint = web::Data::new(metrics_endpoint);
         let cache = web::Data::new(cache);
         let schema = web::Data::new(schema);
         let (log, auth, limits) = (
@@ -98,6 +107,8 @@ impl Application {
             web::Data::new(config.limits),
         );
         let pseudonymizer = web::Data::new(pseudonymizer);
+        let persisted = web::Data::new(PersistedQueries::new(config.apq_max_bytes));
+        let metrics = web::Data::new(metrics);
         let readiness = web::Data::new(health::Readiness {
             draining: draining.clone(),
             read_side,
@@ -123,11 +134,15 @@ impl Application {
                 .app_data(websocket_settings.clone())
                 .app_data(sockets.clone())
                 .app_data(trusted_proxies.clone())
+                .app_data(persisted.clone())
+                .app_data(metrics.clone())
+                .app_data(metrics_endpoint.clone())
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
                 .wrap(middleware::from_fn(request::resolve_origin))
                 .service(health::healthz)
                 .service(health::readyz)
                 .route("/events.ndjson", web::get().to(http::events_ndjson))
+                .route("/metrics", web::get().to(metrics::metrics))
                 .service(
                     web::resource("/graphql")
                         .route(
@@ -154,6 +169,7 @@ impl Application {
         .run();
         Ok(Application {
             address,
+            metrics_address,
             server,
             draining,
             tasks,
@@ -176,6 +192,11 @@ impl Application {
     /// The address the server listens on (with the real port when 0 was asked for).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address of the separate `/metrics` listener (`CHRONICLE_METRICS_PORT`), if any.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     /// Serves until the process gets SIGTERM or SIGINT, then shuts down gracefully (see

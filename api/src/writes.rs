@@ -1,7 +1,8 @@
 //! The write path every mutation takes: decided events are appended and applied to the inline
-//! read models in one transaction, at most once per idempotency key, and announced after the
-//! commit.
+//! read models in one transaction, at most once per idempotency key, and announced (and
+//! counted, for `/metrics`) after the commit.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -46,11 +47,18 @@ impl Clock {
     }
 }
 
+tokio::task_local! {
+    /// Events appended so far by the transaction [`Writes::run`] or [`Writes::once`] runs.
+    static APPENDED: Cell<u64>;
+}
+
 /// Appends and applies events; see the module docs.
 #[derive(Clone)]
 pub struct Writes {
     log: EventLog,
     clock: Clock,
+    /// Counts the events of every committed transaction (`/metrics`), when set.
+    appended: Option<prometheus::IntCounter>,
 }
 
 impl Writes {
@@ -66,7 +74,19 @@ impl Writes {
 
     /// Writes deciding time-bound rules by `clock`.
     pub fn with_clock(log: EventLog, clock: Clock) -> Writes {
-        Writes { log, clock }
+        Writes {
+            log,
+            clock,
+            appended: None,
+        }
+    }
+
+    /// These writes, counting the events each committed transaction appended into `counter`.
+    pub fn counting_appends(self, counter: prometheus::IntCounter) -> Writes {
+        Writes {
+            appended: Some(counter),
+            ..self
+        }
     }
 
     /// The time rules are decided at.
@@ -109,14 +129,15 @@ impl Writes {
         }
 
         let mut tx = self.log.pool().begin().await.map_err(internal)?;
-        let outcome = run_and_record(&mut tx, body, &scope, key, &request_hash).await;
+        let (outcome, appended) =
+            counting_appends(run_and_record(&mut tx, body, &scope, key, &request_hash)).await;
         let committed = match outcome {
             Ok(result) => tx.commit().await.map(|()| result).map_err(internal),
             Err(err) => Err(err),
         };
         match committed {
             Ok(result) => {
-                self.log.announce_append();
+                self.committed(appended);
                 Ok(result)
             }
             // A concurrent request with the same key may have won: then this is its retry.
@@ -133,10 +154,19 @@ impl Writes {
         F: AsyncFnOnce(&mut PgConnection) -> Result<R, ApiError>,
     {
         let mut tx = self.log.pool().begin().await.map_err(internal)?;
-        let result = body(&mut tx).await?;
+        let (result, appended) = counting_appends(body(&mut tx)).await;
+        let result = result?;
         tx.commit().await.map_err(internal)?;
-        self.log.announce_append();
+        self.committed(appended);
         Ok(result)
+    }
+
+    /// After a commit that appended `events`: announce and count them.
+    fn committed(&self, events: u64) {
+        self.log.announce_append();
+        if let Some(counter) = &self.appended {
+            counter.inc_by(events);
+        }
     }
 
     /// The stored result for a key, if the key was used; an error if it was used for other input.
@@ -184,6 +214,8 @@ impl Writes {
             .append_in(conn, stream, expected, &to_new_events(&events, metadata))
             .await?;
         let first_version = appended.stream_version + 1 - events.len() as u64;
+        // Outside `run` and `once` (operator commands) nothing counts.
+        let _ = APPENDED.try_with(|n| n.set(n.get() + events.len() as u64));
         for (i, event) in events.into_iter().enumerate() {
             let event = event.into();
             let envelope = Envelope {
@@ -198,6 +230,17 @@ impl Writes {
         }
         Ok(Some(appended.position()))
     }
+}
+
+/// Runs `work` and returns, with its output, how many events it appended through
+/// [`Writes::append`].
+async fn counting_appends<T>(work: impl Future<Output = T>) -> (T, u64) {
+    APPENDED
+        .scope(Cell::new(0), async {
+            let output = work.await;
+            (output, APPENDED.with(Cell::get))
+        })
+        .await
 }
 
 async fn run_and_record<R, F>(

@@ -276,6 +276,12 @@ pub struct Standing {
 
 /// Every projection's recorded standing, and its lag behind the log.
 pub async fn standings(log: &EventLog) -> Result<Vec<Standing>, Error> {
+    standings_capped(log, u64::MAX).await
+}
+
+/// [`standings`] with each lag counted no further than `cap` (counting is a scan of the log
+/// after the checkpoint: what is read often, such as metrics, bounds it).
+pub async fn standings_capped(log: &EventLog, cap: u64) -> Result<Vec<Standing>, Error> {
     let rows = sqlx::query!(
         "SELECT name, node, tx_id, seq, updated_at FROM projection_checkpoints ORDER BY name, node"
     )
@@ -285,7 +291,7 @@ pub async fn standings(log: &EventLog) -> Result<Vec<Standing>, Error> {
     for row in rows {
         let position = Position::new(row.tx_id, row.seq);
         standings.push(Standing {
-            lag: log.count_after(Some(position), None).await?,
+            lag: log.count_after_capped(position, cap).await?,
             name: row.name,
             node: row.node,
             position,

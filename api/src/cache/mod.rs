@@ -279,8 +279,13 @@ pub fn may_not_be_a_query(document: &str) -> bool {
 pub enum Answer {
     /// An answer the cache holds (or now stores).
     Cacheable(Arc<Entry>),
-    /// An answer to send but not to store.
+    /// An answer without errors to send but not to store.
     Uncacheable(Bytes, &'static str),
+    /// An executed answer with errors: sent, never stored.
+    Errors(Bytes, &'static str),
+    /// A request refused before execution (its document, variables or operation): sent
+    /// without `data` (see [`crate::http`]), never stored.
+    Rejected(Bytes, &'static str),
     /// The request ran out of time.
     TimedOut,
     /// Executing the request failed (a panic): the message, for the logs.

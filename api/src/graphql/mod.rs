@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod events;
+pub mod execution;
 mod history;
 pub(crate) mod ids;
 pub mod jobs;
@@ -15,6 +16,7 @@ pub(crate) mod query;
 mod search;
 mod subscription;
 mod types;
+mod variables;
 
 use async_graphql::{Schema, SchemaBuilder};
 
@@ -33,7 +35,10 @@ pub use subscription::Subscription;
 pub type ChronicleSchema = Schema<Query, Mutation, Subscription>;
 
 fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query, Mutation::default(), Subscription).extension(ErrorCodes)
+    Schema::build(Query, Mutation::default(), Subscription)
+        .extension(ErrorCodes)
+        .extension(execution::MarkExecution)
+        .extension(variables::RequiredVariables)
 }
 
 /// Builds the schema served at `/graphql`, with the query-level abuse limits. Introspection

@@ -117,6 +117,7 @@ impl LocalCluster {
             client: reqwest::Client::new(),
             db: self.db.clone(),
             data_dir: Arc::new(tempfile::tempdir().unwrap()),
+            metrics_address: None,
             // The nodes' own clocks are the system's; this one is not theirs to move.
             clock: api::writes::Clock::default(),
         }

@@ -2,7 +2,7 @@ use eventlog::{EventLog, ExpectedVersion, Metadata, NewEvent, StreamRef};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{TestApp, error_codes};
+use crate::{Session, TestApp, error_codes};
 
 #[tokio::test]
 async fn log_position_follows_appends() {
@@ -49,11 +49,7 @@ async fn client_mistakes_are_bad_user_input() {
     let app = TestApp::spawn().await;
     for query in ["{ logPosition", "{ noSuchField }", "mutation { x }"] {
         let response = app.graphql(query, Value::Null).await;
-        let codes = error_codes(&response);
-        assert!(
-            !codes.is_empty() && codes.iter().all(|c| c == "BAD_USER_INPUT"),
-            "{query}: {response}"
-        );
+        assert!(only_bad_user_input(&response), "{query}: {response}");
     }
 }
 
@@ -74,4 +70,155 @@ async fn internal_failures_are_internal_and_leak_nothing() {
         "{text}"
     );
     assert_eq!(response["errors"][0]["message"], "internal error");
+}
+
+/// POSTs `body` as `ana` accepting `accept`: the status, the content type and the body.
+async fn post_accepting(
+    app: &TestApp,
+    token: &str,
+    accept: &str,
+    body: Value,
+) -> (u16, String, Value) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(token)
+        .header("accept", accept)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (status, content_type, response.json().await.unwrap())
+}
+
+/// Whether the response has errors, all of them the client's.
+fn only_bad_user_input(response: &Value) -> bool {
+    let codes = error_codes(response);
+    !codes.is_empty() && codes.iter().all(|c| c == "BAD_USER_INPUT")
+}
+
+/// Requests that fail before execution: a document that does not parse, one that does not
+/// validate, variables that do not coerce, an operation that cannot be chosen.
+fn request_errors() -> Vec<Value> {
+    vec![
+        json!({ "query": "{ me { displayName }" }),
+        json!({ "query": "{ me { noSuchField } }" }),
+        json!({
+            "query": "query($n: Int) { workspaces(first: $n) { edges { cursor } } }",
+            "variables": { "n": "ten" }
+        }),
+        json!({ "query": "query($id: ID!) { item(id: $id) { title } }" }),
+        json!({ "query": "query A { me { id } } query B { me { id } }" }),
+        json!({ "query": "query A { me { id } }", "operationName": "C" }),
+    ]
+}
+
+/// Sends every request of [`request_errors`] accepting `accept`: each is answered with
+/// `status` and `content_type`, client errors only, and no `data`.
+async fn assert_request_errors_answered(
+    app: &TestApp,
+    user: &Session,
+    accept: &str,
+    status: u16,
+    content_type: &str,
+) {
+    for body in request_errors() {
+        let (got_status, got_type, response) =
+            post_accepting(app, &user.token, accept, body.clone()).await;
+        assert_eq!(got_status, status, "{accept} {body}: {response}");
+        assert_eq!(got_type, content_type, "{accept} {body}");
+        assert!(response.get("data").is_none(), "{body}: {response}");
+        assert!(only_bad_user_input(&response), "{body}: {response}");
+    }
+}
+
+#[tokio::test]
+async fn request_errors_are_400_without_data_for_graphql_response_json() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let accept = "application/graphql-response+json, application/json;q=0.9";
+    let typed = "application/graphql-response+json";
+    assert_request_errors_answered(&app, &ana, accept, 400, typed).await;
+    // Executed, even with an error in a field: 200, with data.
+    let (status, _, response) = post_accepting(
+        &app,
+        &ana.token,
+        accept,
+        json!({ "query": "{ me { displayName } item(id: \"nope\") { title } }" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["data"]["me"]["displayName"], "Ana", "{response}");
+    assert!(!error_codes(&response).is_empty(), "{response}");
+}
+
+#[tokio::test]
+async fn request_errors_are_200_without_data_for_application_json() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    for accept in [
+        "application/json",
+        "*/*",
+        "application/json, application/graphql-response+json;q=0.5",
+    ] {
+        assert_request_errors_answered(&app, &ana, accept, 200, "application/json").await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_without_a_query_is_400_whatever_is_accepted() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    for accept in ["application/json", "application/graphql-response+json"] {
+        for body in [
+            json!({}),
+            json!({ "variables": { "n": 1 } }),
+            json!({ "query": "" }),
+        ] {
+            let (status, _, response) =
+                post_accepting(&app, &ana.token, accept, body.clone()).await;
+            assert_eq!(status, 400, "{accept} {body}: {response}");
+            assert_eq!(error_codes(&response), ["BAD_USER_INPUT"]);
+        }
+    }
+    let get = app
+        .client
+        .get(app.url("/graphql"))
+        .bearer_auth(&ana.token)
+        .query(&[("variables", "{}")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 400);
+}
+
+#[tokio::test]
+async fn get_reads_the_operation_name_and_variables() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let response: Value = app
+        .client
+        .get(app.url("/graphql"))
+        .bearer_auth(&ana.token)
+        .query(&[
+            ("query", "query A { me { email } } query B($n: Int) { workspaces(first: $n) { edges { cursor } } }"),
+            ("operationName", "B"),
+            ("variables", r#"{"n": 1}"#),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(response["errors"].is_null(), "{response}");
+    assert!(
+        response["data"]["workspaces"]["edges"].is_array(),
+        "{response}"
+    );
 }

@@ -14,8 +14,10 @@ mod invites;
 mod items;
 mod jobs;
 mod limits;
+mod metrics;
 mod ndjson_bulk;
 mod nodes;
+mod persisted;
 mod proxy;
 mod read_models;
 mod restore;
@@ -41,6 +43,8 @@ pub struct TestApp {
     pub db: Arc<TestDatabase>,
     /// This node's local state (its search index).
     pub data_dir: Arc<tempfile::TempDir>,
+    /// The separate `/metrics` listener, when the test configured one.
+    pub metrics_address: Option<SocketAddr>,
     /// The clock this node decides time-bound rules by: tests move it on.
     pub clock: api::writes::Clock,
 }
@@ -81,6 +85,7 @@ impl TestApp {
             .await
             .unwrap();
         let address = app.address();
+        let metrics_address = app.metrics_address();
         let clock = app.clock().clone();
         tokio::spawn(app.run_until_stopped());
         TestApp {
@@ -88,6 +93,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             db: db.clone(),
             data_dir,
+            metrics_address,
             clock,
         }
     }
