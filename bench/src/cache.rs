@@ -10,12 +10,12 @@
 //! nginx, the clients and PostgreSQL share the machine's cores.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 
+pub use crate::http_api::Args;
 use crate::http_api::client::{Client, PAGE, Tenant};
 use crate::latency::{Latencies, millis};
 use crate::report::{self, Context};
@@ -29,16 +29,6 @@ const WARM_UP: Duration = Duration::from_secs(2);
 const TARGET_RATIO: f64 = 0.7;
 /// Distinct cached answers whose memory is measured.
 const ENTRIES: usize = 10_000;
-
-#[derive(clap::Args)]
-pub struct Args {
-    /// How long each measurement runs.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// The report to write this benchmark's section into.
-    #[arg(long, default_value = "BENCHMARKS.md")]
-    out: PathBuf,
-}
 
 /// One measured line of the table.
 struct Row {

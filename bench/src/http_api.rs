@@ -31,14 +31,15 @@ const MIN_ITEMS: usize = 200;
 /// Sign-ups run a few at a time: each hashes a password with argon2id.
 const SETUP_CONCURRENCY: usize = 4;
 
+/// How long each measurement runs, and where the section goes (shared with `cache`).
 #[derive(clap::Args)]
 pub struct Args {
     /// How long each measurement runs.
     #[arg(long, default_value_t = 10)]
-    seconds: u64,
+    pub seconds: u64,
     /// The report to write this benchmark's section into.
     #[arg(long, default_value = "BENCHMARKS.md")]
-    out: PathBuf,
+    pub out: PathBuf,
 }
 
 /// What the clients send.
