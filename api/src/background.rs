@@ -4,14 +4,23 @@
 
 use std::sync::Arc;
 
-use domain::{Aggregate, InviteId, Workspace, WorkspaceCommand};
+use domain::referral::Decision;
+use domain::{
+    Aggregate, DomainEvent, InviteId, User, UserCommand, UserId, Workspace, WorkspaceCommand,
+};
 use eventlog::{EventLog, Metadata, Position, StreamRef};
 use futures::future::BoxFuture;
 use jobs::dispatch::Dispatch;
-use jobs::invite_email::InviteMail;
+use jobs::invite_email::{InviteEmail, InviteMail};
 use jobs::mail::Mailer;
-use jobs::worker::{self, WorkerSettings};
-use jobs::{BoxError, DeadJob, InviteTokens, Recorder, SentInvite};
+use jobs::referral_reward::{ReferralReward, ReferralRewards};
+use jobs::weekly_summary::{self, WeeklySummaries, WeeklySummaryJob};
+use jobs::worker::{self, Services, WorkerSettings};
+use jobs::{
+    BoxError, DeadJob, InviteTokens, Recorder, ReferralClaim, SentInvite, SentSummary,
+    TrialExtension,
+};
+use projections::inline::AnyEvent;
 use projections::runner;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -26,6 +35,10 @@ use crate::writes::{Clock, Writes};
 const INVITE_EMAIL_ACTOR: &str = "invite-email-job";
 /// The name under which the worker records a job's death.
 const JOB_WORKER_ACTOR: &str = "job-worker";
+/// The name under which the referral-reward job records rewards and trial extensions.
+const REFERRAL_ACTOR: &str = "referral-reward-job";
+/// The name under which the weekly-summary job records the summaries sent.
+const WEEKLY_SUMMARY_ACTOR: &str = "weekly-summary-job";
 /// How often a job retries recording its effect when the workspace changed meanwhile.
 const RECORD_ATTEMPTS: usize = 5;
 
@@ -62,14 +75,30 @@ pub async fn start(
         ),
     };
     let pool = log.pool().clone();
-    let writes = Writes::with_clock(log.clone(), clock);
+    let writes = Writes::with_clock(log.clone(), clock.clone());
+    let recorder: Arc<dyn Recorder> = Arc::new(JobEffects { writes });
     let mail = Arc::new(InviteMail {
         pool: pool.clone(),
-        mailer,
+        mailer: mailer.clone(),
         tokens: invite_tokens(&pool).await?,
         public_url: config.public_url.clone(),
-        recorder: Arc::new(JobEffects { writes }),
+        recorder: recorder.clone(),
     });
+    let rewards = Arc::new(ReferralRewards {
+        pool: pool.clone(),
+        recorder: recorder.clone(),
+        max_rewards: config.max_referral_rewards,
+    });
+    let summaries = Arc::new(WeeklySummaries {
+        pool: pool.clone(),
+        mailer,
+        public_url: config.public_url.clone(),
+        recorder: recorder.clone(),
+    });
+    let services = Services {
+        pool: pool.clone(),
+        recorder,
+    };
     let settings = WorkerSettings {
         name: node.to_string(),
         retry: config.job_retry,
@@ -81,8 +110,19 @@ pub async fn start(
     let dispatch = Dispatch::new(log.clone(), config.job_retry);
     let log = log.clone();
     tasks.spawn(|stop| runner::run_until(log, dispatch, dispatched, stop));
-    let workers_stop = draining.token();
-    tasks.spawn(|_| worker::run_invite_emails(mail, settings, workers_stop));
+    let (interval, retry) = (config.weekly_summary_interval, config.job_retry);
+    tasks.spawn(move |stop| {
+        weekly_summary::run_schedule(pool, interval, move || clock.now(), retry, stop)
+    });
+    let (to_invite, to_reward) = (services.clone(), services.clone());
+    let (invite_settings, reward_settings) = (settings.clone(), settings.clone());
+    let stop = draining.token();
+    let (invites_stop, rewards_stop) = (stop.clone(), stop.clone());
+    tasks.spawn(|_| worker::run::<InviteEmail>(mail, to_invite, invite_settings, invites_stop));
+    tasks.spawn(|_| {
+        worker::run::<ReferralReward>(rewards, to_reward, reward_settings, rewards_stop)
+    });
+    tasks.spawn(|_| worker::run::<WeeklySummaryJob>(summaries, services, settings, stop));
     tracing::info!(node, "job dispatcher and workers started");
     Ok(())
 }
@@ -108,6 +148,24 @@ struct JobEffects {
     writes: Writes,
 }
 
+/// Where a job records: the system actor's name, the causing event and its correlation id.
+struct Acting<'a> {
+    actor: &'a str,
+    cause: uuid::Uuid,
+    correlation_id: Option<uuid::Uuid>,
+}
+
+impl Acting<'static> {
+    /// The referral-reward job acting for `cause`.
+    fn referral(cause: uuid::Uuid, correlation_id: Option<uuid::Uuid>) -> Acting<'static> {
+        Acting {
+            actor: REFERRAL_ACTOR,
+            cause,
+            correlation_id,
+        }
+    }
+}
+
 impl JobEffects {
     /// Decides `command` on workspace `workspace_id` as the system actor `actor` (with
     /// `cause` as causation) and appends what it decides in one transaction with its read
@@ -119,19 +177,46 @@ impl JobEffects {
         cause: uuid::Uuid,
         command: impl Fn() -> WorkspaceCommand,
     ) -> Result<(), ApiError> {
-        let mut metadata = Metadata::system(actor);
-        metadata.causation_id = Some(cause);
+        let acting = Acting {
+            actor,
+            cause,
+            correlation_id: None,
+        };
+        self.record_on::<Workspace>(workspace_id, Some(workspace_id), &acting, |_| command())
+            .await
+            .map(|_| ())
+    }
+
+    /// Decides the command `command` makes of the current state of aggregate `A`'s stream
+    /// `stream_id` as the system, and appends what it decides in one transaction with its
+    /// read models; returns the state decided on and the events appended.
+    async fn record_on<A>(
+        &self,
+        stream_id: uuid::Uuid,
+        workspace_id: Option<uuid::Uuid>,
+        acting: &Acting<'_>,
+        command: impl Fn(&A) -> A::Command,
+    ) -> Result<(A, Vec<A::Event>), ApiError>
+    where
+        A: Aggregate,
+        A::Event: DomainEvent + Into<AnyEvent> + Clone,
+        ApiError: From<domain::DomainError>,
+    {
+        let mut metadata = Metadata::system(acting.actor);
+        metadata.causation_id = Some(acting.cause);
+        metadata.correlation_id = acting.correlation_id;
         let stream = StreamRef {
-            stream_type: Workspace::STREAM_TYPE,
-            stream_id: workspace_id,
-            workspace_id: Some(workspace_id),
+            stream_type: A::STREAM_TYPE,
+            stream_id,
+            workspace_id,
         };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let loaded = self.writes.log().load::<Workspace>(workspace_id).await?;
-            let ctx = domain::Context::system(self.writes.now(), actor);
-            let events = loaded.state.decide(command(), &ctx)?;
+            let loaded = self.writes.log().load::<A>(stream_id).await?;
+            let ctx = domain::Context::system(self.writes.now(), acting.actor);
+            let events = loaded.state.decide(command(&loaded.state), &ctx)?;
+            let appended = events.clone();
             let outcome = self
                 .writes
                 .run(async |tx| {
@@ -141,11 +226,13 @@ impl JobEffects {
                 })
                 .await;
             match outcome {
-                // Another write to the workspace came between: decide again on the new state
-                // (so an unrelated write cannot make a job run, and mail, again).
+                // Another write to the stream came between: decide again on the new state
+                // (so an unrelated write cannot make a job run, and mail, again; and a
+                // referrer's rewards are counted one at a time).
                 Err(ApiError::Log(eventlog::Error::Conflict { .. }))
                     if attempt < RECORD_ATTEMPTS => {}
-                other => return other.map(|_| ()),
+                Err(err) => return Err(err),
+                Ok(_) => return Ok((loaded.state, appended)),
             }
         }
     }
@@ -166,6 +253,59 @@ impl Recorder for JobEffects {
                 WorkspaceCommand::RecordInviteEmailSent {
                     invite_id: InviteId::from_uuid(sent.invite_id),
                     message_id: sent.message_id.clone(),
+                }
+            })
+            .await
+            .map_err(job_error)
+        })
+    }
+
+    fn referral_rewarded<'a>(
+        &'a self,
+        claim: &'a ReferralClaim,
+    ) -> BoxFuture<'a, Result<Decision, BoxError>> {
+        Box::pin(async move {
+            let acting = Acting::referral(claim.cause, claim.correlation_id);
+            let referrer = claim.claim.referrer.as_uuid();
+            let (state, _) = self
+                .record_on::<User>(referrer, None, &acting, |_| UserCommand::RewardReferral {
+                    claim: claim.claim.clone(),
+                })
+                .await
+                .map_err(job_error)?;
+            // The decision the appended event (if any) came from.
+            Ok(state.decide_referral(&claim.claim))
+        })
+    }
+
+    fn trial_extended<'a>(
+        &'a self,
+        extension: &'a TrialExtension,
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            let acting = Acting::referral(extension.cause, extension.correlation_id);
+            let workspace = extension.workspace_id;
+            let (_, events) = self
+                .record_on::<Workspace>(workspace, Some(workspace), &acting, |_| {
+                    WorkspaceCommand::ExtendTrial {
+                        days: extension.days,
+                        referred_user: UserId::from_uuid(extension.referred_user),
+                    }
+                })
+                .await
+                .map_err(job_error)?;
+            Ok(!events.is_empty())
+        })
+    }
+
+    fn weekly_summary_sent<'a>(
+        &'a self,
+        sent: &'a SentSummary,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            self.record(sent.workspace_id, WEEKLY_SUMMARY_ACTOR, sent.cause, || {
+                WorkspaceCommand::RecordWeeklySummarySent {
+                    summary: sent.summary.clone(),
                 }
             })
             .await

@@ -85,6 +85,12 @@ pub struct Config {
     /// How often workers look for due retries (1 s; not read from the environment, shortened
     /// by tests).
     pub job_poll_interval: std::time::Duration,
+    /// `CHRONICLE_MAX_REFERRAL_REWARDS`: the most referral rewards one referrer earns
+    /// (default 10).
+    pub max_referral_rewards: u32,
+    /// How often each worker node checks whether a week's summaries are due (60 s; not read
+    /// from the environment, shortened by tests).
+    pub weekly_summary_interval: std::time::Duration,
     /// `CHRONICLE_SHUTDOWN_GRACE_MS` (default 5,000 in production, 0 in development) and
     /// `CHRONICLE_SHUTDOWN_TIMEOUT_MS` (default 30,000): how the node stops on SIGTERM.
     pub shutdown: ShutdownSettings,
@@ -394,6 +400,12 @@ impl Config {
                 .to_string(),
             job_retry,
             job_poll_interval: std::time::Duration::from_secs(1),
+            max_referral_rewards: parse(
+                "CHRONICLE_MAX_REFERRAL_REWARDS",
+                lookup("CHRONICLE_MAX_REFERRAL_REWARDS"),
+                domain::referral::DEFAULT_MAX_REWARDS,
+            )?,
+            weekly_summary_interval: std::time::Duration::from_secs(60),
             shutdown,
             apq_max_bytes: parse::<u64>("CHRONICLE_APQ_MB", lookup("CHRONICLE_APQ_MB"), 32)?
                 .saturating_mul(1024 * 1024),
@@ -467,6 +479,7 @@ impl std::fmt::Debug for Config {
             .field("smtp_from", &self.smtp_from)
             .field("public_url", &self.public_url)
             .field("job_retry", &self.job_retry)
+            .field("max_referral_rewards", &self.max_referral_rewards)
             .field("shutdown", &self.shutdown)
             .field("apq_max_bytes", &self.apq_max_bytes)
             .field("metrics", &self.metrics)

@@ -1,6 +1,7 @@
 //! `/healthz` (the process answers) and `/readyz` (it can do its job: not shutting down,
 //! database reachable and not a hot standby, migrations applied, log readers not held back for
-//! long by a transaction anywhere on the server, projections not far behind the log).
+//! long by a transaction anywhere on the server, projections not far behind the log). The
+//! detail also reports each job queue's depth and dead jobs, which never make a node not ready.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -125,5 +126,30 @@ async fn check(log: &EventLog, readiness: &Readiness) -> Result<serde_json::Valu
         "oldest_write_transaction_secs": stall.as_ref().map_or(0.0, |s| s.age.as_secs_f64()),
         "reader_stall": stall_details,
         "projection_lag_events": lags,
+        "job_queues": job_queues(log.pool()).await,
     }))
+}
+
+/// Each job queue's depth and dead jobs: reported, never a reason to be not ready (a dead job
+/// waits for a person, and the node serves as well with it).
+async fn job_queues(pool: &sqlx::PgPool) -> serde_json::Value {
+    match jobs::failed::backlog(pool).await {
+        Ok(queues) => queues
+            .into_iter()
+            .map(|q| {
+                let counts = json!({
+                    "pending": q.pending,
+                    "running": q.running,
+                    "retrying": q.retrying,
+                    "dead": q.dead,
+                });
+                (q.queue, counts)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness: job queue counts failed");
+            json!("unavailable")
+        }
+    }
 }

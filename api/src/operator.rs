@@ -230,6 +230,12 @@ pub async fn projection_status(log: &EventLog) -> anyhow::Result<String> {
         )),
         None => table.push_str("\nreaders held back by: nothing\n"),
     }
+    // The jobs the `jobs-dispatch` projection enqueued, as `chronicle jobs status` shows them.
+    table.push_str("\njob queues:\n");
+    match jobs_status(log.pool()).await {
+        Ok(jobs) => table.push_str(&jobs),
+        Err(err) => table.push_str(&format!("unavailable: {err:#}\n")),
+    }
     Ok(table)
 }
 

@@ -12,6 +12,8 @@
 //! - `export`: a workspace of 100,000 events read whole through `/events.ndjson` and through an
 //!   `events` subscription catching up over WebSocket, with the server's memory while it
 //!   streams, next to a raw `SELECT` of the same rows in the same run.
+//! - `jobs`: event → job started latency and jobs per second through the real dispatcher and
+//!   workers, with one and two worker processes.
 //! - `search`: 1,000,000 generated items: a typo-tolerant, filtered search (index and GraphQL)
 //!   next to `ILIKE` on the same data, index build and projection rebuild rates.
 //!
@@ -23,6 +25,7 @@
 //! cargo run --release -p bench -- cache --seconds 10
 //! cargo run --release -p bench -- export
 //! cargo run --release -p bench -- search
+//! cargo run --release -p bench -- jobs
 //! ```
 //!
 //! With `DATABASE_URL` set, the benchmark creates (and afterwards drops) a fresh database on that
@@ -35,6 +38,7 @@ mod cache;
 mod export;
 mod generate;
 mod http_api;
+mod jobs;
 mod latency;
 mod machine;
 mod pgbench;
@@ -67,6 +71,8 @@ enum Benchmark {
     Export(export::Args),
     /// Search on 1,000,000 items vs. ILIKE, index build and projection rebuild rates.
     Search(search::Args),
+    /// Event → job started latency and jobs/s with one and two worker processes.
+    Jobs(jobs::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             Benchmark::Cache(args) => cache::run(&args, &server).await,
             Benchmark::Export(args) => export::run(&args, &server).await,
             Benchmark::Search(args) => search::run(&args, &server).await,
+            Benchmark::Jobs(args) => jobs::run(&args, &server).await,
         }
     })
 }

@@ -28,6 +28,7 @@ cargo run --release -p bench -- api --seconds 10
 cargo run --release -p bench -- cache --seconds 10
 cargo run --release -p bench -- export
 cargo run --release -p bench -- search
+cargo run --release -p bench -- jobs
 ```
 
 `cargo run --release -p bench -- help` lists the benchmarks. Each run replaces only its own

@@ -15,10 +15,12 @@ pub mod context;
 pub mod error;
 pub mod ids;
 pub mod item;
+pub mod referral;
 pub mod testing;
 pub mod upcast;
 pub mod user;
 pub mod values;
+pub mod weekly;
 pub mod workspace;
 
 #[cfg(test)]
@@ -35,5 +37,6 @@ pub use values::{
     Role, StaffRole, Tag, Tags, WorkspaceName,
 };
 pub use workspace::{
-    Export, ExportStatus, Invite, InviteStatus, Workspace, WorkspaceCommand, WorkspaceEvent,
+    Export, ExportStatus, Invite, InviteStatus, WeeklySummary, Workspace, WorkspaceCommand,
+    WorkspaceEvent,
 };

@@ -1,14 +1,15 @@
 //! The user aggregate: sign-up, profile changes and global staff roles. Email uniqueness across
 //! users is enforced outside the domain (a unique index), since one user cannot see the others.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::context::{Actor, Context};
 use crate::error::{DomainError, ValidationError};
-use crate::ids::UserId;
+use crate::ids::{UserId, WorkspaceId};
+use crate::referral::{self, Claim, Decision};
 use crate::values::{DisplayName, Email, ReferralCode, StaffRole};
 
 /// What may be asked of a user.
@@ -41,6 +42,13 @@ pub enum UserCommand {
     RevokeStaffRole {
         /// The role to revoke.
         role: StaffRole,
+    },
+    /// Rewards this user for a referral whose first workspace got its first item (system
+    /// only: the referral-reward job). Decided by [`referral::decide`]; a referral rewarded
+    /// before, or one that earns nothing, records nothing.
+    RewardReferral {
+        /// The referral, as the job found it (`referrer` must be this user).
+        claim: Claim,
     },
 }
 
@@ -77,6 +85,14 @@ pub enum UserEvent {
         /// The revoked role.
         role: StaffRole,
     },
+    /// The user earned a referral reward: each named workspace (theirs, on trial) gets
+    /// [`referral::REWARD_DAYS`] more days (each records its own `TrialExtended`).
+    ReferralRewarded {
+        /// The referred user whose first workspace got its first item.
+        referred_user: UserId,
+        /// The workspaces the reward extends.
+        workspaces: Vec<WorkspaceId>,
+    },
 }
 
 impl DomainEvent for UserEvent {
@@ -86,6 +102,7 @@ impl DomainEvent for UserEvent {
             Self::UserRenamed { .. } => "UserRenamed",
             Self::StaffRoleGranted { .. } => "StaffRoleGranted",
             Self::StaffRoleRevoked { .. } => "StaffRoleRevoked",
+            Self::ReferralRewarded { .. } => "ReferralRewarded",
         }
     }
 }
@@ -105,6 +122,8 @@ struct Profile {
 pub struct User {
     profile: Option<Profile>,
     staff_roles: BTreeSet<StaffRole>,
+    /// Referral rewards earned: referred user → the workspaces the reward extended.
+    referral_rewards: BTreeMap<UserId, Vec<WorkspaceId>>,
     version: i64,
 }
 
@@ -147,6 +166,16 @@ impl User {
     /// Whether the user holds `role`.
     pub fn has_staff_role(&self, role: StaffRole) -> bool {
         self.staff_roles.contains(&role)
+    }
+
+    /// The referral rewards the user earned: referred user → the workspaces each extended.
+    pub fn referral_rewards(&self) -> &BTreeMap<UserId, Vec<WorkspaceId>> {
+        &self.referral_rewards
+    }
+
+    /// How `claim` (a referral of this user) is decided now.
+    pub fn decide_referral(&self, claim: &Claim) -> Decision {
+        referral::decide(claim, &self.referral_rewards)
     }
 
     /// The number of events folded into this state.
@@ -236,6 +265,24 @@ impl Aggregate for User {
                 }
                 Ok(vec![UserEvent::StaffRoleRevoked { role }])
             }
+            UserCommand::RewardReferral { claim } => {
+                let profile = self.profile()?;
+                if !ctx.actor.is_system() {
+                    return Err(DomainError::forbidden(
+                        "referral rewards are granted by the system only",
+                    ));
+                }
+                if claim.referrer != profile.id {
+                    return Err(DomainError::conflict("the referral names another referrer"));
+                }
+                match self.decide_referral(&claim) {
+                    Decision::Reward(workspaces) => Ok(vec![UserEvent::ReferralRewarded {
+                        referred_user: claim.referred_user,
+                        workspaces,
+                    }]),
+                    Decision::AlreadyRewarded(_) | Decision::Refused(_) => Ok(vec![]),
+                }
+            }
         }
     }
 
@@ -267,6 +314,13 @@ impl Aggregate for User {
             }
             UserEvent::StaffRoleRevoked { role } => {
                 self.staff_roles.remove(role);
+            }
+            UserEvent::ReferralRewarded {
+                referred_user,
+                workspaces,
+            } => {
+                self.referral_rewards
+                    .insert(*referred_user, workspaces.clone());
             }
         }
         self

@@ -8,9 +8,10 @@ mod invites;
 mod jobs;
 mod members;
 mod staff;
+mod summary;
 mod trial;
 
-pub use events::{WorkspaceCommand, WorkspaceEvent};
+pub use events::{WeeklySummary, WorkspaceCommand, WorkspaceEvent};
 pub use exports::{EXPORT_TTL_HOURS, Export, ExportStatus};
 pub use invites::{INVITE_TTL_DAYS, Invite, InviteStatus};
 pub use staff::{MAX_STAFF_REASON, MIN_STAFF_REASON};
@@ -26,6 +27,7 @@ use crate::error::DomainError;
 use crate::ids::{ExportId, InviteId, UserId, WorkspaceId};
 use crate::item::Access;
 use crate::values::{Plan, Region, Role, WorkspaceName};
+use crate::weekly::IsoWeek;
 
 /// The fixed facts of an existing workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,8 @@ pub struct Workspace {
     rewarded_referrals: BTreeSet<UserId>,
     /// Dead jobs: how many runs each had when it was recorded dead.
     dead_jobs: BTreeMap<uuid::Uuid, u32>,
+    /// The weeks whose summary went to the owners.
+    summarized_weeks: BTreeSet<IsoWeek>,
     version: i64,
 }
 
@@ -310,6 +314,9 @@ impl Aggregate for Workspace {
                 invite_id,
                 message_id,
             } => self.record_invite_email_sent(invite_id, message_id, ctx),
+            WorkspaceCommand::RecordWeeklySummarySent { summary } => {
+                self.record_weekly_summary_sent(summary, ctx)
+            }
             WorkspaceCommand::RecordJobDead {
                 job_id,
                 kind,
@@ -403,6 +410,9 @@ impl Aggregate for Workspace {
                 self.dead_jobs.insert(*job_id, *attempts);
             }
             WorkspaceEvent::JobRetried { .. } => {}
+            WorkspaceEvent::WeeklySummarySent { summary } => {
+                self.summarized_weeks.insert(summary.week);
+            }
             WorkspaceEvent::InviteEmailSent { invite_id, .. } => {
                 if let Some(invite) = self.invites.get_mut(invite_id) {
                     invite.email_sent = true;

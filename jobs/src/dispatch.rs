@@ -16,7 +16,9 @@ use projections::runner::{Projection, Scope, SharedCheckpoint};
 use sqlx::{Acquire, PgConnection};
 
 use crate::invite_email::{self, InviteEmail};
+use crate::referral_reward;
 use crate::retry::RetryPolicy;
+use crate::worker::Origin;
 
 /// The projection's name.
 pub const NAME: &str = "jobs-dispatch";
@@ -32,7 +34,8 @@ pub struct NewJob {
     pub key: String,
 }
 
-/// The jobs `event` calls for.
+/// The jobs `event` calls for by itself (the referral reward also depends on the referred
+/// user's first workspace: [`referral_reward::enqueue`]).
 pub fn jobs_for(event: &RecordedEvent) -> Result<Vec<NewJob>, eventlog::Error> {
     if event.event_type != "InviteCreated" {
         return Ok(vec![]);
@@ -43,8 +46,11 @@ pub fn jobs_for(event: &RecordedEvent) -> Result<Vec<NewJob>, eventlog::Error> {
         return Ok(vec![]);
     };
     let args = InviteEmail {
-        event_id: event.event_id,
-        workspace_id,
+        origin: Origin {
+            event_id: event.event_id,
+            workspace_id,
+            correlation_id: event.metadata.correlation_id,
+        },
         invite_id: invite_id.as_uuid(),
     };
     Ok(vec![NewJob {
@@ -128,21 +134,31 @@ async fn enqueue(
     let mut enqueued = 0;
     for event in events {
         for job in jobs_for(event)? {
-            let inserted = sqlx::query!(
-                r#"INSERT INTO apalis.jobs
-                       (id, job_type, job, status, attempts, max_attempts, run_at, priority,
-                        idempotency_key)
-                   VALUES (apalis.generate_ulid(), $1, $2, 'Pending', 0, $3, now(), 0, $4)
-                   ON CONFLICT (job_type, idempotency_key) DO NOTHING"#,
-                job.queue,
-                job.args,
-                retry.max_attempts as i32,
-                job.key
-            )
-            .execute(&mut *conn)
-            .await?;
-            enqueued += inserted.rows_affected();
+            enqueued += insert(conn, &job, retry).await?;
         }
     }
+    enqueued += referral_reward::enqueue(conn, events, retry).await?;
     Ok(enqueued)
+}
+
+/// Inserts `job` unless its key is taken in its queue; returns 1 if it was new, else 0.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    job: &NewJob,
+    retry: RetryPolicy,
+) -> Result<u64, sqlx::Error> {
+    let inserted = sqlx::query!(
+        r#"INSERT INTO apalis.jobs
+               (id, job_type, job, status, attempts, max_attempts, run_at, priority,
+                idempotency_key)
+           VALUES (apalis.generate_ulid(), $1, $2, 'Pending', 0, $3, now(), 0, $4)
+           ON CONFLICT (job_type, idempotency_key) DO NOTHING"#,
+        job.queue,
+        job.args,
+        retry.max_attempts as i32,
+        job.key
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(inserted.rows_affected())
 }

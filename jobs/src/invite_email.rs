@@ -19,6 +19,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::mail::{Delivery, Email, Mailer, escape_html};
+use crate::worker::{Job, Origin};
 use crate::{BoxError, Recorder, SentInvite};
 
 /// The queue (apalis `job_type`) of invite emails.
@@ -27,10 +28,30 @@ pub const QUEUE: &str = "chronicle.invite-email";
 /// The job's arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteEmail {
-    /// The `InviteCreated` event.
-    pub event_id: Uuid,
-    pub workspace_id: Uuid,
+    /// The `InviteCreated` event, its workspace and correlation id.
+    #[serde(flatten)]
+    pub origin: Origin,
     pub invite_id: Uuid,
+}
+
+impl Job for InviteEmail {
+    const QUEUE: &'static str = QUEUE;
+    type Runner = InviteMail;
+
+    fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    async fn run(&self, mail: &InviteMail) -> Result<String, BoxError> {
+        Ok(match mail.run(self).await? {
+            Outcome::Sent => "invite email sent",
+            Outcome::Logged => "invite email logged (no SMTP server)",
+            Outcome::AlreadySent => "invite email sent before; nothing to do",
+            Outcome::NoLongerPending => "invite accepted, revoked or expired; not sent",
+            Outcome::Unknown => "invite not found; not sent",
+        }
+        .to_string())
+    }
 }
 
 /// Derives invite tokens from a server secret (see the module docs).
@@ -89,7 +110,7 @@ impl InviteMail {
                LEFT JOIN invite_emails e ON e.invite_id = i.id
                WHERE i.id = $1 AND i.workspace_id = $2"#,
             job.invite_id,
-            job.workspace_id
+            job.origin.workspace_id
         )
         .fetch_optional(&self.pool)
         .await?
@@ -108,9 +129,9 @@ impl InviteMail {
             self.tokens.token(job.invite_id)
         );
         let email = Email {
-            to: invite.email.parse()?,
+            to: vec![invite.email.parse()?],
             subject: format!("You are invited to {} on Chronicle", invite.workspace_name),
-            message_id: message_id(job.event_id, &self.public_url),
+            message_id: message_id(job.origin.event_id, &self.public_url),
             text: format!(
                 "You have been invited to join the workspace \"{name}\" on Chronicle.\n\n\
                  Accept the invitation: {link}\n\n\
@@ -131,9 +152,9 @@ impl InviteMail {
             Delivery::Logged => Ok(Outcome::Logged),
             Delivery::Sent => {
                 let sent = SentInvite {
-                    workspace_id: job.workspace_id,
+                    workspace_id: job.origin.workspace_id,
                     invite_id: job.invite_id,
-                    cause: job.event_id,
+                    cause: job.origin.event_id,
                     message_id: email.message_id,
                 };
                 self.recorder.invite_email_sent(&sent).await?;
@@ -146,13 +167,7 @@ impl InviteMail {
 /// The `Message-ID` of the invite email of event `event_id`: the same on every attempt, so a
 /// resent email is recognisable as the same one.
 pub fn message_id(event_id: Uuid, public_url: &str) -> String {
-    let host = public_url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', ':']).next())
-        .filter(|host| !host.is_empty())
-        .unwrap_or("chronicle.invalid");
-    format!("<invite-{event_id}@{host}>")
+    crate::mail::message_id(&format!("invite-{event_id}"), public_url)
 }
 
 #[cfg(test)]

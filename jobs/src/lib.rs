@@ -7,13 +7,16 @@
 //! application's write path ([`Recorder`]), under a unique key in the same transaction, so
 //! at-least-once delivery still gives exactly-once effects.
 //!
-//! Jobs so far: the invite email ([`invite_email`], sent over SMTP by [`mail`]).
+//! Jobs: the invite email ([`invite_email`], sent over SMTP by [`mail`]), the referral reward
+//! ([`referral_reward`]) and the weekly summary ([`weekly_summary`], with its schedule).
 
 pub mod dispatch;
 pub mod failed;
 pub mod invite_email;
 pub mod mail;
+pub mod referral_reward;
 pub mod retry;
+pub mod weekly_summary;
 pub mod worker;
 
 use futures::future::BoxFuture;
@@ -71,6 +74,35 @@ pub struct DeadJob {
     pub error: String,
 }
 
+/// A referral to reward, to be decided and recorded on the referrer (`ReferralRewarded`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferralClaim {
+    pub claim: domain::referral::Claim,
+    /// The `ItemCreated` event the job ran for (the new event's causation).
+    pub cause: Uuid,
+    pub correlation_id: Option<Uuid>,
+}
+
+/// A trial extension a referral earned, to be recorded as `TrialExtended`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialExtension {
+    pub workspace_id: Uuid,
+    pub referred_user: Uuid,
+    pub days: u32,
+    /// The `ItemCreated` event the job ran for.
+    pub cause: Uuid,
+    pub correlation_id: Option<Uuid>,
+}
+
+/// A weekly summary handed to the mail server, to be recorded as `WeeklySummarySent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentSummary {
+    pub workspace_id: Uuid,
+    /// The event the job ran for (the workspace's `WorkspaceCreated`).
+    pub cause: Uuid,
+    pub summary: domain::WeeklySummary,
+}
+
 /// Records the effects of jobs as events, through the application's write path (the aggregate
 /// decides; the event and its unique effect key are written in one transaction). Recording an
 /// effect already recorded is not an error and writes nothing.
@@ -80,4 +112,24 @@ pub trait Recorder: Send + Sync + 'static {
 
     /// Records that a job failed for good (the workspace's audit log shows it).
     fn job_dead<'a>(&'a self, dead: &'a DeadJob) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Decides a referral on the referrer and records the reward if it earns one now; returns
+    /// the decision (a reward recorded before is `AlreadyRewarded`, with its workspaces).
+    fn referral_rewarded<'a>(
+        &'a self,
+        claim: &'a ReferralClaim,
+    ) -> BoxFuture<'a, Result<domain::referral::Decision, BoxError>>;
+
+    /// Extends a workspace's trial for a referral; returns whether it was extended now (not
+    /// before, and still on trial).
+    fn trial_extended<'a>(
+        &'a self,
+        extension: &'a TrialExtension,
+    ) -> BoxFuture<'a, Result<bool, BoxError>>;
+
+    /// Records that a weekly summary went out.
+    fn weekly_summary_sent<'a>(
+        &'a self,
+        sent: &'a SentSummary,
+    ) -> BoxFuture<'a, Result<(), BoxError>>;
 }

@@ -62,7 +62,8 @@ impl std::fmt::Debug for SmtpSettings {
 /// An email to send.
 #[derive(Debug, Clone)]
 pub struct Email {
-    pub to: Mailbox,
+    /// Its recipients (at least one).
+    pub to: Vec<Mailbox>,
     pub subject: String,
     pub message_id: String,
     pub text: String,
@@ -121,10 +122,13 @@ impl Mailer {
     pub async fn send(&self, email: &Email) -> Result<Delivery, Error> {
         match self {
             Mailer::Smtp { transport, from } => {
-                let message = Message::builder()
+                let mut message = Message::builder()
                     .message_id(Some(email.message_id.clone()))
-                    .from(from.clone())
-                    .to(email.to.clone())
+                    .from(from.clone());
+                for to in &email.to {
+                    message = message.to(to.clone());
+                }
+                let message = message
                     .subject(&email.subject)
                     .multipart(MultiPart::alternative_plain_html(
                         email.text.clone(),
@@ -138,8 +142,9 @@ impl Mailer {
                 Ok(Delivery::Sent)
             }
             Mailer::Log => {
+                let to: Vec<String> = email.to.iter().map(ToString::to_string).collect();
                 tracing::info!(
-                    to = %email.to,
+                    to = %to.join(", "),
                     subject = %email.subject,
                     message_id = %email.message_id,
                     text = %email.text,
@@ -149,6 +154,19 @@ impl Mailer {
             }
         }
     }
+}
+
+/// A `Message-ID` made of `local` and the host of `public_url` (`chronicle.invalid` when it
+/// has none): the same for every attempt to send one email, so a resent email is
+/// recognisable as the same one.
+pub fn message_id(local: &str, public_url: &str) -> String {
+    let host = public_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .filter(|host| !host.is_empty())
+        .unwrap_or("chronicle.invalid");
+    format!("<{local}@{host}>")
 }
 
 /// `text` safe inside HTML.

@@ -30,6 +30,7 @@ impl EntityKind {
                 "StaffAccessedAuditLog",
                 "JobDied",
                 "JobRetried",
+                "WeeklySummarySent",
             ],
             EntityKind::Member => &["MemberAdded", "MemberRoleChanged", "MemberRemoved"],
             EntityKind::Invite => &[
@@ -54,6 +55,7 @@ impl EntityKind {
                 "UserRenamed",
                 "StaffRoleGranted",
                 "StaffRoleRevoked",
+                "ReferralRewarded",
             ],
         }
     }
@@ -254,6 +256,21 @@ fn describe_workspace(id: Uuid, event: &WorkspaceEvent, names: Names<'_>) -> Des
             format!("{actor} retried a failed background job"),
             vec![],
         ),
+        E::WeeklySummarySent { summary } => (
+            EntityKind::Workspace,
+            id,
+            format!(
+                "{actor} sent the weekly summary of {} to {} owner(s): {} items created, {} \
+                 updated, {} archived, {} members joined",
+                summary.week,
+                summary.recipients,
+                summary.items_created,
+                summary.items_updated,
+                summary.items_archived,
+                summary.members_joined
+            ),
+            vec![],
+        ),
         E::InviteEmailSent { invite_id, .. } => (
             EntityKind::Invite,
             invite_id.as_uuid(),
@@ -352,6 +369,14 @@ fn describe_user(id: Uuid, event: &UserEvent, names: Names<'_>) -> Description {
         E::StaffRoleRevoked { role } => (
             format!("{actor} revoked the {role} staff role"),
             vec![change("staffRole", Some(role.as_str()), none)],
+        ),
+        E::ReferralRewarded { workspaces, .. } => (
+            format!(
+                "{actor} rewarded a referral: {} workspace(s) on trial get {} more days",
+                workspaces.len(),
+                domain::referral::REWARD_DAYS
+            ),
+            vec![],
         ),
     };
     Description {

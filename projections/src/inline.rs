@@ -1,4 +1,5 @@
-//! Inline read models: `users`, `workspaces`, `members`, `invites`, `items`.
+//! Inline read models: `users`, `workspaces`, `members`, `invites`, `items`, and the ledgers of
+//! job effects (`invite_emails`, `referral_rewards`, `weekly_summaries`).
 //!
 //! [`apply`] is the only code that writes these tables. It runs inside the appending
 //! transaction (live) and in [`rebuild`] (replay), so both produce the same rows. Every value
@@ -129,6 +130,30 @@ async fn apply_user(
                 role.as_str(),
                 at,
                 version
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        UserEvent::ReferralRewarded {
+            referred_user,
+            workspaces,
+        } => {
+            sqlx::query!(
+                "UPDATE users SET updated_at = $2, version = $3 WHERE id = $1",
+                id,
+                at,
+                version
+            )
+            .execute(&mut *conn)
+            .await?;
+            let workspaces: Vec<Uuid> = workspaces.iter().map(|w| w.as_uuid()).collect();
+            sqlx::query!(
+                "INSERT INTO referral_rewards (referred_user, referrer, workspaces, rewarded_at)
+                 VALUES ($1, $2, $3, $4)",
+                referred_user.as_uuid(),
+                id,
+                &workspaces,
+                at
             )
             .execute(&mut *conn)
             .await?;
@@ -272,6 +297,18 @@ async fn apply_workspace(
             .execute(&mut *conn)
             .await?;
         }
+        E::WeeklySummarySent { summary } => {
+            sqlx::query!(
+                "INSERT INTO weekly_summaries (workspace_id, week, message_id, sent_at)
+                 VALUES ($1, $2, $3, $4)",
+                id,
+                summary.week.to_string(),
+                summary.message_id,
+                at
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
         E::InviteAccepted { invite_id, .. } | E::InviteRevoked { invite_id } => {
             let status = if matches!(event, E::InviteAccepted { .. }) {
                 "ACCEPTED"
@@ -375,12 +412,14 @@ async fn apply_item(
 }
 
 /// The inline read models, parents before children.
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 8] = [
     "users",
     "workspaces",
     "members",
     "invites",
     "invite_emails",
+    "referral_rewards",
+    "weekly_summaries",
     "items",
 ];
 /// Events read per query while rebuilding.

@@ -114,6 +114,10 @@ pub struct AuditEntry {
     pub operation_name: Option<String>,
     /// The reason a staff member gave, if staff acted.
     pub staff_reason: Option<String>,
+    /// The event that caused it: what a background job records names the event it ran for.
+    pub causation_id: Option<ID>,
+    /// Shared by every event one user action led to (including what jobs did about it).
+    pub correlation_id: Option<String>,
 }
 
 impl AuditFilter {
@@ -232,6 +236,8 @@ pub async fn entries(
                 user_agent: metadata.user_agent.clone(),
                 operation_name: metadata.operation_name.clone(),
                 staff_reason: metadata.staff_reason.clone(),
+                causation_id: metadata.causation_id.map(|id| encode(Kind::Event, id)),
+                correlation_id: metadata.correlation_id.map(|id| id.to_string()),
             }
         })
         .collect())

@@ -117,3 +117,48 @@ async fn wait_for_readyz(readyz: impl AsyncFn() -> (u16, Value), status: u16) ->
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Queue depth and dead jobs are in `/readyz`'s detail and in `chronicle projections status`,
+/// and a dead job never makes the node not ready.
+#[tokio::test]
+async fn readyz_and_projections_status_report_job_queues_and_stay_ready_with_dead_jobs() {
+    let app = TestApp::spawn().await;
+    jobs::setup(app.db.pool()).await.unwrap();
+    let job = serde_json::json!({ "event_id": uuid::Uuid::now_v7(),
+                                  "workspace_id": uuid::Uuid::now_v7(), "invite_id": uuid::Uuid::now_v7() });
+    for (status, attempts, key) in [("Pending", 0, "a"), ("Pending", 0, "b"), ("Failed", 8, "c")] {
+        sqlx::query(
+            "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at,
+                                      priority, idempotency_key, last_result)
+             VALUES (apalis.generate_ulid(), $1, $2, $3, $4, 8, now() + interval '1 hour', 0, $5,
+                     '{\"Err\": \"mail: connection refused\"}')",
+        )
+        .bind(jobs::invite_email::QUEUE)
+        .bind(serde_json::to_vec(&job).unwrap())
+        .bind(status)
+        .bind(attempts)
+        .bind(key)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    }
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(
+        body["checks"]["job_queues"][jobs::invite_email::QUEUE],
+        serde_json::json!({ "pending": 2, "running": 0, "retrying": 0, "dead": 1 }),
+        "{body}"
+    );
+
+    let log = eventlog::EventLog::new(app.db.pool().clone());
+    let status = api::operator::projection_status(&log).await.unwrap();
+    assert!(status.contains("job queues:"), "{status}");
+    let queue_line = status
+        .lines()
+        .find(|l| l.starts_with(jobs::invite_email::QUEUE))
+        .unwrap_or_else(|| panic!("{status}"));
+    let counts: Vec<&str> = queue_line.split_whitespace().skip(1).collect();
+    assert_eq!(counts, ["2", "0", "0", "1", "0"], "{status}");
+    assert!(status.contains("mail: connection refused"), "{status}");
+}

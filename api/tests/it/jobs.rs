@@ -24,7 +24,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A real SMTP server on loopback: aiosmtpd writing each message into a maildir. Killed when
 /// dropped.
-struct SmtpServer {
+pub struct SmtpServer {
     port: u16,
     maildir: tempfile::TempDir,
     process: Option<tokio::process::Child>,
@@ -32,7 +32,7 @@ struct SmtpServer {
 
 impl SmtpServer {
     /// A server on a free port, not started.
-    fn on_free_port() -> SmtpServer {
+    pub fn on_free_port() -> SmtpServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -46,7 +46,7 @@ impl SmtpServer {
     }
 
     /// Starts it and waits until it accepts connections.
-    async fn start(&mut self) {
+    pub async fn start(&mut self) {
         let process = tokio::process::Command::new("aiosmtpd")
             .args(["-n", "-l", &format!("127.0.0.1:{}", self.port)])
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
@@ -65,7 +65,7 @@ impl SmtpServer {
         .await;
     }
 
-    fn settings(&self) -> SmtpSettings {
+    pub fn settings(&self) -> SmtpSettings {
         SmtpSettings {
             host: "127.0.0.1".into(),
             port: self.port,
@@ -76,7 +76,7 @@ impl SmtpServer {
     }
 
     /// The messages received so far, as text.
-    fn messages(&self) -> Vec<String> {
+    pub fn messages(&self) -> Vec<String> {
         messages_in(&self.maildir.path().join("mail").join("new"))
     }
 }
@@ -94,7 +94,7 @@ fn messages_in(dir: &Path) -> Vec<String> {
 }
 
 /// Waits until `condition` holds, checking it again and again; fails after [`PATIENCE`].
-async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+pub async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !condition().await {
         assert!(
@@ -106,7 +106,7 @@ async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
 }
 
 /// A node running the job workers against `smtp`, retrying fast.
-async fn node_with_workers(
+pub async fn node_with_workers(
     db: &Arc<TestDatabase>,
     smtp: SmtpSettings,
     retry: RetryPolicy,
@@ -124,7 +124,7 @@ async fn node_with_workers(
 }
 
 /// (event type, actor, causation id) of every event of `event_type`.
-async fn events_of(
+pub async fn events_of(
     pool: &PgPool,
     event_type: &str,
 ) -> Vec<(String, serde_json::Value, Option<String>, uuid::Uuid)> {
@@ -138,26 +138,31 @@ async fn events_of(
     .unwrap()
 }
 
-/// The invite-email jobs' (status, attempts).
-async fn invite_jobs(pool: &PgPool) -> Vec<(String, i32)> {
+/// The (status, attempts) of the jobs of `queue`, oldest first.
+pub async fn queue_jobs(pool: &PgPool, queue: &str) -> Vec<(String, i32)> {
     sqlx::query_as::<_, (String, i32)>(
-        "SELECT status, attempts FROM apalis.jobs WHERE job_type = $1",
+        "SELECT status, attempts FROM apalis.jobs WHERE job_type = $1 ORDER BY id",
     )
-    .bind(jobs::invite_email::QUEUE)
+    .bind(queue)
     .fetch_all(pool)
     .await
     .unwrap()
 }
 
-/// A received email: its headers, and its text and HTML parts decoded.
-struct Received {
-    to: String,
-    message_id: String,
-    text: String,
-    html: String,
+/// The invite-email jobs' (status, attempts).
+async fn invite_jobs(pool: &PgPool) -> Vec<(String, i32)> {
+    queue_jobs(pool, jobs::invite_email::QUEUE).await
 }
 
-fn parse(raw: &str) -> Received {
+/// A received email: its headers, and its text and HTML parts decoded.
+pub struct Received {
+    pub to: String,
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub fn parse(raw: &str) -> Received {
     let mail = mailparse::parse_mail(raw.as_bytes()).unwrap();
     let header = |name: &str| {
         mailparse::MailHeaderMap::get_first_value(&mail.headers[..], name).unwrap_or_default()
@@ -188,7 +193,7 @@ fn token_in(text: &str) -> String {
 }
 
 /// Retries within a test's patience: up to 50 runs, 20–200 ms apart.
-fn fast_retry() -> RetryPolicy {
+pub fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 50,
         base: Duration::from_millis(20),

@@ -20,11 +20,13 @@ mod nodes;
 mod persisted;
 mod proxy;
 mod read_models;
+mod referrals;
 mod restore;
 mod rights;
 mod schema;
 mod search;
 mod subscriptions;
+mod weekly_summaries;
 mod workspaces;
 
 use std::net::SocketAddr;
@@ -121,12 +123,17 @@ impl TestApp {
 
     /// Signs up a user and returns them, signed in.
     pub async fn sign_up(&self, name: &str) -> Session {
+        self.sign_up_referred(name, None).await
+    }
+
+    /// Signs up a user with another user's referral code (if any) and returns them, signed in.
+    pub async fn sign_up_referred(&self, name: &str, referral_code: Option<&str>) -> Session {
         let response = self
             .graphql(
                 "mutation($input: SignUpInput!) { signUp(input: $input) {
                     accessToken refreshToken user { id email displayName } } }",
                 json!({ "input": { "email": format!("{name}@example.com"), "password": "correct horse battery",
-                                   "displayName": name } }),
+                                   "displayName": name, "referralCode": referral_code } }),
             )
             .await;
         let payload = &response["data"]["signUp"];

@@ -227,3 +227,60 @@ fn no_user_event_carries_a_password_or_token() {
     let text = payload.to_string().to_lowercase();
     assert!(!text.contains("password") && !text.contains("token"));
 }
+
+fn reward(referred: u128, on_trial: &[WorkspaceId]) -> UserCommand {
+    UserCommand::RewardReferral {
+        claim: crate::referral::Claim {
+            referrer: user(1),
+            referred_user: user(referred),
+            referred_by: Some(user(1)),
+            on_trial: on_trial.to_vec(),
+            max_rewards: 1,
+        },
+    }
+}
+
+#[test]
+fn the_system_rewards_a_referral_once_and_up_to_the_cap() {
+    let rewarded = UserEvent::ReferralRewarded {
+        referred_user: user(7),
+        workspaces: vec![workspace_id()],
+    };
+    let state = given::<User>([signed_up(None)])
+        .when(reward(7, &[workspace_id()]), &as_system())
+        .then([rewarded.clone()]);
+    assert_eq!(
+        state.referral_rewards().get(&user(7)),
+        Some(&vec![workspace_id()])
+    );
+    // Again: nothing new (the job run twice).
+    given::<User>([signed_up(None), rewarded.clone()])
+        .when(reward(7, &[workspace_id()]), &as_system())
+        .then([]);
+    // Another referral past the cap (1): nothing.
+    given::<User>([signed_up(None), rewarded])
+        .when(reward(8, &[workspace_id()]), &as_system())
+        .then([]);
+}
+
+#[test]
+fn only_the_system_rewards_and_only_its_own_referrals() {
+    given::<User>([signed_up(None)])
+        .when(reward(7, &[workspace_id()]), &as_user(1))
+        .then_err_matching(|e| matches!(e, DomainError::Forbidden { .. }));
+    let UserCommand::RewardReferral { mut claim } = reward(7, &[workspace_id()]) else {
+        unreachable!()
+    };
+    claim.referrer = user(2);
+    given::<User>([signed_up(None)])
+        .when(UserCommand::RewardReferral { claim }, &as_system())
+        .then_err_matching(|e| matches!(e, DomainError::Conflict { .. }));
+    // A user who referred themself gets nothing, however the claim came about.
+    let UserCommand::RewardReferral { mut claim } = reward(1, &[workspace_id()]) else {
+        unreachable!()
+    };
+    claim.referred_by = Some(user(1));
+    given::<User>([signed_up(None)])
+        .when(UserCommand::RewardReferral { claim }, &as_system())
+        .then([]);
+}

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::DomainEvent;
 use crate::ids::{ExportId, InviteId, UserId, WorkspaceId};
 use crate::values::{Email, ExportFormat, Plan, Region, Role, StaffRole, WorkspaceName};
+use crate::weekly::IsoWeek;
 
 /// What may be asked of a workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,12 @@ pub enum WorkspaceCommand {
         invite_id: InviteId,
         /// The email's `Message-ID`, derived from the invite's event.
         message_id: String,
+    },
+    /// Records that the weekly summary of `summary.week` went to the owners (system only: the
+    /// weekly-summary job). Recording a week again is not an error and changes nothing.
+    RecordWeeklySummarySent {
+        /// The week, its figures and the email.
+        summary: WeeklySummary,
     },
     /// Records that a background job working for the workspace failed for good (system only:
     /// the job worker). Recording the same death again changes nothing.
@@ -208,6 +215,12 @@ pub enum WorkspaceEvent {
         /// The email's `Message-ID`.
         message_id: String,
     },
+    /// The weekly summary of a week went to the workspace's owners (by the weekly-summary job).
+    WeeklySummarySent {
+        /// The week, its figures and the email.
+        #[serde(flatten)]
+        summary: WeeklySummary,
+    },
     /// A background job working for the workspace failed for good (it is dead).
     JobDied {
         /// The job.
@@ -294,6 +307,7 @@ impl DomainEvent for WorkspaceEvent {
             Self::InviteAccepted { .. } => "InviteAccepted",
             Self::InviteRevoked { .. } => "InviteRevoked",
             Self::InviteEmailSent { .. } => "InviteEmailSent",
+            Self::WeeklySummarySent { .. } => "WeeklySummarySent",
             Self::JobDied { .. } => "JobDied",
             Self::JobRetried { .. } => "JobRetried",
             Self::MemberAdded { .. } => "MemberAdded",
@@ -305,4 +319,23 @@ impl DomainEvent for WorkspaceEvent {
             Self::StaffAccessedAuditLog { .. } => "StaffAccessedAuditLog",
         }
     }
+}
+
+/// A weekly summary as sent: the week, what it counted and the email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeeklySummary {
+    /// The ISO week summarised.
+    pub week: IsoWeek,
+    /// Items created in the week.
+    pub items_created: u64,
+    /// Items changed in the week (title, body, tags, status; not counting archiving).
+    pub items_updated: u64,
+    /// Items archived in the week.
+    pub items_archived: u64,
+    /// Members who joined in the week.
+    pub members_joined: u64,
+    /// How many owners it was sent to.
+    pub recipients: u32,
+    /// The email's `Message-ID`, derived from the workspace and the week.
+    pub message_id: String,
 }

@@ -1322,3 +1322,44 @@ fn owners_admins_and_support_staff_retry_jobs() {
         .when(retry(vec![StaffRole::Analyst]), &as_user(OUTSIDER))
         .then_err_matching(|e| matches!(e, DomainError::NotFound { .. }));
 }
+
+fn summary(week: &str) -> crate::WeeklySummary {
+    crate::WeeklySummary {
+        week: crate::weekly::IsoWeek::parse(week).unwrap(),
+        items_created: 3,
+        items_updated: 2,
+        items_archived: 1,
+        members_joined: 1,
+        recipients: 1,
+        message_id: format!("<weekly-{week}@chronicle.test>"),
+    }
+}
+
+#[test]
+fn a_weekly_summary_is_recorded_once_per_week_by_the_system() {
+    // t0 is 2025-01-01, in 2025-W01; the week before ended on 2024-12-30.
+    let sent = WorkspaceEvent::WeeklySummarySent {
+        summary: summary("2024-W52"),
+    };
+    let record = |week: &str| WorkspaceCommand::RecordWeeklySummarySent {
+        summary: summary(week),
+    };
+    let state = ws([created()])
+        .when(record("2024-W52"), &as_system())
+        .then([sent.clone()]);
+    assert!(
+        state
+            .summarized_weeks()
+            .contains(&crate::weekly::IsoWeek::parse("2024-W52").unwrap())
+    );
+    ws([created(), sent.clone()])
+        .when(record("2024-W52"), &as_system())
+        .then([]);
+    ws([created(), sent])
+        .when(record("2024-W52"), &as_user(1))
+        .then_err_matching(is_forbidden);
+    // A week that has not ended yet cannot have been summarised.
+    ws([created()])
+        .when(record("2025-W01"), &as_system())
+        .then_err_matching(|e| matches!(e, DomainError::Validation(v) if v.field == "week"));
+}

@@ -8,17 +8,12 @@ use eventlog::{EventLog, ExpectedVersion, Metadata, StreamRef};
 use jobs::dispatch::{self, Dispatch};
 use jobs::invite_email::{self, InviteEmail};
 use jobs::retry::RetryPolicy;
-use pgcluster::TestDatabase;
 use projections::runner::{self, Projection};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-async fn database() -> TestDatabase {
-    let db = TestDatabase::create(&eventlog::MIGRATOR).await;
-    jobs::setup(db.pool()).await.unwrap();
-    db
-}
+use crate::database;
 
 fn invited(n: u128) -> WorkspaceEvent {
     WorkspaceEvent::InviteCreated {
@@ -97,7 +92,7 @@ async fn a_replay_from_position_zero_enqueues_nothing_new() {
             .unwrap();
         assert_eq!(event.event_type, "InviteCreated");
         assert_eq!(
-            (job.event_id, job.workspace_id),
+            (job.origin.event_id, job.origin.workspace_id),
             (event.event_id, workspace)
         );
     }
