@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::exports::{ExportFile, ExportFilter};
 use crate::aggregate::DomainEvent;
 use crate::ids::{ExportId, InviteId, UserId, WorkspaceId};
-use super::exports::{ExportFile, ExportFilter};
 use crate::values::{Email, ExportFormat, Plan, Region, Role, StaffRole, WorkspaceName};
 use crate::weekly::IsoWeek;
 
