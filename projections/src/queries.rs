@@ -95,6 +95,17 @@ pub struct ItemFilter {
     pub author_id: Option<Uuid>,
 }
 
+impl From<&domain::ExportFilter> for ItemFilter {
+    /// The items an export holds.
+    fn from(filter: &domain::ExportFilter) -> ItemFilter {
+        ItemFilter {
+            status: filter.status.map(|s| s.as_str().to_string()),
+            tags: filter.tags.iter().map(|t| t.as_str().to_string()).collect(),
+            author_id: filter.author_id.map(|a| a.as_uuid()),
+        }
+    }
+}
+
 /// The sort of an item list; ties are broken by id, so pages are stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemOrder {
