@@ -29,7 +29,7 @@
 //!
 //! Whatever the interleaving, one `ExportCompleted` is recorded and one set of chunks is the
 //! file; leftovers of a crash are never served and are deleted by the next run of the export
-//! (and, once an export expires, with its file, by [`prune_expired`]).
+//! (and by [`prune_chunks`], which also deletes the files of expired exports).
 
 pub mod csv;
 pub mod pdf;
@@ -484,20 +484,25 @@ pub async fn chunk(
     .await
 }
 
-/// Deletes the files of exports that expired before `now`, at most `batch` exports' files per
-/// statement; how many chunks were deleted.
-pub async fn prune_expired(
+/// Deletes at most `limit` chunks no one will download again: those of exports that expired
+/// before `now`, and those of runs that did not complete a completed export (a run killed
+/// midway). Chunks of exports still pending or failed are left alone: a run may be writing
+/// them. Returns how many were deleted.
+pub async fn prune_chunks(
     pool: &PgPool,
     now: DateTime<Utc>,
-    batch: i64,
+    limit: i64,
 ) -> Result<u64, sqlx::Error> {
     let deleted = sqlx::query!(
         "DELETE FROM export_chunks
-         WHERE export_id IN (SELECT id FROM exports WHERE expires_at < $1
-                             AND EXISTS (SELECT 1 FROM export_chunks c WHERE c.export_id = exports.id)
-                             LIMIT $2)",
+         WHERE (export_id, run_id, chunk_no) IN (
+             SELECT c.export_id, c.run_id, c.chunk_no
+             FROM export_chunks c JOIN exports e ON e.id = c.export_id
+             WHERE e.expires_at < $1
+                OR (e.status = 'COMPLETED' AND c.run_id IS DISTINCT FROM e.file_id)
+             LIMIT $2)",
         now,
-        batch
+        limit
     )
     .execute(pool)
     .await?;
