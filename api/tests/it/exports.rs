@@ -125,7 +125,7 @@ async fn completed_events(app: &TestApp, export_global_id: &str) -> i64 {
     let export_id = decode(export_global_id);
     sqlx::query_scalar::<_, i64>(
         "SELECT count(*) FROM events WHERE event_type = 'ExportCompleted'
-           AND payload->'ExportCompleted'->>'export_id' = $1",
+           AND payload->>'export_id' = $1",
     )
     .bind(export_id.to_string())
     .fetch_one(app.db.pool())

@@ -275,3 +275,77 @@ fn row_height(cells: &[Vec<String>]) -> f32 {
     let lines = cells.iter().map(Vec::len).max().unwrap_or(1).max(1);
     lines as f32 * LINE_HEIGHT + 2.0 * PADDING
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(n: usize, title: &str) -> ExportItem {
+        let at = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("a time");
+        ExportItem {
+            id: uuid::Uuid::from_u128(n as u128),
+            title: title.to_string(),
+            status: "ACTIVE".into(),
+            tags: vec!["alpha".into(), "beta".into()],
+            author: "Ana".into(),
+            created_at: at,
+            updated_at: at,
+            body: String::new(),
+        }
+    }
+
+    /// The text `pdftotext` (Debian's poppler-utils) reads from `pdf`.
+    fn text_of(pdf: &[u8]) -> String {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("table.pdf");
+        std::fs::write(&path, pdf).expect("written");
+        let output = std::process::Command::new("pdftotext")
+            .args(["-enc", "UTF-8", "-layout"])
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils) runs");
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).expect("utf-8")
+    }
+
+    #[test]
+    fn rows_flow_over_pages_with_the_header_repeated_and_numbered() {
+        let mut table = PdfTable::new("Acme: items");
+        for n in 0..120 {
+            table.push(&item(n, &format!("Row number {n}")));
+        }
+        let text = text_of(&table.finish());
+        let pages = text.matches("Acme: items").count();
+        assert!(pages > 1, "{text}");
+        assert_eq!(text.matches("Updated").count(), pages, "a header row per page");
+        assert!(text.contains(&format!("Page {pages} of {pages}")), "{text}");
+        for n in 0..120 {
+            assert!(text.contains(&format!("Row number {n}")), "row {n} missing");
+        }
+    }
+
+    #[test]
+    fn long_titles_wrap_and_non_latin_text_reads_back() {
+        let long = "word ".repeat(40);
+        let mut table = PdfTable::new("Ελληνικά");
+        table.push(&item(1, long.trim()));
+        table.push(&item(2, "Привет, Grüße, Καλημέρα"));
+        table.push(&item(3, &"x".repeat(200)));
+        let text = text_of(&table.finish());
+        assert!(text.contains("Привет, Grüße, Καλημέρα"), "{text}");
+        assert!(text.contains("Ελληνικά"), "{text}");
+        assert_eq!(text.matches("word").count(), 40, "every word of the wrapped title: {text}");
+        assert_eq!(text.matches('x').count(), 200, "{text}");
+    }
+
+    #[test]
+    fn wrapping_keeps_lines_within_the_column() {
+        let table = PdfTable::new("t");
+        let lines = table.wrap(&"abc ".repeat(100), 30.0);
+        assert!(lines.len() > 1 && lines.len() <= MAX_LINES);
+        assert!(lines.iter().all(|l| table.width(l, FONT_SIZE) <= 30.0));
+        assert!(lines.last().is_some_and(|l| l.ends_with('…')));
+        assert_eq!(table.wrap("", 30.0), vec![String::new()]);
+    }
+}
