@@ -200,12 +200,17 @@ fn render(context: &Context, generated: &Generated, rows: &[Row]) -> String {
          started and idle, and its peak (`VmHWM`). **Harness, worker and PostgreSQL share the \
          machine's cores.** The CSV is streamed (pages of 500 items, chunks of 256 KiB); \
          printpdf 0.12 builds the whole PDF in memory before writing it, so the PDF's peak \
-         grows with the item count (hence `CHRONICLE_EXPORT_PDF_MAX_ROWS`).\n\n\
+         grows with the item count (hence `CHRONICLE_EXPORT_PDF_MAX_ROWS`). Build: {}.\n\n\
          | format | items | file | time | items/s | worker RSS idle | worker peak |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
         context.markdown(),
         generated.items,
         generated.items_per_second(),
+        if cfg!(debug_assertions) {
+            "**unoptimised (dev profile)**, harness and worker alike: a release build is faster"
+        } else {
+            "release"
+        },
     );
     for row in rows {
         out.push_str(&format!(

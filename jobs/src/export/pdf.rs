@@ -261,10 +261,12 @@ impl PdfTable {
         }
         if lines.len() > MAX_LINES {
             lines.truncate(MAX_LINES);
-            if let Some(last) = lines.last_mut() {
+            let mut last = lines.pop().unwrap_or_default();
+            // Room for the ellipsis.
+            while !last.is_empty() && self.width(&format!("{last}…"), FONT_SIZE) > width {
                 last.pop();
-                last.push('…');
             }
+            lines.push(format!("{last}…"));
         }
         lines
     }
