@@ -203,7 +203,14 @@ fn render(context: &Context, generated: &Generated, rows: &[Row]) -> String {
          grows with the item count (hence `CHRONICLE_EXPORT_PDF_MAX_ROWS`). Build: {}.\n\n\
          | format | items | file | time | items/s | worker RSS idle | worker peak |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
-        context.markdown(),
+        // The command as run: `reproduce_command` assumes a release build.
+        if cfg!(debug_assertions) {
+            context
+                .markdown()
+                .replace("cargo run --release", "cargo run")
+        } else {
+            context.markdown()
+        },
         generated.items,
         generated.items_per_second(),
         if cfg!(debug_assertions) {

@@ -103,8 +103,8 @@ impl Job for ExportJob {
 /// Bounds of the export job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExportSettings {
-    /// The most items a PDF export may hold (a PDF is built in memory; see [`pdf`]). A larger
-    /// one fails with a reason that says so.
+    /// The most items a PDF export may hold (a PDF is built in memory, about 5 KiB per item;
+    /// see [`pdf`]). A larger one fails with a reason that says so.
     pub pdf_max_rows: u64,
 }
 

@@ -537,17 +537,8 @@ pub async fn exports_with_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<ExportRow
 }
 
 /// One export by id, whatever its workspace (the caller decides who may see it).
-pub async fn export(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ExportRow>, Error> {
-    Ok(sqlx::query_as!(
-        ExportRow,
-        r#"SELECT id, workspace_id, format, filter, status, requested_by, row_count, size_bytes,
-                  file_id, error, created_at, completed_at, expires_at
-           FROM exports
-           WHERE id = $1"#,
-        id
-    )
-    .fetch_optional(db)
-    .await?)
+pub async fn export(db: &PgPool, id: Uuid) -> Result<Option<ExportRow>, Error> {
+    Ok(exports_with_ids(db, &[id]).await?.pop())
 }
 
 /// A user by normalised (lower-cased) email.

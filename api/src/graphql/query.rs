@@ -279,6 +279,7 @@ impl Query {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, super::exports::Export>> {
+        caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         super::exports::exports(ctx, workspace_id, first, after).await
     }

@@ -6,7 +6,8 @@
 //!
 //! Memory: printpdf 0.12 builds the whole document before it serialises it (`PdfDocument::
 //! save` takes every page's operations at once), so a PDF export holds its pages' operations
-//! in memory — about 1 KiB per row measured — until the end; the job therefore refuses PDFs of
+//! in memory until the end — the worker's peak was 503 MiB for 100,000 rows (about 5 KiB per
+//! row; `BENCHMARKS.md`, `job-export`), against 47 MiB for the same rows as CSV; the job therefore refuses PDFs of
 //! more than [`super::ExportSettings::pdf_max_rows`] items (the CSV export has no such bound).
 //! The rows themselves are still read page by page, and the bytes written to PostgreSQL in
 //! chunks.
@@ -320,7 +321,11 @@ mod tests {
         let text = text_of(&table.finish());
         let pages = text.matches("Acme: items").count();
         assert!(pages > 1, "{text}");
-        assert_eq!(text.matches("Updated").count(), pages, "a header row per page");
+        assert_eq!(
+            text.matches("Updated").count(),
+            pages,
+            "a header row per page"
+        );
         assert!(text.contains(&format!("Page {pages} of {pages}")), "{text}");
         for n in 0..120 {
             assert!(text.contains(&format!("Row number {n}")), "row {n} missing");
@@ -337,7 +342,11 @@ mod tests {
         let text = text_of(&table.finish());
         assert!(text.contains("Привет, Grüße, Καλημέρα"), "{text}");
         assert!(text.contains("Ελληνικά"), "{text}");
-        assert_eq!(text.matches("word").count(), 40, "every word of the wrapped title: {text}");
+        assert_eq!(
+            text.matches("word").count(),
+            40,
+            "every word of the wrapped title: {text}"
+        );
         assert_eq!(text.matches('x').count(), 200, "{text}");
     }
 
