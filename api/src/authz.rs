@@ -5,7 +5,7 @@
 //!
 //! | what | OWNER | ADMIN | MEMBER | VIEWER | SUPPORT staff | ANALYST staff | anyone else |
 //! |---|---|---|---|---|---|---|---|
-//! | workspace, members, items, search, item history, `itemChanged` | yes | yes | yes | yes | – | – | `NOT_FOUND` |
+//! | workspace, members, items, search, item history, `itemChanged`, exports (`exports`, `Export` nodes, the `/exports/{id}` download) | yes | yes | yes | yes | – | – | `NOT_FOUND` |
 //! | invites | yes | yes | `FORBIDDEN` | `FORBIDDEN` | – | – | `NOT_FOUND` |
 //! | audit log | yes | yes | `FORBIDDEN` | `FORBIDDEN` | with a recorded reason | – | `NOT_FOUND` |
 //! | failed background jobs (`failedJobs`, `retryJob`) | yes | yes | `FORBIDDEN` | `FORBIDDEN` | yes | – | `NOT_FOUND` |
@@ -31,7 +31,7 @@ use crate::error::ApiError;
 /// A kind of read of one workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Read {
-    /// The workspace itself, its members and content: any member.
+    /// The workspace itself, its members and content (its exports too): any member.
     Content,
     /// Its invites (emails of people not yet members): owners and admins.
     Invites,

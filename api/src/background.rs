@@ -6,19 +6,21 @@ use std::sync::Arc;
 
 use domain::referral::Decision;
 use domain::{
-    Aggregate, DomainEvent, InviteId, User, UserCommand, UserId, Workspace, WorkspaceCommand,
+    Aggregate, DomainEvent, ExportId, InviteId, User, UserCommand, UserId, Workspace,
+    WorkspaceCommand,
 };
 use eventlog::{EventLog, Metadata, Position, StreamRef};
 use futures::future::BoxFuture;
 use jobs::dispatch::Dispatch;
+use jobs::export::{ExportJob, Exports};
 use jobs::invite_email::{InviteEmail, InviteMail};
 use jobs::mail::Mailer;
 use jobs::referral_reward::{ReferralReward, ReferralRewards};
 use jobs::weekly_summary::{self, WeeklySummaries, WeeklySummaryJob};
 use jobs::worker::{self, Services, WorkerSettings};
 use jobs::{
-    BoxError, DeadJob, InviteTokens, Recorder, ReferralClaim, SentInvite, SentSummary,
-    TrialExtension,
+    BoxError, CompletedExport, DeadJob, FailedExport, InviteTokens, Recorder, ReferralClaim,
+    SentInvite, SentSummary, TrialExtension,
 };
 use projections::inline::AnyEvent;
 use projections::runner;
@@ -33,6 +35,8 @@ use crate::writes::{Clock, Writes};
 
 /// The name under which system events written by the invite-email job are recorded.
 const INVITE_EMAIL_ACTOR: &str = "invite-email-job";
+/// The name under which system events written by the export job are recorded.
+const EXPORT_ACTOR: &str = "export-job";
 /// The name under which the worker records a job's death.
 const JOB_WORKER_ACTOR: &str = "job-worker";
 /// The name under which the referral-reward job records rewards and trial extensions.
@@ -84,6 +88,11 @@ pub async fn start(
         public_url: config.public_url.clone(),
         recorder: recorder.clone(),
     });
+    let exports = Arc::new(Exports {
+        pool: pool.clone(),
+        recorder: recorder.clone(),
+        settings: config.exports,
+    });
     let rewards = Arc::new(ReferralRewards {
         pool: pool.clone(),
         recorder: recorder.clone(),
@@ -103,8 +112,8 @@ pub async fn start(
         name: node.to_string(),
         retry: config.job_retry,
         poll_interval: config.job_poll_interval,
+        heartbeat_interval: config.job_heartbeat_interval,
         shutdown_timeout: config.shutdown.timeout,
-        ..WorkerSettings::default()
     };
     let (dispatched, _) = watch::channel(Position::START);
     let dispatch = Dispatch::new(log.clone(), config.job_retry);
@@ -114,14 +123,16 @@ pub async fn start(
     tasks.spawn(move |stop| {
         weekly_summary::run_schedule(pool, interval, move || clock.now(), retry, stop)
     });
-    let (to_invite, to_reward) = (services.clone(), services.clone());
-    let (invite_settings, reward_settings) = (settings.clone(), settings.clone());
+    let (to_invite, to_reward, to_export) = (services.clone(), services.clone(), services.clone());
+    let (invite_settings, reward_settings, export_settings) =
+        (settings.clone(), settings.clone(), settings.clone());
     let stop = draining.token();
-    let (invites_stop, rewards_stop) = (stop.clone(), stop.clone());
+    let (invites_stop, rewards_stop, exports_stop) = (stop.clone(), stop.clone(), stop.clone());
     tasks.spawn(|_| worker::run::<InviteEmail>(mail, to_invite, invite_settings, invites_stop));
     tasks.spawn(|_| {
         worker::run::<ReferralReward>(rewards, to_reward, reward_settings, rewards_stop)
     });
+    tasks.spawn(|_| worker::run::<ExportJob>(exports, to_export, export_settings, exports_stop));
     tasks.spawn(|_| worker::run::<WeeklySummaryJob>(summaries, services, settings, stop));
     tracing::info!(node, "job dispatcher and workers started");
     Ok(())
@@ -306,6 +317,41 @@ impl Recorder for JobEffects {
             self.record(sent.workspace_id, WEEKLY_SUMMARY_ACTOR, sent.cause, || {
                 WorkspaceCommand::RecordWeeklySummarySent {
                     summary: sent.summary.clone(),
+                }
+            })
+            .await
+            .map_err(job_error)
+        })
+    }
+
+    fn export_completed<'a>(
+        &'a self,
+        completed: &'a CompletedExport,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            self.record(
+                completed.workspace_id,
+                EXPORT_ACTOR,
+                completed.cause,
+                || WorkspaceCommand::CompleteExport {
+                    export_id: ExportId::from_uuid(completed.export_id),
+                    file: completed.file,
+                },
+            )
+            .await
+            .map_err(job_error)
+        })
+    }
+
+    fn export_failed<'a>(
+        &'a self,
+        failed: &'a FailedExport,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            self.record(failed.workspace_id, EXPORT_ACTOR, failed.cause, || {
+                WorkspaceCommand::FailExport {
+                    export_id: ExportId::from_uuid(failed.export_id),
+                    reason: failed.reason.clone(),
                 }
             })
             .await

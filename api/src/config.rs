@@ -100,6 +100,11 @@ pub struct Config {
     /// `CHRONICLE_METRICS_PORT` (a separate listener serving only `/metrics`) on
     /// `CHRONICLE_METRICS_HOST` (default `127.0.0.1`). See [`crate::metrics`].
     pub metrics: MetricsSettings,
+    /// `CHRONICLE_JOB_HEARTBEAT_SECS` (default 10): how often a worker says it is alive. A job
+    /// held by a worker silent for 3 heartbeats (a process killed) goes back to the queue.
+    pub job_heartbeat_interval: std::time::Duration,
+    /// `CHRONICLE_EXPORT_PDF_MAX_ROWS` (default 20,000): the most items a PDF export holds.
+    pub exports: jobs::export::ExportSettings,
 }
 
 /// Scheduled deletion of what is no longer needed: refresh tokens and sessions, throttle
@@ -410,6 +415,27 @@ impl Config {
             apq_max_bytes: parse::<u64>("CHRONICLE_APQ_MB", lookup("CHRONICLE_APQ_MB"), 32)?
                 .saturating_mul(1024 * 1024),
             metrics,
+            job_heartbeat_interval: {
+                let secs: u64 = parse(
+                    "CHRONICLE_JOB_HEARTBEAT_SECS",
+                    lookup("CHRONICLE_JOB_HEARTBEAT_SECS"),
+                    10,
+                )?;
+                if secs == 0 {
+                    return Err(ConfigError {
+                        name: "CHRONICLE_JOB_HEARTBEAT_SECS",
+                        message: "must be at least 1".into(),
+                    });
+                }
+                std::time::Duration::from_secs(secs)
+            },
+            exports: jobs::export::ExportSettings {
+                pdf_max_rows: parse(
+                    "CHRONICLE_EXPORT_PDF_MAX_ROWS",
+                    lookup("CHRONICLE_EXPORT_PDF_MAX_ROWS"),
+                    jobs::export::ExportSettings::default().pdf_max_rows,
+                )?,
+            },
             clock_offset: chrono::Duration::zero(),
             session_recheck: std::time::Duration::from_secs(30),
             auth: {
@@ -483,6 +509,8 @@ impl std::fmt::Debug for Config {
             .field("shutdown", &self.shutdown)
             .field("apq_max_bytes", &self.apq_max_bytes)
             .field("metrics", &self.metrics)
+            .field("job_heartbeat_interval", &self.job_heartbeat_interval)
+            .field("exports", &self.exports)
             .finish()
     }
 }

@@ -642,13 +642,34 @@ fn respond(http: &HttpRequest, status: StatusCode, body: &impl serde::Serialize)
 }
 
 /// A request refused before execution, as a GraphQL error response.
-fn refuse(http: &HttpRequest, status: StatusCode, code: Code, message: &str) -> HttpResponse {
+pub(crate) fn refuse(
+    http: &HttpRequest,
+    status: StatusCode,
+    code: Code,
+    message: &str,
+) -> HttpResponse {
     let body =
         json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
     respond(http, status, &body)
 }
 
-fn bearer_token(http: &HttpRequest) -> Option<&str> {
+/// A route outside GraphQL refusing a request with `err`: the HTTP status its code stands
+/// for, and the error as a GraphQL error response (with its `extensions.code`).
+pub(crate) fn refusal(http: &HttpRequest, err: ApiError) -> HttpResponse {
+    let (code, message) = err.public();
+    let status = match code {
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::Forbidden => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::BadUserInput => StatusCode::BAD_REQUEST,
+        Code::Conflict => StatusCode::CONFLICT,
+        Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    refuse(http, status, code, &message)
+}
+
+pub(crate) fn bearer_token(http: &HttpRequest) -> Option<&str> {
     bearer(http.headers().get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
@@ -696,18 +717,7 @@ pub async fn events_ndjson(
     params: web::Query<NdjsonParams>,
     http: HttpRequest,
 ) -> HttpResponse {
-    let refused = |err: ApiError| {
-        let (code, message) = err.public();
-        let status = match code {
-            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Code::Forbidden => StatusCode::FORBIDDEN,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::BadUserInput => StatusCode::BAD_REQUEST,
-            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        refuse(&http, status, code, &message)
-    };
+    let refused = |err: ApiError| refusal(&http, err);
     let user_id = match bearer_token(&http) {
         None => return refused(ApiError::Unauthenticated("send an access token")),
         Some(token) => match auth.authenticate(token).await {

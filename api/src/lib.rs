@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod downloads;
 pub mod error;
 pub mod graphql;
 pub mod health;

@@ -1,5 +1,6 @@
 //! Forgetting what is no longer needed, on a schedule (SPEC §9): refresh tokens and sessions
-//! long over, throttle counters past their window, idempotency keys past their retention.
+//! long over, throttle counters past their window, idempotency keys past their retention, the
+//! files of exports past their 24 hours.
 //! Every deletion runs in short statements of a bounded number of rows ([`in_batches`]), so
 //! pruning never holds a long transaction (which would pin the event log's read horizon and
 //! hold every reader back) nor many locks at once.
@@ -38,10 +39,13 @@ pub(crate) async fn prune_periodically(
 pub struct PruneReport {
     pub auth: Pruned,
     pub idempotency_keys: u64,
+    /// Chunks of export files.
+    pub export_chunks: u64,
 }
 
 /// One pruning pass: refresh tokens and sessions past `pruning.session_retention`, throttle
-/// rows past their window, idempotency keys past `pruning.idempotency_retention`, each deleted
+/// rows past their window, idempotency keys past `pruning.idempotency_retention`, the files of
+/// expired exports and the leftovers of export runs that did not complete, each deleted
 /// in short statements of at most `pruning.batch` rows.
 pub async fn prune(auth: &Auth, pool: &PgPool, pruning: &Pruning) -> anyhow::Result<PruneReport> {
     let auth = auth
@@ -50,9 +54,13 @@ pub async fn prune(auth: &Auth, pool: &PgPool, pruning: &Pruning) -> anyhow::Res
         .map_err(anyhow::Error::new)?;
     let idempotency_keys =
         crate::writes::prune(pool, pruning.idempotency_retention, pruning.batch).await?;
+    let limit = i64::from(pruning.batch.max(1));
+    let now = chrono::Utc::now();
+    let export_chunks = in_batches(limit, || jobs::export::prune_chunks(pool, now, limit)).await?;
     Ok(PruneReport {
         auth,
         idempotency_keys,
+        export_chunks,
     })
 }
 

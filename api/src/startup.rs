@@ -23,7 +23,7 @@ use crate::read_side::ReadSide;
 use crate::secrets::shared_secret;
 use crate::shutdown::{Draining, ShutdownSettings, Signals, Tasks};
 use crate::writes::{Clock, Writes};
-use crate::{health, http, metrics, pruning, request, websocket};
+use crate::{downloads, health, http, metrics, pruning, request, websocket};
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
@@ -72,9 +72,10 @@ impl Application {
             background::start(config, &log, clock.clone(), &node, &draining, &mut tasks).await?;
         }
         let metrics = Metrics::new();
+        let writes = Writes::with_clock(log.clone(), clock.clone())
+            .counting_appends(metrics.appended_events());
         let schema = build_schema(
-            Writes::with_clock(log.clone(), clock.clone())
-                .counting_appends(metrics.appended_events()),
+            writes.clone(),
             auth.clone(),
             pseudonymizer.clone(),
             read_side.clone(),
@@ -109,6 +110,7 @@ impl Application {
         let pseudonymizer = web::Data::new(pseudonymizer);
         let persisted = web::Data::new(PersistedQueries::new(config.apq_max_bytes));
         let metrics = web::Data::new(metrics);
+        let writes = web::Data::new(writes);
         let readiness = web::Data::new(health::Readiness {
             draining: draining.clone(),
             read_side,
@@ -127,6 +129,7 @@ impl Application {
                 .app_data(log.clone())
                 .app_data(auth.clone())
                 .app_data(pseudonymizer.clone())
+                .app_data(writes.clone())
                 .app_data(schema.clone())
                 .app_data(cache.clone())
                 .app_data(limits.clone())
@@ -143,6 +146,7 @@ impl Application {
                 .service(health::readyz)
                 .route("/events.ndjson", web::get().to(http::events_ndjson))
                 .route("/metrics", web::get().to(metrics::metrics))
+                .route("/exports/{id}", web::get().to(downloads::export))
                 .service(
                     web::resource("/graphql")
                         .route(

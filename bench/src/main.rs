@@ -38,6 +38,7 @@ mod cache;
 mod export;
 mod generate;
 mod http_api;
+mod job_export;
 mod jobs;
 mod latency;
 mod machine;
@@ -73,6 +74,8 @@ enum Benchmark {
     Search(search::Args),
     /// Event → job started latency and jobs/s with one and two worker processes.
     Jobs(jobs::Args),
+    /// The export job: 100,000 items as CSV and as PDF, time and the worker's peak memory.
+    JobExport(job_export::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -91,6 +94,7 @@ fn main() -> anyhow::Result<()> {
             Benchmark::Export(args) => export::run(&args, &server).await,
             Benchmark::Search(args) => search::run(&args, &server).await,
             Benchmark::Jobs(args) => jobs::run(&args, &server).await,
+            Benchmark::JobExport(args) => job_export::run(&args, &server).await,
         }
     })
 }

@@ -37,6 +37,6 @@ pub use values::{
     Role, StaffRole, Tag, Tags, WorkspaceName,
 };
 pub use workspace::{
-    Export, ExportStatus, Invite, InviteStatus, WeeklySummary, Workspace, WorkspaceCommand,
-    WorkspaceEvent,
+    Export, ExportFile, ExportFilter, ExportStatus, Invite, InviteStatus, WeeklySummary, Workspace,
+    WorkspaceCommand, WorkspaceEvent,
 };

@@ -12,7 +12,7 @@ mod summary;
 mod trial;
 
 pub use events::{WeeklySummary, WorkspaceCommand, WorkspaceEvent};
-pub use exports::{EXPORT_TTL_HOURS, Export, ExportStatus};
+pub use exports::{EXPORT_TTL_HOURS, Export, ExportFile, ExportFilter, ExportStatus};
 pub use invites::{INVITE_TTL_DAYS, Invite, InviteStatus};
 pub use staff::{MAX_STAFF_REASON, MIN_STAFF_REASON};
 pub use trial::{MAX_TRIAL_EXTENSION_DAYS, TRIAL_DAYS, trial_locked};
@@ -332,13 +332,14 @@ impl Aggregate for Workspace {
                 self.change_member_role(user_id, role, ctx)
             }
             WorkspaceCommand::RemoveMember { user_id } => self.remove_member(user_id, ctx),
-            WorkspaceCommand::RequestExport { export_id, format } => {
-                self.request_export(export_id, format, ctx)
-            }
-            WorkspaceCommand::CompleteExport {
+            WorkspaceCommand::RequestExport {
                 export_id,
-                row_count,
-            } => self.finish_export(export_id, Ok(row_count), ctx),
+                format,
+                filter,
+            } => self.request_export(export_id, format, filter, ctx),
+            WorkspaceCommand::CompleteExport { export_id, file } => {
+                self.finish_export(export_id, Ok(file), ctx)
+            }
             WorkspaceCommand::FailExport { export_id, reason } => {
                 self.finish_export(export_id, Err(reason), ctx)
             }
@@ -441,6 +442,7 @@ impl Aggregate for Workspace {
                 export_id,
                 format,
                 requested_by,
+                ..
             } => {
                 self.exports.insert(
                     *export_id,
@@ -455,6 +457,7 @@ impl Aggregate for Workspace {
                 export_id,
                 row_count,
                 expires_at,
+                ..
             } => {
                 if let Some(export) = self.exports.get_mut(export_id) {
                     export.status = ExportStatus::Completed {

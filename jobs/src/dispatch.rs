@@ -15,6 +15,7 @@ use eventlog::{EventLog, Position, RecordedEvent};
 use projections::runner::{Projection, Scope, SharedCheckpoint};
 use sqlx::{Acquire, PgConnection};
 
+use crate::export::{self, ExportJob};
 use crate::invite_email::{self, InviteEmail};
 use crate::referral_reward;
 use crate::retry::RetryPolicy;
@@ -34,30 +35,60 @@ pub struct NewJob {
     pub key: String,
 }
 
+impl NewJob {
+    /// The job of `queue` with `args` that `event` calls for (keyed by the event).
+    fn new(queue: &'static str, event: &RecordedEvent, args: &impl serde::Serialize) -> NewJob {
+        NewJob {
+            queue,
+            args: serde_json::to_vec(args).expect("job arguments serialise"),
+            key: event.event_id.to_string(),
+        }
+    }
+}
+
 /// The jobs `event` calls for by itself (the referral reward also depends on the referred
 /// user's first workspace: [`referral_reward::enqueue`]).
 pub fn jobs_for(event: &RecordedEvent) -> Result<Vec<NewJob>, eventlog::Error> {
-    if event.event_type != "InviteCreated" {
+    if !matches!(
+        event.event_type.as_str(),
+        "InviteCreated" | "ExportRequested"
+    ) {
         return Ok(vec![]);
     }
-    let (Some(workspace_id), WorkspaceEvent::InviteCreated { invite_id, .. }) =
-        (event.workspace_id, decode::<WorkspaceEvent>(event)?)
-    else {
+    let Some(workspace_id) = event.workspace_id else {
         return Ok(vec![]);
     };
-    let args = InviteEmail {
-        origin: Origin {
-            event_id: event.event_id,
-            workspace_id,
-            correlation_id: event.metadata.correlation_id,
-        },
-        invite_id: invite_id.as_uuid(),
+    let origin = Origin {
+        event_id: event.event_id,
+        workspace_id,
+        correlation_id: event.metadata.correlation_id,
     };
-    Ok(vec![NewJob {
-        queue: invite_email::QUEUE,
-        args: serde_json::to_vec(&args).expect("job arguments serialise"),
-        key: event.event_id.to_string(),
-    }])
+    Ok(match decode::<WorkspaceEvent>(event)? {
+        WorkspaceEvent::InviteCreated { invite_id, .. } => vec![NewJob::new(
+            invite_email::QUEUE,
+            event,
+            &InviteEmail {
+                origin,
+                invite_id: invite_id.as_uuid(),
+            },
+        )],
+        WorkspaceEvent::ExportRequested {
+            export_id,
+            format,
+            filter,
+            ..
+        } => vec![NewJob::new(
+            export::QUEUE,
+            event,
+            &ExportJob {
+                origin,
+                export_id: export_id.as_uuid(),
+                format,
+                filter,
+            },
+        )],
+        _ => vec![],
+    })
 }
 
 /// The `jobs-dispatch` projection.

@@ -8,9 +8,11 @@
 //! at-least-once delivery still gives exactly-once effects.
 //!
 //! Jobs: the invite email ([`invite_email`], sent over SMTP by [`mail`]), the referral reward
-//! ([`referral_reward`]) and the weekly summary ([`weekly_summary`], with its schedule).
+//! ([`referral_reward`]), the weekly summary ([`weekly_summary`], with its schedule) and exports
+//! ([`export`]: CSV and PDF files of a workspace's items, stored in PostgreSQL).
 
 pub mod dispatch;
+pub mod export;
 pub mod failed;
 pub mod invite_email;
 pub mod mail;
@@ -22,6 +24,7 @@ pub mod worker;
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
+pub use export::{CompletedExport, FailedExport};
 pub use invite_email::InviteTokens;
 
 /// An error a job's handler returns (and apalis stores as the job's last error).
@@ -132,4 +135,15 @@ pub trait Recorder: Send + Sync + 'static {
         &'a self,
         sent: &'a SentSummary,
     ) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Records that an export's file is written (`ExportCompleted`, naming the file). Refused
+    /// (an error) when the export is already completed.
+    fn export_completed<'a>(
+        &'a self,
+        completed: &'a CompletedExport,
+    ) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Records that an export cannot be made (`ExportFailed`).
+    fn export_failed<'a>(&'a self, failed: &'a FailedExport)
+    -> BoxFuture<'a, Result<(), BoxError>>;
 }

@@ -89,6 +89,13 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     fn origin(&self) -> Origin;
     /// Runs it once; on success, says in words what it did (for the log).
     fn run(&self, runner: &Self::Runner) -> impl Future<Output = Result<String, BoxError>> + Send;
+
+    /// Records what its death means beyond the `JobDied` event (an export: that it failed).
+    /// Nothing by default.
+    fn died(&self, runner: &Self::Runner) -> impl Future<Output = ()> + Send {
+        let _ = runner;
+        async {}
+    }
 }
 
 /// What the worker itself needs for every job: the database (to schedule retries) and the
@@ -238,6 +245,7 @@ async fn handle<J: Job>(
                     // The job is dead either way; `failedJobs` shows it.
                     tracing::error!(error = %record, "could not record the dead job");
                 }
+                job.died(&runner).await;
             }
             Err(err)
         }

@@ -1,5 +1,5 @@
-//! Inline read models: `users`, `workspaces`, `members`, `invites`, `items`, and the ledgers of
-//! job effects (`invite_emails`, `referral_rewards`, `weekly_summaries`).
+//! Inline read models: `users`, `workspaces`, `members`, `invites`, `exports`, `items`, and the
+//! ledgers of job effects (`invite_emails`, `referral_rewards`, `weekly_summaries`).
 //!
 //! [`apply`] is the only code that writes these tables. It runs inside the appending
 //! transaction (live) and in [`rebuild`] (replay), so both produce the same rows. Every value
@@ -333,6 +333,76 @@ async fn apply_workspace(
             .execute(&mut *conn)
             .await?;
         }
+        E::ExportRequested { .. } | E::ExportCompleted { .. } | E::ExportFailed { .. } => {
+            apply_export(conn, id, at, event).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The `exports` row of an export event of workspace `workspace_id`.
+async fn apply_export(
+    conn: &mut PgConnection,
+    workspace_id: Uuid,
+    at: DateTime<Utc>,
+    event: &WorkspaceEvent,
+) -> Result<(), Error> {
+    use WorkspaceEvent as E;
+    match event {
+        E::ExportRequested {
+            export_id,
+            format,
+            requested_by,
+            filter,
+        } => {
+            let filter = serde_json::to_value(filter).expect("a filter serialises");
+            sqlx::query!(
+                r#"INSERT INTO exports (id, workspace_id, format, filter, status, requested_by,
+                                        created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, 'PENDING', $5, $6, $6)"#,
+                export_id.as_uuid(),
+                workspace_id,
+                format.as_str(),
+                filter,
+                requested_by.as_uuid(),
+                at
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        E::ExportCompleted {
+            export_id,
+            row_count,
+            size_bytes,
+            file_id,
+            expires_at,
+        } => {
+            sqlx::query!(
+                r#"UPDATE exports
+                   SET status = 'COMPLETED', row_count = $2, size_bytes = $3, file_id = $4,
+                       error = NULL, completed_at = $5, expires_at = $6, updated_at = $5
+                   WHERE id = $1"#,
+                export_id.as_uuid(),
+                i64::try_from(*row_count).unwrap_or(i64::MAX),
+                i64::try_from(*size_bytes).unwrap_or(i64::MAX),
+                file_id,
+                at,
+                expires_at
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        E::ExportFailed { export_id, reason } => {
+            sqlx::query!(
+                "UPDATE exports SET status = 'FAILED', error = $2, updated_at = $3 WHERE id = $1",
+                export_id.as_uuid(),
+                reason,
+                at
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
         _ => {}
     }
     Ok(())
@@ -412,7 +482,7 @@ async fn apply_item(
 }
 
 /// The inline read models, parents before children.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "users",
     "workspaces",
     "members",
@@ -420,6 +490,7 @@ const TABLES: [&str; 8] = [
     "invite_emails",
     "referral_rewards",
     "weekly_summaries",
+    "exports",
     "items",
 ];
 /// Events read per query while rebuilding.

@@ -53,6 +53,24 @@ pub struct InviteRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// A row of `exports`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub format: String,
+    pub filter: serde_json::Value,
+    pub status: String,
+    pub requested_by: Uuid,
+    pub row_count: Option<i64>,
+    pub size_bytes: Option<i64>,
+    pub file_id: Option<Uuid>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// A row of `items`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemRow {
@@ -75,6 +93,17 @@ pub struct ItemFilter {
     /// Items carrying all of these tags.
     pub tags: Vec<String>,
     pub author_id: Option<Uuid>,
+}
+
+impl From<&domain::ExportFilter> for ItemFilter {
+    /// The items an export holds.
+    fn from(filter: &domain::ExportFilter) -> ItemFilter {
+        ItemFilter {
+            status: filter.status.map(|s| s.as_str().to_string()),
+            tags: filter.tags.iter().map(|t| t.as_str().to_string()).collect(),
+            author_id: filter.author_id.map(|a| a.as_uuid()),
+        }
+    }
 }
 
 /// The sort of an item list; ties are broken by id, so pages are stable.
@@ -466,6 +495,50 @@ pub async fn invite(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Option<
     )
     .fetch_optional(db)
     .await?)
+}
+
+/// A workspace's exports, oldest first, after `after` (created_at, id).
+pub async fn exports(
+    db: &PgPool,
+    workspace_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<ExportRow>, Error> {
+    let (after_created, after_id) = after.unzip();
+    Ok(sqlx::query_as!(
+        ExportRow,
+        r#"SELECT id, workspace_id, format, filter, status, requested_by, row_count, size_bytes,
+                  file_id, error, created_at, completed_at, expires_at
+           FROM exports
+           WHERE workspace_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+           ORDER BY created_at, id
+           LIMIT $4"#,
+        workspace_id,
+        after_created,
+        after_id,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Exports by id, whatever their workspace (the caller decides who may see each).
+pub async fn exports_with_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<ExportRow>, Error> {
+    Ok(sqlx::query_as!(
+        ExportRow,
+        r#"SELECT id, workspace_id, format, filter, status, requested_by, row_count, size_bytes,
+                  file_id, error, created_at, completed_at, expires_at
+           FROM exports
+           WHERE id = ANY($1)"#,
+        ids
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// One export by id, whatever its workspace (the caller decides who may see it).
+pub async fn export(db: &PgPool, id: Uuid) -> Result<Option<ExportRow>, Error> {
+    Ok(exports_with_ids(db, &[id]).await?.pop())
 }
 
 /// A user by normalised (lower-cased) email.

@@ -30,6 +30,7 @@ pub const CACHEABLE_ROOTS: &[&str] = &[
     "workspace",
     "workspaces",
     "invites",
+    "exports",
     "item",
     "items",
     "search",

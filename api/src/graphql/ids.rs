@@ -18,16 +18,18 @@ pub enum Kind {
     Invite,
     Event,
     Job,
+    Export,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 7] = [
         Kind::User,
         Kind::Workspace,
         Kind::Item,
         Kind::Invite,
         Kind::Event,
         Kind::Job,
+        Kind::Export,
     ];
 
     fn prefix(self) -> &'static str {
@@ -38,6 +40,7 @@ impl Kind {
             Kind::Invite => "Invite",
             Kind::Event => "Event",
             Kind::Job => "Job",
+            Kind::Export => "Export",
         }
     }
 
@@ -49,6 +52,7 @@ impl Kind {
             Kind::Invite => "invite",
             Kind::Event => "event",
             Kind::Job => "job",
+            Kind::Export => "export",
         }
     }
 }

@@ -4,6 +4,7 @@
 mod audit;
 pub mod events;
 pub mod execution;
+pub mod exports;
 mod history;
 pub(crate) mod ids;
 pub mod jobs;

@@ -15,6 +15,7 @@ use projections::queries;
 use uuid::Uuid;
 
 use super::events::{Event, Pseudonymizer};
+use super::exports::Export;
 use super::ids::{GlobalId, Kind};
 use super::types::{Invite, Item, Member, User, Workspace};
 use crate::authz::{self, Read, Standing};
@@ -35,6 +36,7 @@ pub enum Node {
     Invite(Invite),
     Item(Item),
     Event(Event),
+    Export(Export),
 }
 
 impl Node {
@@ -49,6 +51,7 @@ impl Node {
             }
             Node::Invite(invite) => reads::workspace(ctx, invite.0.workspace_id),
             Node::Item(item) => reads::workspace(ctx, item.row.workspace_id),
+            Node::Export(export) => reads::workspace(ctx, export.0.workspace_id),
             // The raw log is not cached (see `reads::CACHEABLE_ROOTS`).
             Node::Event(_) => reads::uncacheable(ctx, "a raw event"),
         }
@@ -91,6 +94,7 @@ struct Wanted {
     workspaces: Vec<Uuid>,
     items: Vec<Uuid>,
     invites: Vec<Uuid>,
+    exports: Vec<Uuid>,
     events: Vec<Uuid>,
     member_workspaces: Vec<Uuid>,
     member_users: Vec<Uuid>,
@@ -106,6 +110,7 @@ impl Nodes {
                 GlobalId::Entity(Kind::Workspace, uuid) => wanted.workspaces.push(uuid),
                 GlobalId::Entity(Kind::Item, uuid) => wanted.items.push(uuid),
                 GlobalId::Entity(Kind::Invite, uuid) => wanted.invites.push(uuid),
+                GlobalId::Entity(Kind::Export, uuid) => wanted.exports.push(uuid),
                 GlobalId::Entity(Kind::Event, uuid) => wanted.events.push(uuid),
                 // Failed jobs are read through `failedJobs`; as nodes they are not found.
                 GlobalId::Entity(Kind::Job, _) => {}
@@ -129,6 +134,10 @@ impl Nodes {
             &wanted.invites,
             queries::invites_with_ids(pool, &wanted.invites),
         );
+        let exports = nonempty(
+            &wanted.exports,
+            queries::exports_with_ids(pool, &wanted.exports),
+        );
         let members = nonempty(
             &wanted.member_users,
             queries::members_with_ids(pool, &wanted.member_workspaces, &wanted.member_users),
@@ -139,14 +148,15 @@ impl Nodes {
             }
             Ok::<_, ApiError>(self.log.read_by_ids(&wanted.events).await?)
         };
-        let (users, workspaces, items, invites, members, events) =
-            futures::try_join!(users, workspaces, items, invites, members, events)?;
+        let (users, workspaces, items, invites, exports, members, events) =
+            futures::try_join!(users, workspaces, items, invites, exports, members, events)?;
 
         let involved: Vec<Uuid> = workspaces
             .iter()
             .map(|w| w.id)
             .chain(items.iter().map(|i| i.workspace_id))
             .chain(invites.iter().map(|i| i.workspace_id))
+            .chain(exports.iter().map(|e| e.workspace_id))
             .chain(members.iter().map(|m| m.workspace_id))
             .chain(events.iter().filter_map(|e| e.workspace_id))
             .collect();
@@ -172,6 +182,14 @@ impl Nodes {
                 found.insert(
                     GlobalId::Entity(Kind::Invite, row.id),
                     Node::Invite(Invite(row)),
+                );
+            }
+        }
+        for row in exports {
+            if standing.may(row.workspace_id, Read::Content).is_ok() {
+                found.insert(
+                    GlobalId::Entity(Kind::Export, row.id),
+                    Node::Export(Export(row)),
                 );
             }
         }

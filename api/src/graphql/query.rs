@@ -266,6 +266,24 @@ impl Query {
         super::jobs::failed_jobs(ctx, workspace_id, first, after).await
     }
 
+    /// A workspace's exports, oldest first (any member): their state, size and error.
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    async fn exports(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Answer only once this read reflects the given log position (a consistency token a mutation returned)."
+        )]
+        min_position: Option<String>,
+        workspace_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, super::exports::Export>> {
+        caller(ctx)?;
+        consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
+        super::exports::exports(ctx, workspace_id, first, after).await
+    }
+
     /// A workspace's invites, oldest first (owners and admins).
     #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
     async fn invites(

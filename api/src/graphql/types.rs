@@ -60,7 +60,7 @@ pub enum ItemStatus {
 }
 
 /// Parses a value the read model stored from a domain enum's `as_str`.
-fn stored<T: std::str::FromStr>(value: &str) -> Result<T, ApiError> {
+pub(super) fn stored<T: std::str::FromStr>(value: &str) -> Result<T, ApiError> {
     value.parse().map_err(|_| {
         ApiError::Internal(anyhow::anyhow!(
             "read model holds an unknown value `{value}`"
@@ -74,7 +74,7 @@ pub(crate) fn pool<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a PgPool> {
 
 /// The user `id` (who must exist: ids come from the read models), batched with the other
 /// users the request resolves.
-async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<User> {
+pub(super) async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<User> {
     let row = ctx
         .data::<UserLoader>()?
         .load_one(id)

@@ -7,6 +7,7 @@ mod binary;
 mod cache;
 mod cluster;
 mod events;
+mod exports;
 mod graphql;
 mod health;
 mod history;

@@ -7,7 +7,14 @@ use crate::workspaces::{add_member, create_workspace};
 
 async fn snapshot(app: &TestApp) -> Vec<Value> {
     let mut tables = Vec::new();
-    for table in ["users", "workspaces", "members", "invites", "items"] {
+    for table in [
+        "users",
+        "workspaces",
+        "members",
+        "invites",
+        "items",
+        "exports",
+    ] {
         let rows: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t::text), '[]') FROM {table} t"
         )))
@@ -63,6 +70,11 @@ async fn rebuilding_the_read_models_from_the_log_gives_identical_tables() {
             "mutation($id: ID!) { upgradePlan(id: $id) { position } }",
             &ws,
         ),
+        (
+            &bo,
+            "mutation($id: ID!) { requestExport(workspaceId: $id, format: PDF, filter: { tags: [\"a\"], status: DRAFT }) { position } }",
+            &ws,
+        ),
     ];
     for (who, mutation, id) in steps {
         let response = who.gql(&app, mutation, json!({ "id": id })).await;
@@ -82,6 +94,7 @@ async fn rebuilding_the_read_models_from_the_log_gives_identical_tables() {
         "one invite (of the added member)"
     );
     assert_eq!(live[4].as_array().unwrap().len(), 2, "two items remain");
+    assert_eq!(live[5].as_array().unwrap().len(), 1, "one export");
     let log = eventlog::EventLog::new(app.db.pool().clone());
     let applied = projections::inline::rebuild(&log, |_| {}).await.unwrap();
     assert!(applied >= 15, "{applied}");

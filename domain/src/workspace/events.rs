@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::exports::{ExportFile, ExportFilter};
 use crate::aggregate::DomainEvent;
 use crate::ids::{ExportId, InviteId, UserId, WorkspaceId};
 use crate::values::{Email, ExportFormat, Plan, Region, Role, StaffRole, WorkspaceName};
@@ -123,13 +124,15 @@ pub enum WorkspaceCommand {
         export_id: ExportId,
         /// The file format.
         format: ExportFormat,
+        /// Which items it contains.
+        filter: ExportFilter,
     },
     /// Records that an export file was produced (system only).
     CompleteExport {
         /// The export.
         export_id: ExportId,
-        /// How many items it contains.
-        row_count: u64,
+        /// The file written.
+        file: ExportFile,
     },
     /// Records that an export could not be produced (system only).
     FailExport {
@@ -270,6 +273,9 @@ pub enum WorkspaceEvent {
         format: ExportFormat,
         /// The member who asked for it.
         requested_by: UserId,
+        /// Which items it contains (events recorded before filters existed: all of them).
+        #[serde(default)]
+        filter: ExportFilter,
     },
     /// An export file is ready.
     ExportCompleted {
@@ -277,6 +283,12 @@ pub enum WorkspaceEvent {
         export_id: ExportId,
         /// How many items it contains.
         row_count: u64,
+        /// The file's size in bytes.
+        #[serde(default)]
+        size_bytes: u64,
+        /// The stored file (the export job's run that wrote it).
+        #[serde(default)]
+        file_id: uuid::Uuid,
         /// When it stops being downloadable.
         expires_at: DateTime<Utc>,
     },

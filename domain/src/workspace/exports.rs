@@ -1,15 +1,43 @@
 //! Exports: a member asks for one; the export job completes or fails it.
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::{Workspace, WorkspaceEvent};
 use crate::context::Context;
 use crate::error::DomainError;
 use crate::ids::{ExportId, UserId};
-use crate::values::{ExportFormat, Role};
+use crate::values::{ExportFormat, ItemStatus, Role, Tag};
 
 /// How long a completed export can be downloaded, in hours.
 pub const EXPORT_TTL_HOURS: i64 = 24;
+
+/// Which of the workspace's items an export contains: those matching every given condition
+/// (the `items` query's filter).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportFilter {
+    /// Only items with this status.
+    #[serde(default)]
+    pub status: Option<ItemStatus>,
+    /// Only items carrying all of these tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// Only items created by this user.
+    #[serde(default)]
+    pub author_id: Option<UserId>,
+}
+
+/// A file the export job wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportFile {
+    /// The stored file (the job run that wrote it).
+    pub file_id: Uuid,
+    /// How many items it contains.
+    pub row_count: u64,
+    /// Its size in bytes.
+    pub size_bytes: u64,
+}
 
 /// Where an export stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +81,7 @@ impl Workspace {
         &self,
         export_id: ExportId,
         format: ExportFormat,
+        filter: ExportFilter,
         ctx: &Context,
     ) -> Result<Vec<WorkspaceEvent>, DomainError> {
         let (requested_by, _) = self.member_with(
@@ -68,13 +97,14 @@ impl Workspace {
             export_id,
             format,
             requested_by,
+            filter,
         }])
     }
 
     pub(super) fn finish_export(
         &self,
         export_id: ExportId,
-        outcome: Result<u64, String>,
+        outcome: Result<ExportFile, String>,
         ctx: &Context,
     ) -> Result<Vec<WorkspaceEvent>, DomainError> {
         self.require_system(ctx)?;
@@ -84,10 +114,12 @@ impl Workspace {
             .ok_or(DomainError::not_found("export"))?;
         match (&export.status, outcome) {
             // A failed export may still complete when its job is retried.
-            (ExportStatus::Pending | ExportStatus::Failed { .. }, Ok(row_count)) => {
+            (ExportStatus::Pending | ExportStatus::Failed { .. }, Ok(file)) => {
                 Ok(vec![WorkspaceEvent::ExportCompleted {
                     export_id,
-                    row_count,
+                    row_count: file.row_count,
+                    size_bytes: file.size_bytes,
+                    file_id: file.file_id,
                     expires_at: ctx.now + Duration::hours(EXPORT_TTL_HOURS),
                 }])
             }

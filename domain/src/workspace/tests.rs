@@ -97,6 +97,7 @@ fn export_cmd(n: u128) -> WorkspaceCommand {
     WorkspaceCommand::RequestExport {
         export_id: export_id(n),
         format: ExportFormat::Csv,
+        filter: tagged_filter(),
     }
 }
 
@@ -105,6 +106,25 @@ fn export_requested(n: u128, by: u128) -> WorkspaceEvent {
         export_id: export_id(n),
         format: ExportFormat::Csv,
         requested_by: user(by),
+        filter: tagged_filter(),
+    }
+}
+
+/// An export filter that is not the default one, so events show it is carried along.
+fn tagged_filter() -> ExportFilter {
+    ExportFilter {
+        status: Some(crate::values::ItemStatus::Active),
+        tags: vec![crate::values::Tag::parse("q3").expect("tag")],
+        author_id: None,
+    }
+}
+
+/// The file a completed export wrote, of `rows` items.
+fn file(rows: u64) -> ExportFile {
+    ExportFile {
+        file_id: uuid::Uuid::from_u128(u128::from(rows)),
+        row_count: rows,
+        size_bytes: rows * 100,
     }
 }
 
@@ -224,7 +244,7 @@ fn non_members_and_missing_workspaces_get_not_found() {
             export_cmd(1),
             WorkspaceCommand::CompleteExport {
                 export_id: export_id(1),
-                row_count: 1,
+                file: file(1),
             },
         ]
     };
@@ -979,13 +999,15 @@ fn the_system_completes_an_export_downloadable_for_24_hours() {
         .when(
             WorkspaceCommand::CompleteExport {
                 export_id: export_id(1),
-                row_count: 42,
+                file: file(42),
             },
             &as_system_at(done_at),
         )
         .then([WorkspaceEvent::ExportCompleted {
             export_id: export_id(1),
             row_count: 42,
+            size_bytes: 4200,
+            file_id: uuid::Uuid::from_u128(42),
             expires_at: done_at + Duration::hours(24),
         }]);
     let export = state.export(export_id(1)).expect("export");
@@ -1022,7 +1044,7 @@ fn members_cannot_complete_or_fail_exports() {
             .when(
                 WorkspaceCommand::CompleteExport {
                     export_id: export_id(1),
-                    row_count: 1,
+                    file: file(1),
                 },
                 &as_user(actor),
             )
@@ -1043,7 +1065,7 @@ fn members_cannot_complete_or_fail_exports() {
 fn export_outcomes_follow_the_export_lifecycle() {
     let complete = || WorkspaceCommand::CompleteExport {
         export_id: export_id(1),
-        row_count: 3,
+        file: file(3),
     };
     let fail = || WorkspaceCommand::FailExport {
         export_id: export_id(1),
@@ -1059,6 +1081,8 @@ fn export_outcomes_follow_the_export_lifecycle() {
             WorkspaceEvent::ExportCompleted {
                 export_id: export_id(1),
                 row_count: 3,
+                size_bytes: 300,
+                file_id: uuid::Uuid::from_u128(3),
                 expires_at: days(1),
             },
         ],
@@ -1087,6 +1111,8 @@ fn export_outcomes_follow_the_export_lifecycle() {
         .then([WorkspaceEvent::ExportCompleted {
             export_id: export_id(1),
             row_count: 3,
+            size_bytes: 300,
+            file_id: uuid::Uuid::from_u128(3),
             expires_at: t0() + Duration::hours(24),
         }]);
 }
@@ -1121,6 +1147,8 @@ fn one_of_each_event() -> Vec<WorkspaceEvent> {
         WorkspaceEvent::ExportCompleted {
             export_id: export_id(1),
             row_count: 9,
+            size_bytes: 900,
+            file_id: uuid::Uuid::from_u128(9),
             expires_at: days(1),
         },
         WorkspaceEvent::ExportFailed {

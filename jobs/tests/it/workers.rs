@@ -90,6 +90,20 @@ impl Recorder for NothingToRecord {
     ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async { Err("the probe records nothing".into()) })
     }
+
+    fn export_completed<'a>(
+        &'a self,
+        _: &'a jobs::CompletedExport,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async { Err("the probe records nothing".into()) })
+    }
+
+    fn export_failed<'a>(
+        &'a self,
+        _: &'a jobs::FailedExport,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async { Err("the probe records nothing".into()) })
+    }
 }
 
 #[tokio::test]

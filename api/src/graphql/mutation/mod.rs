@@ -3,6 +3,7 @@
 //! returns the log position it wrote: pass it as a consistency token.
 
 mod accounts;
+mod exports;
 mod invites;
 mod items;
 mod workspaces;
@@ -15,6 +16,7 @@ use crate::request::RequestContext;
 use crate::writes::Writes;
 
 pub use accounts::AccountMutations;
+pub use exports::ExportMutations;
 pub use invites::InviteMutations;
 pub use items::ItemMutations;
 pub use workspaces::WorkspaceMutations;
@@ -26,6 +28,7 @@ pub struct Mutation(
     WorkspaceMutations,
     InviteMutations,
     ItemMutations,
+    ExportMutations,
     crate::graphql::jobs::JobMutations,
 );
 
