@@ -380,12 +380,14 @@ impl Served<'_> {
         self.metrics.count_errors(response);
     }
 
-    /// The answer when execution ran out of time.
+    /// The answer when execution ran out of time: 504, not 503, because a load balancer takes
+    /// 503 for a node that cannot serve (nginx, as `deploy/nginx.conf` sets it up, would stop
+    /// sending this node anything for a while because of one slow request).
     fn timed_out(&self, http: &HttpRequest) -> HttpResponse {
         self.metrics.error(Code::Internal);
         let mut response = refuse(
             http,
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::GATEWAY_TIMEOUT,
             Code::Internal,
             "the request took too long",
         );
