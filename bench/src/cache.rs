@@ -17,6 +17,7 @@ use anyhow::Context as _;
 
 pub use crate::http_api::Args;
 use crate::http_api::client::{Client, PAGE, Tenant};
+use crate::http_api::per_tenant;
 use crate::latency::{Latencies, millis};
 use crate::report::{self, Context};
 use crate::server::{self, Server};
@@ -180,27 +181,13 @@ async fn send_for(
     tenants: &[Tenant],
     duration: Duration,
 ) -> anyhow::Result<Vec<(Duration, bool)>> {
-    let deadline = Instant::now() + duration;
-    let tasks: Vec<_> = tenants
-        .iter()
-        .map(|tenant| {
-            let (client, tenant) = (client.clone(), tenant.clone());
-            tokio::spawn(async move {
-                let mut answers = Vec::new();
-                while Instant::now() < deadline {
-                    let started = Instant::now();
-                    let hit = client.list_items(&tenant).await?;
-                    answers.push((started.elapsed(), hit));
-                }
-                anyhow::Ok(answers)
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for task in tasks {
-        answers.extend(task.await.context("a client panicked")??);
-    }
-    Ok(answers)
+    let answers = per_tenant(client, tenants, duration, |client, tenant, _| async move {
+        let started = Instant::now();
+        let hit = client.list_items(&tenant).await?;
+        Ok((started.elapsed(), hit))
+    })
+    .await?;
+    Ok(answers.into_iter().flatten().collect())
 }
 
 /// Asks `count` distinct queries (each tenant's first page, told apart by a comment), so that

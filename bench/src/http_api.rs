@@ -192,34 +192,56 @@ async fn send_for(
     request: Request,
     duration: Duration,
 ) -> anyhow::Result<Vec<Vec<Duration>>> {
+    per_tenant(
+        client,
+        tenants,
+        duration,
+        move |client, tenant, n| async move {
+            let started = Instant::now();
+            match request {
+                Request::CreateItem => client.create_item(&tenant, n as u64).await?,
+                Request::Items => {
+                    client.list_items(&tenant).await?;
+                }
+            }
+            Ok(started.elapsed())
+        },
+    )
+    .await
+}
+
+/// Runs one task per tenant that does `step` (its `n`th time: `n`) again and again until
+/// `duration` has passed; returns what each task's steps returned, in order.
+pub(crate) async fn per_tenant<T, F, Fut>(
+    client: &Client,
+    tenants: &[Tenant],
+    duration: Duration,
+    step: F,
+) -> anyhow::Result<Vec<Vec<T>>>
+where
+    T: Send + 'static,
+    F: Fn(Client, Tenant, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<T>> + Send,
+{
     let deadline = Instant::now() + duration;
     let tasks: Vec<_> = tenants
         .iter()
         .map(|tenant| {
-            let (client, tenant) = (client.clone(), tenant.clone());
+            let (client, tenant, step) = (client.clone(), tenant.clone(), step.clone());
             tokio::spawn(async move {
-                let mut latencies = Vec::new();
+                let mut outcomes = Vec::new();
                 while Instant::now() < deadline {
-                    let started = Instant::now();
-                    match request {
-                        Request::CreateItem => {
-                            client.create_item(&tenant, latencies.len() as u64).await?
-                        }
-                        Request::Items => {
-                            client.list_items(&tenant).await?;
-                        }
-                    }
-                    latencies.push(started.elapsed());
+                    outcomes.push(step(client.clone(), tenant.clone(), outcomes.len()).await?);
                 }
-                anyhow::Ok(latencies)
+                anyhow::Ok(outcomes)
             })
         })
         .collect();
-    let mut latencies = Vec::with_capacity(tasks.len());
+    let mut outcomes = Vec::with_capacity(tasks.len());
     for task in tasks {
-        latencies.push(task.await.context("a client panicked")??);
+        outcomes.push(task.await.context("a client panicked")??);
     }
-    Ok(latencies)
+    Ok(outcomes)
 }
 
 impl Request {
