@@ -398,13 +398,16 @@ async fn a_stopped_leader_ends_between_batches_and_another_node_takes_over() {
         .await
         .expect("the stopped leader returns")
         .unwrap();
-    assert_eq!(
-        runner::SharedCheckpoint::new(activity::NAME)
-            .load(log.pool())
-            .await
-            .unwrap(),
-        head
-    );
+    // What it said it applied is stored: at least the head it was seen to reach (more when the
+    // read horizon held the last events back while `head` was read; the other node may go on
+    // from there, never back).
+    let applied = *first_seen.borrow();
+    assert!(applied >= head, "{applied:?} < {head:?}");
+    let stored = runner::SharedCheckpoint::new(activity::NAME)
+        .load(log.pool())
+        .await
+        .unwrap();
+    assert!(stored >= applied, "{stored:?} < {applied:?}");
     another_node_takes_over(&log, workspace, &mut second_seen).await;
     second.abort();
 }
