@@ -26,6 +26,8 @@ pub struct Tail {
     /// Only events matching this, if set.
     filter: Option<EventFilter>,
     buffer: VecDeque<RecordedEvent>,
+    /// The last read returned less than a full page: it reached the end of what was readable.
+    read_to_end: bool,
     wake: watch::Receiver<u64>,
     poll_interval: Duration,
 }
@@ -38,6 +40,7 @@ impl EventLog {
             after,
             filter: None,
             buffer: VecDeque::new(),
+            read_to_end: false,
             wake: self.inner.wake.subscribe(),
             poll_interval: POLL_INTERVAL,
         }
@@ -64,6 +67,14 @@ impl Tail {
     /// The position of the last event returned (or the starting point).
     pub fn position(&self) -> Position {
         self.after
+    }
+
+    /// True when every event the last read found has been returned and that read reached the
+    /// end of what was readable then: a caller gathering a batch stops here rather than read
+    /// again, so a trickle of new events cannot keep a batch growing (and its first event
+    /// waiting) for as long as it lasts.
+    pub fn at_end_of_read(&self) -> bool {
+        self.buffer.is_empty() && self.read_to_end
     }
 
     /// The next event, waiting for one to be appended if need be.
@@ -115,15 +126,17 @@ impl Tail {
             .inspect(|event| self.after = event.position))
     }
 
-    async fn read(&self) -> Result<Vec<RecordedEvent>, Error> {
-        match &self.filter {
-            None => self.log.read_all(self.after, BATCH).await,
+    async fn read(&mut self) -> Result<Vec<RecordedEvent>, Error> {
+        let page = match &self.filter {
+            None => self.log.read_all(self.after, BATCH).await?,
             Some(filter) => {
                 self.log
                     .read_filtered(filter, Some(self.after), false, BATCH)
-                    .await
+                    .await?
             }
-        }
+        };
+        self.read_to_end = page.len() < BATCH;
+        Ok(page)
     }
 }
 

@@ -127,7 +127,7 @@ async fn follow<P: Projection>(
             _ = stop.cancelled() => return Ok(()),
         };
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && !tail.at_end_of_read() {
             match tail.try_next().await? {
                 Some(event) => batch.push(event),
                 None => break,

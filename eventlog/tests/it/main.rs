@@ -2,6 +2,7 @@
 
 mod aggregates;
 mod append;
+mod batching;
 mod gaps;
 mod restart;
 mod restore;
