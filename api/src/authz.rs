@@ -12,6 +12,7 @@
 //! | verify the audit trail | yes | `FORBIDDEN` | `FORBIDDEN` | `FORBIDDEN` | yes | – | `NOT_FOUND` |
 //! | the raw log (`events`, its subscription, `/events.ndjson`) | in clear | in clear | `FORBIDDEN` | `FORBIDDEN` | – | pseudonymised | `NOT_FOUND` |
 //! | a user (by id, `node`) | themself, and anyone sharing a workspace with them |||||||
+//! | find workspaces across tenants (`workspaceDirectory`, the console's finder) | `FORBIDDEN` | `FORBIDDEN` | `FORBIDDEN` | `FORBIDDEN` | yes | yes | `FORBIDDEN` |
 //!
 //! The raw log carries what the audit log shows — client addresses, user agents, request ids,
 //! staff reasons, invitees' emails — so it is readable by exactly those who may read the
@@ -177,6 +178,16 @@ impl Standing {
             None => Err(ApiError::NotFound("event")),
         }
     }
+}
+
+/// Decides whether `user_id` may find workspaces across tenants (by name, id or a member's
+/// email): SUPPORT and ANALYST staff, who then read inside one only as [`workspace`] allows.
+pub async fn directory(pool: &PgPool, user_id: Uuid) -> Result<(), ApiError> {
+    if staff_roles(pool, user_id).await?.is_empty() {
+        let refusal = DomainError::forbidden("only staff find workspaces across tenants");
+        return Err(ApiError::Domain(refusal));
+    }
+    Ok(())
 }
 
 /// Which of `users` the caller may see: themself, and anyone sharing a workspace with them.

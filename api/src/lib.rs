@@ -9,6 +9,7 @@ pub mod background;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod database;
 pub mod downloads;
 pub mod error;

@@ -14,6 +14,7 @@ use crate::auth::Auth;
 use crate::background::{self, invite_tokens};
 use crate::cache::{Freshness, ResponseCache};
 use crate::config::{Config, Environment};
+use crate::console;
 use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
 use crate::graphql::jobs::JobSettings;
@@ -124,6 +125,7 @@ impl Application {
         let sockets = web::Data::new(websocket::Sockets::default());
         let trusted_proxies = web::Data::new(config.trusted_proxies.clone());
         let environment = config.environment;
+        let console_settings = console::Settings::for_public_url(&config.public_url);
         let server = HttpServer::new(move || {
             let app = App::new()
                 .app_data(log.clone())
@@ -147,6 +149,7 @@ impl Application {
                 .route("/events.ndjson", web::get().to(http::events_ndjson))
                 .route("/metrics", web::get().to(metrics::metrics))
                 .route("/exports/{id}", web::get().to(downloads::export))
+                .service(console::scope(console_settings.clone()))
                 .service(
                     web::resource("/graphql")
                         .route(

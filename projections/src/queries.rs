@@ -692,3 +692,60 @@ pub async fn co_members(db: &PgPool, reader: Uuid, users: &[Uuid]) -> Result<Vec
     .fetch_all(db)
     .await?)
 }
+
+/// A workspace as staff find it across tenants (no role of the reader's in it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceListingRow {
+    pub id: Uuid,
+    pub name: String,
+    pub plan: String,
+    pub created_at: DateTime<Utc>,
+    pub members: i64,
+}
+
+/// Workspaces whose id is `id`, whose name contains `name_part` (any case), or that have a member
+/// with the email `email_normalized`, by name then id, after `after` (name, id).
+pub async fn find_workspaces(
+    db: &PgPool,
+    id: Option<Uuid>,
+    name_part: &str,
+    email_normalized: &str,
+    after: Option<(String, Uuid)>,
+    limit: i64,
+) -> Result<Vec<WorkspaceListingRow>, Error> {
+    let (after_name, after_id) = after.unzip();
+    let pattern = format!("%{}%", escape_like(name_part));
+    Ok(sqlx::query_as!(
+        WorkspaceListingRow,
+        r#"SELECT w.id, w.name, w.plan, w.created_at,
+                  (SELECT count(*) FROM members c WHERE c.workspace_id = w.id) AS "members!"
+           FROM workspaces w
+           WHERE (w.id = $1
+                  OR w.name ILIKE $2
+                  OR w.id IN (SELECT m.workspace_id FROM members m JOIN users u ON u.id = m.user_id
+                               WHERE u.email_normalized = $3))
+             AND ($4::text IS NULL OR (w.name, w.id) > ($4, $5))
+           ORDER BY w.name, w.id
+           LIMIT $6"#,
+        id,
+        pattern,
+        email_normalized,
+        after_name,
+        after_id,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// `text` as a `LIKE` pattern matching itself only (`%`, `_` and `\` escaped).
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}

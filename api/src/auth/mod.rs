@@ -6,6 +6,7 @@
 //! node. Errors never reveal whether an email address has an account, and passwords are never
 //! logged.
 
+mod console;
 mod password;
 mod prune;
 mod refresh;
@@ -23,6 +24,7 @@ use sqlx::postgres::types::PgInterval;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+pub use console::ConsoleSignIn;
 pub use password::{MAX_CHARS as PASSWORD_MAX_CHARS, MIN_CHARS as PASSWORD_MIN_CHARS};
 pub use prune::Pruned;
 
@@ -280,9 +282,8 @@ impl Auth {
         self.session(issued)
     }
 
-    /// Logs in with an email and password. Throttling (per client address when known, and per
-    /// normalized email and address) is applied before the password is looked at; an unknown
-    /// email costs one argon2 verification like a known one, and fails with the same error.
+    /// Logs in with an email and password (see [`Auth::check_credentials`]) and starts a
+    /// session.
     #[tracing::instrument(skip(self, email, password))]
     pub async fn log_in(
         &self,
@@ -290,6 +291,62 @@ impl Auth {
         password: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Session, AuthError> {
+        let user_id = self.check_credentials(email, password, client_ip).await?;
+        self.issue_session(user_id).await
+    }
+
+    /// Signs in to the console: a log-in like [`Auth::log_in`] (same throttling, same errors)
+    /// whose session the browser holds as a cookie's token, valid for `ttl` at most.
+    #[tracing::instrument(skip(self, email, password))]
+    pub async fn console_sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        client_ip: Option<IpAddr>,
+        ttl: chrono::Duration,
+    ) -> Result<ConsoleSignIn, AuthError> {
+        let user_id = self.check_credentials(email, password, client_ip).await?;
+        let issued =
+            refresh::start_family(&self.inner.pool, user_id, self.inner.settings.refresh_ttl)
+                .await?;
+        console::start(&self.inner.pool, user_id, issued.family_id, ttl).await
+    }
+
+    /// Who a console cookie's token signs in: [`AuthError::InvalidToken`] when it is unknown,
+    /// expired, or its session has ended.
+    #[tracing::instrument(skip_all)]
+    pub async fn console_principal(&self, token: &str) -> Result<Principal, AuthError> {
+        let principal = console::find(&self.inner.pool, token)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        if !self
+            .session_going(principal.session_id, principal.user_id)
+            .await?
+        {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(principal)
+    }
+
+    /// Ends `principal`'s session (the console's sign-out): every node stops accepting it.
+    #[tracing::instrument(skip(self))]
+    pub async fn end_session(&self, principal: &Principal) -> Result<(), AuthError> {
+        refresh::end_session(&self.inner.pool, principal.session_id).await?;
+        self.session_ended();
+        tracing::info!(family_id = %principal.session_id, "signed out");
+        Ok(())
+    }
+
+    /// The user an email and password belong to. Throttling (per client address when known,
+    /// and per normalized email and address) is applied before the password is looked at; an
+    /// unknown email costs one argon2 verification like a known one, and fails with the same
+    /// error.
+    async fn check_credentials(
+        &self,
+        email: &str,
+        password: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Uuid, AuthError> {
         let account = email.trim().to_lowercase();
         let ip = client_ip.map(throttle::ip_subject);
         // A busy server refuses before counting anything against the client.
@@ -318,7 +375,7 @@ impl Auth {
         };
 
         throttle.succeeded(&account, ip.as_deref()).await?;
-        self.issue_session(user_id).await
+        Ok(user_id)
     }
 
     /// Rotates: the presented refresh token is marked used and its successor in the same family

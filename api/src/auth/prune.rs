@@ -1,5 +1,5 @@
 //! Forgetting what authentication no longer needs: refresh tokens long expired, sessions long
-//! ended, and throttle counters whose window or delay is over, in short batches
+//! ended, console sign-ins long expired, and throttle counters whose window or delay is over, in short batches
 //! ([`in_batches`]; see [`crate::pruning`]).
 
 use sqlx::PgPool;
@@ -13,6 +13,7 @@ use crate::pruning::in_batches;
 pub struct Pruned {
     pub refresh_tokens: u64,
     pub sessions: u64,
+    pub console_sessions: u64,
     pub throttle_rows: u64,
 }
 
@@ -75,6 +76,23 @@ pub(super) async fn prune(
                  WHERE revoked_at < now() - $1::interval
                    AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id)
                  LIMIT $2)
+            "#,
+            retention,
+            limit
+        )
+        .execute(pool)
+        .await?;
+        Ok::<_, AuthError>(deleted.rows_affected())
+    })
+    .await?;
+
+    // Console sign-ins expired long ago.
+    pruned.console_sessions += in_batches(limit, move || async move {
+        let deleted = sqlx::query!(
+            r#"
+            DELETE FROM console_sessions WHERE token_hash IN (
+                SELECT token_hash FROM console_sessions
+                 WHERE expires_at < now() - $1::interval LIMIT $2)
             "#,
             retention,
             limit

@@ -150,21 +150,31 @@ pub(super) async fn rotate(
 /// Ends the session `token` belongs to (used or not). Ending an ended session is not an error.
 pub(super) async fn end_family(pool: &PgPool, token: &str) -> Result<Uuid, AuthError> {
     let hash = digest(token);
-    let mut tx = pool.begin().await?;
     let family_id = sqlx::query_scalar!(
-        r#"
-        UPDATE refresh_token_families SET revoked_at = COALESCE(revoked_at, now())
-         WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)
-        RETURNING id
-        "#,
+        r#"SELECT family_id FROM refresh_tokens WHERE token_hash = $1"#,
         &hash[..]
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(pool)
     .await?
     .ok_or(AuthError::InvalidToken)?;
+    end_session(pool, family_id).await?;
+    Ok(family_id)
+}
+
+/// Ends session `family_id`, telling every node in the same transaction. Ending an ended
+/// session is not an error.
+pub(super) async fn end_session(pool: &PgPool, family_id: Uuid) -> Result<(), AuthError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        r#"UPDATE refresh_token_families SET revoked_at = COALESCE(revoked_at, now())
+            WHERE id = $1"#,
+        family_id
+    )
+    .execute(&mut *tx)
+    .await?;
     super::sessions::ended(&mut tx).await?;
     tx.commit().await?;
-    Ok(family_id)
+    Ok(())
 }
 
 /// Whether session `family_id` of `user_id` exists and has not been revoked.

@@ -2,6 +2,7 @@
 //! `schema.graphql`.
 
 mod audit;
+mod directory;
 pub mod events;
 pub mod execution;
 pub mod exports;

@@ -8,6 +8,7 @@ use projections::queries::{self, ItemCursor, ItemOrder};
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry, AuditFilter};
+use super::directory::{self, WorkspaceListing};
 use super::events::{self, Event, EventsFilter, Pseudonymizer};
 use super::history::{self, AsOfInput};
 use super::ids::{GlobalId, Kind, decode};
@@ -619,6 +620,52 @@ impl Query {
         let log = ctx.data::<EventLog>()?;
         let head = log.head().await.map_err(ApiError::from)?;
         Ok(head.to_string())
+    }
+
+    /// Workspaces of any tenant whose name contains `search` (any case), whose id it is, or
+    /// with a member whose email it is, by name (SUPPORT and ANALYST staff only: the console's
+    /// finder). What is inside a workspace stays behind its own rights (`auditLog`,
+    /// `verifyAuditTrail`, `events`).
+    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    async fn workspace_directory(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "A name or part of one, a workspace id, or a member's email (at most 200 characters)."
+        )]
+        search: String,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, WorkspaceListing>> {
+        let user_id = caller(ctx)?;
+        let pool = pool(ctx)?;
+        authz::directory(pool, user_id).await?;
+        reads::uncacheable(ctx, "staff look across tenants");
+        let search = search.trim();
+        if search.is_empty() || search.chars().count() > directory::MAX_SEARCH {
+            let message = format!("`search` must be 1 to {} characters", directory::MAX_SEARCH);
+            return Err(ApiError::BadInput(message).into());
+        }
+        let page = Page::new(first, after.as_deref())?;
+        // A global id, or the raw UUID logs and the CLI show.
+        let id = decode(Kind::Workspace, &ID::from(search))
+            .ok()
+            .or_else(|| Uuid::parse_str(search).ok());
+        let rows = queries::find_workspaces(
+            pool,
+            id,
+            search,
+            &search.to_lowercase(),
+            page.after()?,
+            page.fetch(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let rows = rows
+            .into_iter()
+            .map(WorkspaceListing::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page.connection(rows, |row| encode_cursor(&(&row.name, &row.id)), |row| row))
     }
 
     /// The version of the Chronicle server answering (signed-in callers only: it tells an

@@ -118,6 +118,30 @@ impl User {
     async fn created_at(&self) -> DateTime<Utc> {
         self.row.created_at
     }
+    /// The global staff roles this user holds (SUPPORT reads any workspace's audit history
+    /// with a recorded reason; ANALYST reads event streams pseudonymised): shown to this user
+    /// only (empty for everyone else).
+    async fn staff_roles(&self) -> Vec<StaffRole> {
+        if !self.is_caller {
+            return Vec::new();
+        }
+        self.row
+            .staff_roles
+            .iter()
+            .filter_map(|r| r.parse::<domain::StaffRole>().ok())
+            .map(StaffRole::from)
+            .collect()
+    }
+}
+
+/// A global staff role (not tied to a workspace; granted with `chronicle staff grant`).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::StaffRole")]
+pub enum StaffRole {
+    /// Reads any workspace's audit history, giving a reason that is recorded.
+    Support,
+    /// Reads event streams of any workspace, with personal data pseudonymised.
+    Analyst,
 }
 
 /// A tenant: members and their content.
