@@ -4,6 +4,7 @@ mod accounts;
 mod audit;
 mod auth;
 mod binary;
+mod browser;
 mod cache;
 mod cluster;
 mod console;
