@@ -13,7 +13,7 @@ use super::events::{self, Event, EventsFilter, Pseudonymizer};
 use super::history::{self, AsOfInput};
 use super::ids::{GlobalId, Kind, decode};
 use super::node::{Node, NodeLoader};
-use super::pagination::{Page, encode_cursor};
+use super::pagination::{Counted, Page, TotalCount, encode_cursor};
 use super::search::{self, SearchConnection, SearchFilter, SearchOrder, SearchRequest};
 use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool};
 use crate::authz::{self, Grant, Read};
@@ -229,8 +229,10 @@ impl Query {
         Ok(Workspace(row.ok_or(ApiError::NotFound("workspace"))?))
     }
 
-    /// The caller's workspaces, by name.
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    /// The caller's workspaces, by name (then id); `totalCount` counts them all.
+    // Each GraphQL argument is a parameter here.
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn workspaces(
         &self,
         ctx: &Context<'_>,
@@ -240,35 +242,61 @@ impl Query {
         min_position: Option<String>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Workspace>> {
+        #[graphql(desc = "The last workspaces (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only workspaces before this cursor (with `last`).")] before: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<Connection<String, Workspace, TotalCount>> {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
-        let page = Page::new(first, after.as_deref())?;
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         // Which workspaces the caller belongs to is the caller's own scope, always recorded.
-        let rows = queries::workspaces_of(pool(ctx)?, user_id, page.after()?, page.fetch())
-            .await
-            .map_err(ApiError::from)?;
+        let rows = queries::workspaces_of(
+            pool(ctx)?,
+            user_id,
+            page.after()?,
+            page.backward(),
+            page.fetch(),
+        )
+        .await
+        .map_err(ApiError::from)?;
         for row in &rows {
             reads::workspace(ctx, row.id);
         }
-        Ok(page.connection(rows, |row| encode_cursor(&(&row.name, row.id)), Workspace))
+        Ok(page.connection_with(
+            rows,
+            |row| encode_cursor(&(&row.name, row.id)),
+            Workspace,
+            TotalCount(Counted::WorkspacesOf(user_id)),
+        ))
     }
 
     /// A workspace's background jobs whose last run failed, oldest first: retrying ones and
-    /// dead ones (owners and admins of the workspace; SUPPORT staff).
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    /// dead ones (owners and admins of the workspace; SUPPORT staff). `totalCount` counts the
+    /// workspace's failed jobs. Each is also a `Node`.
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn failed_jobs(
         &self,
         ctx: &Context<'_>,
         workspace_id: ID,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, super::jobs::FailedJob>> {
-        super::jobs::failed_jobs(ctx, workspace_id, first, after).await
+        #[graphql(desc = "The last failed jobs (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only failed jobs before this cursor (with `last`).")] before: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<Connection<String, super::jobs::FailedJob, TotalCount>> {
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
+        super::jobs::failed_jobs(ctx, workspace_id, page).await
     }
 
     /// A workspace's exports, oldest first (any member): their state, size and error.
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    /// `totalCount` counts every export asked for in the workspace, whatever its state.
+    // Each GraphQL argument is a parameter here.
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn exports(
         &self,
         ctx: &Context<'_>,
@@ -279,14 +307,21 @@ impl Query {
         workspace_id: ID,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, super::exports::Export>> {
+        #[graphql(desc = "The last exports (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only exports before this cursor (with `last`).")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<String, super::exports::Export, TotalCount>> {
         caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
-        super::exports::exports(ctx, workspace_id, first, after).await
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
+        super::exports::exports(ctx, workspace_id, page).await
     }
 
-    /// A workspace's invites, oldest first (owners and admins).
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    /// A workspace's invites, oldest first (owners and admins). `totalCount` counts every
+    /// invite sent from the workspace, whatever became of it.
+    // Each GraphQL argument is a parameter here.
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn invites(
         &self,
         ctx: &Context<'_>,
@@ -297,18 +332,32 @@ impl Query {
         workspace_id: ID,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Invite>> {
+        #[graphql(desc = "The last invites (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only invites before this cursor (with `last`).")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Invite, TotalCount>> {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
         reads::workspace(ctx, workspace_id);
         authz::workspace(pool, user_id, workspace_id, Read::Invites).await?;
-        let page = Page::new(first, after.as_deref())?;
-        let rows = queries::invites(pool, workspace_id, page.after()?, page.fetch())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(page.connection(rows, |row| encode_cursor(&(row.created_at, row.id)), Invite))
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
+        let rows = queries::invites(
+            pool,
+            workspace_id,
+            page.after()?,
+            page.backward(),
+            page.fetch(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(page.connection_with(
+            rows,
+            |row| encode_cursor(&(row.created_at, row.id)),
+            Invite,
+            TotalCount(Counted::Invites(workspace_id)),
+        ))
     }
 
     /// An item in one of the caller's workspaces — now, or as it was at `asOf` (then also
