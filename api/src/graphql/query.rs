@@ -391,10 +391,13 @@ impl Query {
     /// title, the body or a tag, tolerating typos (one for words of 5+ letters, two for 9+);
     /// the last word also matches as a prefix. The query is plain words, never a query
     /// language. Answered by this node's search index, which follows the log: pass
-    /// `minPosition` to wait until it reflects a write.
+    /// `minPosition` to wait until it reflects a write. Every order, relevance included, sorts
+    /// by a key unique to each hit (score or date, then item id), so pages go both ways:
+    /// `first`/`after` or `last`/`before`. Relevance scores depend on the whole index, so a
+    /// write between two pages may move a hit across the cursor (in either direction).
     // Each GraphQL argument is a parameter here.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn search(
         &self,
         ctx: &Context<'_>,
@@ -408,6 +411,11 @@ impl Query {
         order_by: Option<SearchOrder>,
         first: Option<i32>,
         after: Option<String>,
+        #[graphql(
+            desc = "The last hits (of all, or before `before`): page backward. Hits keep their order's sequence; as forward, pages neither repeat nor skip a hit while the index does not change."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Only hits before this cursor (with `last`).")] before: Option<String>,
     ) -> async_graphql::Result<SearchConnection> {
         let user_id = caller(ctx)?;
         let request = SearchRequest {
@@ -417,6 +425,8 @@ impl Query {
             order_by,
             first,
             after,
+            last,
+            before,
             min_position,
         };
         search::search(ctx, user_id, request).await

@@ -28,7 +28,7 @@ fn all_pages(test: &TestIndex, mut request: SearchQuery) -> Vec<Uuid> {
         let page = test.index.search(&request).unwrap();
         assert!(page.hits.len() <= request.first);
         found.extend(ids(&page));
-        if !page.has_next_page {
+        if !page.has_more {
             return found;
         }
         assert_eq!(
@@ -37,6 +37,27 @@ fn all_pages(test: &TestIndex, mut request: SearchQuery) -> Vec<Uuid> {
             "a short page must be the last"
         );
         request.after = Some(page.hits.last().unwrap().cursor.clone());
+    }
+}
+
+/// Every hit of `request`, fetched backward page by page from the end, in the order's
+/// sequence.
+fn all_pages_backward(test: &TestIndex, mut request: SearchQuery) -> Vec<Uuid> {
+    request.backward = true;
+    let mut found = Vec::new();
+    loop {
+        let page = test.index.search(&request).unwrap();
+        assert!(page.hits.len() <= request.first);
+        found.splice(0..0, ids(&page));
+        if !page.has_more {
+            return found;
+        }
+        assert_eq!(
+            page.hits.len(),
+            request.first,
+            "a short page must be the first"
+        );
+        request.after = Some(page.hits[0].cursor.clone());
     }
 }
 
@@ -65,9 +86,14 @@ fn pages_return_every_hit_once_in_order() {
                     ..whole.clone()
                 };
                 assert_eq!(
-                    all_pages(&test, paged),
+                    all_pages(&test, paged.clone()),
                     expected,
                     "{order:?} {text:?} {first}"
+                );
+                assert_eq!(
+                    all_pages_backward(&test, paged),
+                    expected,
+                    "backward: {order:?} {text:?} {first}"
                 );
             }
         }
@@ -75,7 +101,7 @@ fn pages_return_every_hit_once_in_order() {
 }
 
 #[test]
-fn has_next_page_tells_whether_hits_remain() {
+fn has_more_tells_whether_hits_remain() {
     let ws = Uuid::new_v4();
     let test = fixture(ws);
     let page = |first| {
@@ -85,11 +111,11 @@ fn has_next_page_tells_whether_hits_remain() {
         };
         test.index.search(&request).unwrap()
     };
-    assert!(page(10).has_next_page);
-    assert!(!page(11).has_next_page);
-    assert!(!page(12).has_next_page);
+    assert!(page(10).has_more);
+    assert!(!page(11).has_more);
+    assert!(!page(12).has_more);
     let empty = page(0);
-    assert!(empty.hits.is_empty() && empty.has_next_page);
+    assert!(empty.hits.is_empty() && empty.has_more);
     assert_eq!(empty.total, 11);
 }
 
