@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod cache;
 mod cluster;
+mod connections;
 mod console;
 mod events;
 mod exports;
