@@ -26,9 +26,9 @@ pub struct JobSettings {
 }
 
 /// A background job whose last run failed: it waits for its retry, or, its runs used up, it
-/// is dead until retried (`retryJob`). As a `Node` it is found again by `node`/`nodes` while
-/// it is failed (then `null`/`NOT_FOUND`, as for anything else not found), with the rights of
-/// `failedJobs`.
+/// is dead until retried (`retryJob`). As a `Node`, `node`/`nodes` find it with the rights of
+/// `failedJobs`, and only while it is failed: once it runs again its id is not found, like
+/// any unknown id.
 #[derive(SimpleObject, Clone)]
 #[graphql(complex)]
 pub struct FailedJob {

@@ -176,8 +176,8 @@ pub struct TotalCount(pub Counted);
 
 #[Object]
 impl TotalCount {
-    /// How many elements the whole list holds, over all pages (the field's description on
-    /// the query says what it counts). Counted only when asked for, with one indexed count.
+    /// How many elements the whole list holds, over all pages (the field that returns the
+    /// list says what it counts). Counted only when selected, by one count query.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         let pool = pool(ctx)?;
         let count = match self.0 {
