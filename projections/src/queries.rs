@@ -236,52 +236,57 @@ macro_rules! keyset_page {
     ($db:expr, $row:ty, $backward:expr, $select:literal, $k1:literal, $k2:literal,
      $cursor_type:literal, $scope:expr, $after:expr, $limit:expr) => {{
         let (after_key, after_id) = $after.unzip();
+        let args = ($scope, after_key, after_id, $limit);
         if $backward {
-            sqlx::query_as!(
+            keyset_query!(
+                $db,
                 $row,
-                $select
-                    + " AND ($2::"
-                    + $cursor_type
-                    + " IS NULL OR ("
-                    + $k1
-                    + ", "
-                    + $k2
-                    + ") < ($2, $3)) ORDER BY "
-                    + $k1
-                    + " DESC, "
-                    + $k2
-                    + " DESC LIMIT $4",
-                $scope,
-                after_key,
-                after_id,
-                $limit
+                $select,
+                $k1,
+                $k2,
+                $cursor_type,
+                "<",
+                "DESC",
+                args
             )
-            .fetch_all($db)
-            .await?
         } else {
-            sqlx::query_as!(
-                $row,
-                $select
-                    + " AND ($2::"
-                    + $cursor_type
-                    + " IS NULL OR ("
-                    + $k1
-                    + ", "
-                    + $k2
-                    + ") > ($2, $3)) ORDER BY "
-                    + $k1
-                    + ", "
-                    + $k2
-                    + " LIMIT $4",
-                $scope,
-                after_key,
-                after_id,
-                $limit
-            )
-            .fetch_all($db)
-            .await?
+            keyset_query!($db, $row, $select, $k1, $k2, $cursor_type, ">", "ASC", args)
         }
     }};
+}
+
+/// [`keyset_page!`] in one direction: keys `$cmp` the cursor, sorted `$dir`.
+macro_rules! keyset_query {
+    ($db:expr, $row:ty, $select:literal, $k1:literal, $k2:literal, $cursor_type:literal,
+     $cmp:literal, $dir:literal, $args:expr) => {
+        sqlx::query_as!(
+            $row,
+            $select
+                + " AND ($2::"
+                + $cursor_type
+                + " IS NULL OR ("
+                + $k1
+                + ", "
+                + $k2
+                + ") "
+                + $cmp
+                + " ($2, $3)) ORDER BY "
+                + $k1
+                + " "
+                + $dir
+                + ", "
+                + $k2
+                + " "
+                + $dir
+                + " LIMIT $4",
+            $args.0,
+            $args.1,
+            $args.2,
+            $args.3
+        )
+        .fetch_all($db)
+        .await?
+    };
 }
 
 /// The workspaces the reader is a member of, by name then id, after `after` (name, id); or,

@@ -149,19 +149,9 @@ pub async fn exports(
     let pool = pool(ctx)?;
     authz::workspace(pool, user_id, workspace_id, Read::Content).await?;
     reads::workspace(ctx, workspace_id);
-    let rows = queries::exports(
-        pool,
-        workspace_id,
-        page.after()?,
-        page.backward(),
-        page.fetch(),
-    )
-    .await
-    .map_err(ApiError::from)?;
-    Ok(page.connection_with(
-        rows,
-        |row| encode_cursor(&(row.created_at, row.id)),
-        Export,
-        TotalCount(Counted::Exports(workspace_id)),
-    ))
+    let read =
+        |after, backward, limit| queries::exports(pool, workspace_id, after, backward, limit);
+    let cursor = |row: &ExportRow| encode_cursor(&(row.created_at, row.id));
+    let count = TotalCount(Counted::Exports(workspace_id));
+    Ok(page.load(read, cursor, Export, count).await?)
 }

@@ -86,21 +86,13 @@ pub async fn failed_jobs(
     let workspace_id = decode(Kind::Workspace, &workspace_id)?;
     let pool = pool(ctx)?;
     authz::workspace(pool, user_id, workspace_id, Read::Jobs).await?;
-    let rows = jobs::failed::list(
-        pool,
-        workspace_id,
-        page.after::<Uuid>()?,
-        page.backward(),
-        page.fetch(),
-    )
-    .await
-    .map_err(|err| ApiError::Internal(err.into()))?;
-    Ok(page.connection_with(
-        rows,
-        |job| encode_cursor(&job.id),
-        FailedJob::from,
-        TotalCount(Counted::FailedJobs(workspace_id)),
-    ))
+    let read = |after, backward, limit| async move {
+        let jobs = jobs::failed::list(pool, workspace_id, after, backward, limit).await;
+        jobs.map_err(anyhow::Error::from)
+    };
+    let cursor = |job: &jobs::failed::FailedJob| encode_cursor(&job.id);
+    let count = TotalCount(Counted::FailedJobs(workspace_id));
+    Ok(page.load(read, cursor, FailedJob::from, count).await?)
 }
 
 /// The result of `retryJob`.

@@ -123,6 +123,27 @@ impl<'a> Page<'a> {
         }
     }
 
+    /// Reads the page with `read(cursor, backward, limit)` — the rows after the cursor in the
+    /// list's order, or, `backward`, before it in the reverse order; at most `limit` — and
+    /// makes its connection, with the connection's own `fields`.
+    pub async fn load<K, R, N, F, E, Rows>(
+        &self,
+        read: impl FnOnce(Option<K>, bool, i64) -> Rows,
+        cursor: impl Fn(&R) -> String,
+        node: impl Fn(R) -> N,
+        fields: F,
+    ) -> Result<Connection<String, N, F>, ApiError>
+    where
+        K: DeserializeOwned,
+        N: OutputType,
+        F: ObjectType,
+        Rows: Future<Output = Result<Vec<R>, E>>,
+        ApiError: From<E>,
+    {
+        let rows = read(self.after()?, self.backward, self.fetch()).await?;
+        Ok(self.connection_with(rows, cursor, node, fields))
+    }
+
     /// The connection for the fetched `rows`.
     pub fn connection<R, N: OutputType>(
         &self,

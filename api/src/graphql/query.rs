@@ -4,7 +4,7 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object};
 use eventlog::{EventLog, Position};
-use projections::queries::{self, ItemCursor, ItemOrder};
+use projections::queries::{self, InviteRow, ItemCursor, ItemOrder, WorkspaceRow};
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry, AuditFilter};
@@ -252,24 +252,17 @@ impl Query {
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         // Which workspaces the caller belongs to is the caller's own scope, always recorded.
-        let rows = queries::workspaces_of(
-            pool(ctx)?,
-            user_id,
-            page.after()?,
-            page.backward(),
-            page.fetch(),
-        )
-        .await
-        .map_err(ApiError::from)?;
-        for row in &rows {
-            reads::workspace(ctx, row.id);
-        }
-        Ok(page.connection_with(
-            rows,
-            |row| encode_cursor(&(&row.name, row.id)),
-            Workspace,
-            TotalCount(Counted::WorkspacesOf(user_id)),
-        ))
+        let pool = pool(ctx)?;
+        let read = |after, backward, limit| async move {
+            let rows = queries::workspaces_of(pool, user_id, after, backward, limit).await?;
+            for row in &rows {
+                reads::workspace(ctx, row.id);
+            }
+            Ok::<_, projections::Error>(rows)
+        };
+        let cursor = |row: &WorkspaceRow| encode_cursor(&(&row.name, row.id));
+        let count = TotalCount(Counted::WorkspacesOf(user_id));
+        Ok(page.load(read, cursor, Workspace, count).await?)
     }
 
     /// A workspace's background jobs whose last run failed, oldest first: retrying ones and
@@ -343,21 +336,11 @@ impl Query {
         reads::workspace(ctx, workspace_id);
         authz::workspace(pool, user_id, workspace_id, Read::Invites).await?;
         let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
-        let rows = queries::invites(
-            pool,
-            workspace_id,
-            page.after()?,
-            page.backward(),
-            page.fetch(),
-        )
-        .await
-        .map_err(ApiError::from)?;
-        Ok(page.connection_with(
-            rows,
-            |row| encode_cursor(&(row.created_at, row.id)),
-            Invite,
-            TotalCount(Counted::Invites(workspace_id)),
-        ))
+        let read =
+            |after, backward, limit| queries::invites(pool, workspace_id, after, backward, limit);
+        let cursor = |row: &InviteRow| encode_cursor(&(row.created_at, row.id));
+        let count = TotalCount(Counted::Invites(workspace_id));
+        Ok(page.load(read, cursor, Invite, count).await?)
     }
 
     /// An item in one of the caller's workspaces — now, or as it was at `asOf` (then also

@@ -230,16 +230,12 @@ impl Workspace {
         #[graphql(desc = "Only members before this cursor (with `last`).")] before: Option<String>,
     ) -> async_graphql::Result<Connection<String, Member, TotalCount>> {
         let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
-        let cursor = page.after::<(DateTime<Utc>, uuid::Uuid)>()?;
-        let rows = queries::members(pool(ctx)?, self.0.id, cursor, page.backward(), page.fetch())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(page.connection_with(
-            rows,
-            |row| pagination::encode_cursor(&(row.joined_at, row.user_id)),
-            Member,
-            TotalCount(Counted::Members(self.0.id)),
-        ))
+        let (pool, workspace_id) = (pool(ctx)?, self.0.id);
+        let read =
+            |after, backward, limit| queries::members(pool, workspace_id, after, backward, limit);
+        let cursor = |row: &MemberRow| pagination::encode_cursor(&(row.joined_at, row.user_id));
+        let count = TotalCount(Counted::Members(workspace_id));
+        Ok(page.load(read, cursor, Member, count).await?)
     }
 }
 

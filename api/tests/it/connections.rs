@@ -9,7 +9,7 @@ use jobs::retry::RetryPolicy;
 use pgcluster::TestDatabase;
 use serde_json::{Value, json};
 
-use crate::jobs::{SmtpServer, eventually, fast_retry, node_with_workers};
+use crate::jobs::{SmtpServer, eventually, fast_retry, node_with_workers, team};
 use crate::workspaces::{add_member, create_workspace};
 use crate::{Session, TestApp, error_codes};
 
@@ -29,7 +29,7 @@ struct Listing<'a> {
     caller: &'a Session,
     query: String,
     /// JSON pointer to the connection in `data`.
-    at: &'static str,
+    at: String,
     /// Variables besides the paging ones.
     variables: Value,
 }
@@ -45,7 +45,25 @@ struct Page {
     total: i64,
 }
 
-impl Listing<'_> {
+impl<'a> Listing<'a> {
+    /// The root field `field(workspaceId: …)` over `workspace`.
+    fn of_workspace(
+        app: &'a TestApp,
+        caller: &'a Session,
+        field: &str,
+        workspace: &str,
+    ) -> Listing<'a> {
+        Listing {
+            app,
+            caller,
+            query: format!(
+                "query($w: ID!, {PAGING}) {{ {field}(workspaceId: $w, {ARGS}) {{ {SELECTION} }} }}"
+            ),
+            at: format!("/{field}"),
+            variables: json!({ "w": workspace }),
+        }
+    }
+
     /// The whole answer to the query with paging arguments `paging`.
     async fn answer(&self, paging: Value) -> Value {
         let mut variables = self.variables.clone();
@@ -164,7 +182,7 @@ async fn workspaces_members_invites_and_exports_page_both_ways_and_count() {
         app: &app,
         caller: &ana,
         query: format!("query({PAGING}) {{ workspaces({ARGS}) {{ {SELECTION} }} }}"),
-        at: "/workspaces",
+        at: "/workspaces".into(),
         variables: json!({}),
     };
     // Nobody's workspaces yet.
@@ -224,7 +242,7 @@ async fn workspaces_members_invites_and_exports_page_both_ways_and_count() {
         query: format!(
             "query($w: ID!, {PAGING}) {{ workspace(id: $w) {{ members({ARGS}) {{ {SELECTION} }} }} }}"
         ),
-        at: "/workspace/members",
+        at: "/workspace/members".into(),
         variables: json!({ "w": ws }),
     }
     .check(&member_ids)
@@ -232,15 +250,7 @@ async fn workspaces_members_invites_and_exports_page_both_ways_and_count() {
 
     // Invites, oldest first, in a workspace of their own.
     let other = ids[1].clone();
-    let invites = Listing {
-        app: &app,
-        caller: &ana,
-        query: format!(
-            "query($w: ID!, {PAGING}) {{ invites(workspaceId: $w, {ARGS}) {{ {SELECTION} }} }}"
-        ),
-        at: "/invites",
-        variables: json!({ "w": other }),
-    };
+    let invites = Listing::of_workspace(&app, &ana, "invites", &other);
     invites.check(&[]).await;
     let mut sent = Vec::new();
     for n in 0..4 {
@@ -257,15 +267,7 @@ async fn workspaces_members_invites_and_exports_page_both_ways_and_count() {
     invites.check(&sent).await;
 
     // Exports, oldest first (pending: no workers here).
-    let exports = Listing {
-        app: &app,
-        caller: &ana,
-        query: format!(
-            "query($w: ID!, {PAGING}) {{ exports(workspaceId: $w, {ARGS}) {{ {SELECTION} }} }}"
-        ),
-        at: "/exports",
-        variables: json!({ "w": other }),
-    };
+    let exports = Listing::of_workspace(&app, &ana, "exports", &other);
     exports.check(&[]).await;
     let mut requested = Vec::new();
     for format in ["CSV", "PDF", "CSV", "CSV"] {
@@ -315,7 +317,7 @@ async fn search_pages_both_ways_in_every_order() {
                 "query($w: ID!, $q: String!, $o: SearchOrder, $min: String, {PAGING}) {{
                     search(workspaceId: $w, query: $q, orderBy: $o, minPosition: $min, {ARGS}) {{ {SELECTION} }} }}"
             ),
-            at: "/search",
+            at: "/search".into(),
             variables: json!({ "w": ws, "q": "report", "o": order, "min": position }),
         };
         let whole = listing.page(json!({ "first": 100 })).await;
@@ -351,29 +353,9 @@ async fn failed_jobs_page_both_ways_and_are_nodes_for_who_may_see_them() {
     // The job queue's tables (`chronicle migrate` creates them; test nodes don't).
     jobs::setup(db.pool()).await.unwrap();
     // The team is set up on a node without workers, so that only the invites below fail.
-    let setup = TestApp::spawn_on(&db).await;
-    let (ana, max, sue, eve) = (
-        setup.sign_up("ana").await,
-        setup.sign_up("max").await,
-        setup.sign_up("sue").await,
-        setup.sign_up("eve").await,
-    );
-    let ws = create_workspace(&setup, &ana, "Acme").await;
+    let (setup, [ana, max, sue, eve], ws) = team(&db).await;
     let eves = create_workspace(&setup, &eve, "Eve's").await;
-    add_member(&setup, &ana, &ws, &max, domain::Role::Member).await;
-    let writes = api::writes::Writes::new(eventlog::EventLog::new(db.pool().clone()));
-    api::operator::set_staff_role(&writes, "sue@example.com", domain::StaffRole::Support, true)
-        .await
-        .unwrap();
-    let listing = Listing {
-        app: &setup,
-        caller: &ana,
-        query: format!(
-            "query($w: ID!, {PAGING}) {{ failedJobs(workspaceId: $w, {ARGS}) {{ {SELECTION} }} }}"
-        ),
-        at: "/failedJobs",
-        variables: json!({ "w": ws }),
-    };
+    let listing = Listing::of_workspace(&setup, &ana, "failedJobs", &ws);
     listing.check(&[]).await;
 
     // The mail server never answers: each invite's email job dies at its only run.

@@ -21,43 +21,33 @@ fn fixture(ws: Uuid) -> TestIndex {
     TestIndex::with(&items)
 }
 
-/// Every hit of `request`, fetched page by page.
+/// Every hit of `request`, fetched page by page: forward from the start, or, `backward`,
+/// from the end; in the order's sequence either way.
 fn all_pages(test: &TestIndex, mut request: SearchQuery) -> Vec<Uuid> {
     let mut found = Vec::new();
     loop {
         let page = test.index.search(&request).unwrap();
         assert!(page.hits.len() <= request.first);
-        found.extend(ids(&page));
+        let (hits, Some(first), Some(last)) = (ids(&page), page.hits.first(), page.hits.last())
+        else {
+            assert!(!page.has_more, "an empty page is the last one read");
+            return found;
+        };
+        if request.backward {
+            found.splice(0..0, hits);
+        } else {
+            found.extend(hits);
+        }
         if !page.has_more {
             return found;
         }
         assert_eq!(
             page.hits.len(),
             request.first,
-            "a short page must be the last"
+            "a short page must be the last one read"
         );
-        request.after = Some(page.hits.last().unwrap().cursor.clone());
-    }
-}
-
-/// Every hit of `request`, fetched backward page by page from the end, in the order's
-/// sequence.
-fn all_pages_backward(test: &TestIndex, mut request: SearchQuery) -> Vec<Uuid> {
-    request.backward = true;
-    let mut found = Vec::new();
-    loop {
-        let page = test.index.search(&request).unwrap();
-        assert!(page.hits.len() <= request.first);
-        found.splice(0..0, ids(&page));
-        if !page.has_more {
-            return found;
-        }
-        assert_eq!(
-            page.hits.len(),
-            request.first,
-            "a short page must be the first"
-        );
-        request.after = Some(page.hits[0].cursor.clone());
+        let next = if request.backward { first } else { last };
+        request.after = Some(next.cursor.clone());
     }
 }
 
@@ -90,8 +80,12 @@ fn pages_return_every_hit_once_in_order() {
                     expected,
                     "{order:?} {text:?} {first}"
                 );
+                let backward = SearchQuery {
+                    backward: true,
+                    ..paged
+                };
                 assert_eq!(
-                    all_pages_backward(&test, paged),
+                    all_pages(&test, backward),
                     expected,
                     "backward: {order:?} {text:?} {first}"
                 );
