@@ -8,7 +8,7 @@
 //! | workspace, members, items, search, item history, `itemChanged`, exports (`exports`, `Export` nodes, the `/exports/{id}` download) | yes | yes | yes | yes | – | – | `NOT_FOUND` |
 //! | invites | yes | yes | `FORBIDDEN` | `FORBIDDEN` | – | – | `NOT_FOUND` |
 //! | audit log | yes | yes | `FORBIDDEN` | `FORBIDDEN` | with a recorded reason | – | `NOT_FOUND` |
-//! | failed background jobs (`failedJobs`, `retryJob`) | yes | yes | `FORBIDDEN` | `FORBIDDEN` | yes | – | `NOT_FOUND` |
+//! | failed background jobs (`failedJobs`, `FailedJob` nodes, `retryJob`) | yes | yes | `FORBIDDEN` | `FORBIDDEN` | yes | – | `NOT_FOUND` |
 //! | verify the audit trail | yes | `FORBIDDEN` | `FORBIDDEN` | `FORBIDDEN` | yes | – | `NOT_FOUND` |
 //! | the raw log (`events`, its subscription, `/events.ndjson`) | in clear | in clear | `FORBIDDEN` | `FORBIDDEN` | – | pseudonymised | `NOT_FOUND` |
 //! | a user (by id, `node`) | themself, and anyone sharing a workspace with them |||||||

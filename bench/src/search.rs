@@ -189,6 +189,7 @@ fn query(workspace_id: Uuid, n: usize) -> search::SearchQuery {
         order: search::Order::Relevance,
         first: 20,
         after: None,
+        backward: false,
     }
 }
 

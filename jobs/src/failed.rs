@@ -83,31 +83,49 @@ impl Row {
     }
 }
 
-/// The failed jobs of `workspace_id`, in id (creation) order, after the job `after`.
+/// The failed jobs of `workspace_id`, in id (creation) order, after the job `after`; or,
+/// `backward`, those before it, nearest first.
 pub async fn list(
     pool: &PgPool,
     workspace_id: Uuid,
     after: Option<Uuid>,
+    backward: bool,
     limit: i64,
 ) -> Result<Vec<FailedJob>, sqlx::Error> {
-    let after = after.map(apalis_id).unwrap_or_default();
+    // Forward, the first sort key orders by id; backward it is null for every row and the
+    // second one orders by id, descending. The failed jobs of a workspace are few: sorting
+    // them costs nothing next to finding them.
     let rows = sqlx::query_as!(
         Row,
         r#"SELECT id, job_type, convert_from(job, 'UTF8')::jsonb AS args, attempts, max_attempts,
                   COALESCE(last_result->>'Err', last_result::text) AS last_error,
                   done_at
            FROM apalis.jobs
-           WHERE status = 'Failed' AND id > $2
+           WHERE status = 'Failed'
              AND convert_from(job, 'UTF8')::jsonb->>'workspace_id' = $1::text
-           ORDER BY id
-           LIMIT $3"#,
+             AND ($2::text IS NULL OR CASE WHEN $3 THEN id < $2 ELSE id > $2 END)
+           ORDER BY CASE WHEN $3 THEN NULL ELSE id END, id DESC
+           LIMIT $4"#,
         workspace_id.to_string(),
-        after,
+        after.map(apalis_id),
+        backward,
         limit
     )
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().filter_map(Row::into_failed).collect())
+}
+
+/// How many failed jobs `workspace_id` has (found through the indexed status, like [`list`]).
+pub async fn count(pool: &PgPool, workspace_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM apalis.jobs
+           WHERE status = 'Failed'
+             AND convert_from(job, 'UTF8')::jsonb->>'workspace_id' = $1::text"#,
+        workspace_id.to_string()
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// How many jobs of one queue stand where.
@@ -177,18 +195,25 @@ pub async fn dead(pool: &PgPool, limit: i64) -> Result<Vec<FailedJob>, sqlx::Err
 
 /// The failed job `id`, if it is one.
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<FailedJob>, sqlx::Error> {
-    let row = sqlx::query_as!(
+    Ok(with_ids(pool, &[id]).await?.pop())
+}
+
+/// The failed jobs among `ids`, whatever their workspace (the caller decides who may see
+/// each), in no particular order.
+pub async fn with_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<FailedJob>, sqlx::Error> {
+    let ids: Vec<String> = ids.iter().copied().map(apalis_id).collect();
+    let rows = sqlx::query_as!(
         Row,
         r#"SELECT id, job_type, convert_from(job, 'UTF8')::jsonb AS args, attempts, max_attempts,
                   COALESCE(last_result->>'Err', last_result::text) AS last_error,
                   done_at
            FROM apalis.jobs
-           WHERE id = $1 AND status = 'Failed'"#,
-        apalis_id(id)
+           WHERE id = ANY($1) AND status = 'Failed'"#,
+        &ids
     )
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(row.and_then(Row::into_failed))
+    Ok(rows.into_iter().filter_map(Row::into_failed).collect())
 }
 
 /// Runs failed job `id` again now, with `policy`'s allowance of runs from here. Returns

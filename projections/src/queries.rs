@@ -228,51 +228,133 @@ pub async fn workspace(db: &PgPool, id: Uuid, reader: Uuid) -> Result<Option<Wor
     .await?)
 }
 
-/// The workspaces the reader is a member of, by name then id, after `after` (name, id).
+/// One page of a list sorted by a two-column key (`$k1`, `$k2`, ties impossible): the rows of
+/// `$select … WHERE <scope condition on $1>` after the cursor `$2`, `$3` (of SQL type
+/// `$cursor_type`; none: from the start) in ascending key order — or, `$backward`, those
+/// before it in descending order (the caller turns the page around) — at most `$4`.
+macro_rules! keyset_page {
+    ($db:expr, $row:ty, $backward:expr, $select:literal, $k1:literal, $k2:literal,
+     $cursor_type:literal, $scope:expr, $after:expr, $limit:expr) => {{
+        let (after_key, after_id) = $after.unzip();
+        let args = ($scope, after_key, after_id, $limit);
+        if $backward {
+            keyset_query!(
+                $db,
+                $row,
+                $select,
+                $k1,
+                $k2,
+                $cursor_type,
+                "<",
+                "DESC",
+                args
+            )
+        } else {
+            keyset_query!($db, $row, $select, $k1, $k2, $cursor_type, ">", "ASC", args)
+        }
+    }};
+}
+
+/// [`keyset_page!`] in one direction: keys `$cmp` the cursor, sorted `$dir`.
+macro_rules! keyset_query {
+    ($db:expr, $row:ty, $select:literal, $k1:literal, $k2:literal, $cursor_type:literal,
+     $cmp:literal, $dir:literal, $args:expr) => {
+        sqlx::query_as!(
+            $row,
+            $select
+                + " AND ($2::"
+                + $cursor_type
+                + " IS NULL OR ("
+                + $k1
+                + ", "
+                + $k2
+                + ") "
+                + $cmp
+                + " ($2, $3)) ORDER BY "
+                + $k1
+                + " "
+                + $dir
+                + ", "
+                + $k2
+                + " "
+                + $dir
+                + " LIMIT $4",
+            $args.0,
+            $args.1,
+            $args.2,
+            $args.3
+        )
+        .fetch_all($db)
+        .await?
+    };
+}
+
+/// The workspaces the reader is a member of, by name then id, after `after` (name, id); or,
+/// `backward`, before it, nearest first.
 pub async fn workspaces_of(
     db: &PgPool,
     reader: Uuid,
     after: Option<(String, Uuid)>,
+    backward: bool,
     limit: i64,
 ) -> Result<Vec<WorkspaceRow>, Error> {
-    let (after_name, after_id) = after.unzip();
-    Ok(sqlx::query_as!(
+    Ok(keyset_page!(
+        db,
         WorkspaceRow,
-        r#"SELECT w.id, w.name, w.region, w.plan, w.trial_ends_at, w.created_at, w.updated_at, w.version,
-                  m.role AS viewer_role
-           FROM workspaces w JOIN members m ON m.workspace_id = w.id AND m.user_id = $1
-           WHERE $2::text IS NULL OR (w.name, w.id) > ($2, $3)
-           ORDER BY w.name, w.id
-           LIMIT $4"#,
+        backward,
+        "SELECT w.id, w.name, w.region, w.plan, w.trial_ends_at, w.created_at, w.updated_at,
+                w.version, m.role AS viewer_role
+         FROM workspaces w JOIN members m ON m.workspace_id = w.id AND m.user_id = $1
+         WHERE true",
+        "w.name",
+        "w.id",
+        "text",
         reader,
-        after_name,
-        after_id,
+        after,
         limit
+    ))
+}
+
+/// How many workspaces the reader is a member of.
+pub async fn count_workspaces_of(db: &PgPool, reader: Uuid) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM members WHERE user_id = $1"#,
+        reader
     )
-    .fetch_all(db)
+    .fetch_one(db)
     .await?)
 }
 
-/// Members of a workspace, by join time then user id, after `after` (joined_at, user id).
+/// Members of a workspace, by join time then user id, after `after` (joined_at, user id); or,
+/// `backward`, before it, nearest first.
 pub async fn members(
     db: &PgPool,
     workspace_id: Uuid,
     after: Option<(DateTime<Utc>, Uuid)>,
+    backward: bool,
     limit: i64,
 ) -> Result<Vec<MemberRow>, Error> {
-    let (after_joined, after_user) = after.unzip();
-    Ok(sqlx::query_as!(
+    Ok(keyset_page!(
+        db,
         MemberRow,
-        r#"SELECT workspace_id, user_id, role, joined_at FROM members
-           WHERE workspace_id = $1 AND ($2::timestamptz IS NULL OR (joined_at, user_id) > ($2, $3))
-           ORDER BY joined_at, user_id
-           LIMIT $4"#,
+        backward,
+        "SELECT workspace_id, user_id, role, joined_at FROM members WHERE workspace_id = $1",
+        "joined_at",
+        "user_id",
+        "timestamptz",
         workspace_id,
-        after_joined,
-        after_user,
+        after,
         limit
+    ))
+}
+
+/// How many members a workspace has.
+pub async fn count_members(db: &PgPool, workspace_id: Uuid) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM members WHERE workspace_id = $1"#,
+        workspace_id
     )
-    .fetch_all(db)
+    .fetch_one(db)
     .await?)
 }
 
@@ -446,26 +528,37 @@ pub async fn member(
     .await?)
 }
 
-/// A workspace's invites, oldest first, after `after` (created_at, id).
+/// A workspace's invites, oldest first, after `after` (created_at, id); or, `backward`,
+/// before it, nearest first.
 pub async fn invites(
     db: &PgPool,
     workspace_id: Uuid,
     after: Option<(DateTime<Utc>, Uuid)>,
+    backward: bool,
     limit: i64,
 ) -> Result<Vec<InviteRow>, Error> {
-    let (after_created, after_id) = after.unzip();
-    Ok(sqlx::query_as!(
+    Ok(keyset_page!(
+        db,
         InviteRow,
-        r#"SELECT id, workspace_id, email, role, status, expires_at, created_at FROM invites
-           WHERE workspace_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
-           ORDER BY created_at, id
-           LIMIT $4"#,
+        backward,
+        "SELECT id, workspace_id, email, role, status, expires_at, created_at FROM invites
+         WHERE workspace_id = $1",
+        "created_at",
+        "id",
+        "timestamptz",
         workspace_id,
-        after_created,
-        after_id,
+        after,
         limit
+    ))
+}
+
+/// How many invites a workspace has sent (whatever they became).
+pub async fn count_invites(db: &PgPool, workspace_id: Uuid) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM invites WHERE workspace_id = $1"#,
+        workspace_id
     )
-    .fetch_all(db)
+    .fetch_one(db)
     .await?)
 }
 
@@ -497,28 +590,38 @@ pub async fn invite(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Option<
     .await?)
 }
 
-/// A workspace's exports, oldest first, after `after` (created_at, id).
+/// A workspace's exports, oldest first, after `after` (created_at, id); or, `backward`,
+/// before it, nearest first.
 pub async fn exports(
     db: &PgPool,
     workspace_id: Uuid,
     after: Option<(DateTime<Utc>, Uuid)>,
+    backward: bool,
     limit: i64,
 ) -> Result<Vec<ExportRow>, Error> {
-    let (after_created, after_id) = after.unzip();
-    Ok(sqlx::query_as!(
+    Ok(keyset_page!(
+        db,
         ExportRow,
-        r#"SELECT id, workspace_id, format, filter, status, requested_by, row_count, size_bytes,
-                  file_id, error, created_at, completed_at, expires_at
-           FROM exports
-           WHERE workspace_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
-           ORDER BY created_at, id
-           LIMIT $4"#,
+        backward,
+        "SELECT id, workspace_id, format, filter, status, requested_by, row_count, size_bytes,
+                file_id, error, created_at, completed_at, expires_at
+         FROM exports WHERE workspace_id = $1",
+        "created_at",
+        "id",
+        "timestamptz",
         workspace_id,
-        after_created,
-        after_id,
+        after,
         limit
+    ))
+}
+
+/// How many exports a workspace has asked for (whatever they became).
+pub async fn count_exports(db: &PgPool, workspace_id: Uuid) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM exports WHERE workspace_id = $1"#,
+        workspace_id
     )
-    .fetch_all(db)
+    .fetch_one(db)
     .await?)
 }
 

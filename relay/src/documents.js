@@ -95,3 +95,74 @@ export const updateItem = graphql`
     }
   }
 `;
+
+// A workspace's members read backward (the last page first, then earlier ones), with their
+// count: `usePaginationFragment`'s `loadPrevious`.
+export const membersBackward = graphql`
+  fragment documents_membersBackward on Workspace
+  @refetchable(queryName: "WorkspaceMembersBackwardPaginationQuery")
+  @argumentDefinitions(last: { type: "Int", defaultValue: 20 }, before: { type: "String" }) {
+    id
+    members(last: $last, before: $before) @connection(key: "documentsBackward_members") {
+      totalCount
+      edges {
+        node {
+          id
+          role
+          joinedAt
+        }
+      }
+    }
+  }
+`;
+
+// The caller's workspaces (by name), read backward from the end.
+export const workspacesBackward = graphql`
+  query documentsWorkspacesBackwardQuery($last: Int, $before: String) {
+    workspaces(last: $last, before: $before) @connection(key: "documentsBackward_workspaces") {
+      totalCount
+      edges {
+        node {
+          id
+          name
+          ...documents_membersBackward
+        }
+      }
+    }
+  }
+`;
+
+// A failed job or an export, refetched by id.
+export const jobOrExportNode = graphql`
+  query documentsJobOrExportNodeQuery($id: ID!) {
+    node(id: $id) {
+      __typename
+      id
+      ... on FailedJob {
+        kind
+        dead
+        attempts
+        maxAttempts
+        lastError
+      }
+      ... on Export {
+        state
+        downloadUrl
+      }
+    }
+  }
+`;
+
+// Retrying a failed job by the id `node` and `failedJobs` give; the store updates the job.
+export const retryJob = graphql`
+  mutation documentsRetryJobMutation($id: ID!) {
+    retryJob(id: $id) {
+      job {
+        id
+        dead
+        attempts
+      }
+      position
+    }
+  }
+`;

@@ -26,7 +26,10 @@ const DENSE_COUNTS_MAX: usize = 1 << 16;
 pub(crate) struct PageCollector<'a> {
     tag_sets: &'a TagSetCache,
     order: Order,
+    /// The cursor, in the order read (reversed when `backward`).
     after: Option<SortKey>,
+    /// Whether hits are ranked by their reversed keys (see [`SortKey::reversed`]).
+    backward: bool,
     /// How many hits to keep: the page size plus one, to know whether a next page exists.
     limit: usize,
     statuses: Option<Vec<String>>,
@@ -51,12 +54,13 @@ pub(crate) struct Candidate {
 }
 
 impl<'a> PageCollector<'a> {
-    /// Keeps up to `limit` hits sorted by `order` after `after`, applying the filter's statuses
-    /// and dates (its tags and author are in the query).
+    /// Keeps up to `limit` hits sorted by `order` after `after` — or, `backward`, by the
+    /// reversed order after the reversed `after` (so the candidates' keys are reversed) —
+    /// applying the filter's statuses and dates (its tags and author are in the query).
     pub(crate) fn new(
         tag_sets: &'a TagSetCache,
         order: Order,
-        after: Option<SortKey>,
+        (after, backward): (Option<SortKey>, bool),
         limit: usize,
         filter: &SearchFilter,
     ) -> PageCollector<'a> {
@@ -65,6 +69,7 @@ impl<'a> PageCollector<'a> {
             tag_sets,
             order,
             after,
+            backward,
             limit,
             statuses,
             created: TimeRange::new(filter.created_from, filter.created_to),
@@ -114,6 +119,7 @@ impl Collector for PageCollector<'_> {
             segment_ord,
             order: self.order,
             after: self.after,
+            backward: self.backward,
             created: self.created,
             updated: self.updated,
             status_allowed: self.allowed_statuses(status.as_ref())?,
@@ -178,6 +184,7 @@ pub(crate) struct SegmentPage {
     segment_ord: SegmentOrdinal,
     order: Order,
     after: Option<SortKey>,
+    backward: bool,
     created: TimeRange,
     updated: TimeRange,
     columns: Columns,
@@ -279,21 +286,24 @@ impl SegmentPage {
         }
     }
 
-    /// The document's sort key if it comes after the cursor and may make the page. The id's
-    /// second half is only read when the rest of the key does not decide.
+    /// The document's sort key (reversed when reading backward) if it comes after the cursor
+    /// and may make the page. The id's second half is only read when the rest of the key does
+    /// not decide.
     fn competing_key(&self, match_: Match, time: i64) -> Option<SortKey> {
-        let value = SortKey::value_for(self.order, match_.score, time);
+        // Reversing a key inverts every bit of it (`SortKey::reversed`), part by part.
+        let read = |bits: u64| if self.backward { !bits } else { bits };
+        let value = read(SortKey::value_for(self.order, match_.score, time));
         let before_cursor = self.after.is_some_and(|after| value < after.value());
         let beyond_page = self.top.worst.is_some_and(|worst| value > worst.value());
         if before_cursor || beyond_page {
             return None;
         }
-        let hi = match_.id_hi;
+        let hi = read(match_.id_hi);
         let hi_only = SortKey::new(value, schema::join_id(hi, 0));
         if self.top.worst.is_some_and(|worst| hi_only > worst) {
             return None;
         }
-        let lo = self.columns.id_lo.first(match_.doc).unwrap_or_default();
+        let lo = read(self.columns.id_lo.first(match_.doc).unwrap_or_default());
         let key = SortKey::new(value, schema::join_id(hi, lo));
         self.after.is_none_or(|after| key > after).then_some(key)
     }

@@ -36,6 +36,16 @@ impl SortKey {
         }
     }
 
+    /// The key in the reversed order (every comparison turned around): a backward read
+    /// collects the smallest reversed keys before the cursor, as a forward read collects the
+    /// smallest keys after it.
+    pub(crate) fn reversed(self) -> SortKey {
+        SortKey {
+            value: !self.value,
+            id: !self.id,
+        }
+    }
+
     pub(crate) fn value(&self) -> u64 {
         self.value
     }

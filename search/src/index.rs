@@ -184,26 +184,37 @@ impl SearchIndex {
         let after = after
             .map(|cursor| SortKey::decode(cursor, order))
             .transpose()?;
+        let backward = request.backward;
+        let after = after.map(|key| if backward { key.reversed() } else { key });
         let searcher = self.reader.searcher();
-        let page = self.collect(&searcher, request, &words, order, after)?;
-        let page_hits = &page.top[..page.top.len().min(request.first)];
+        let mut page = self.collect(&searcher, request, &words, order, (after, backward))?;
+        let has_more = page.top.len() > request.first;
+        page.top.truncate(request.first);
+        if backward {
+            // Back to the order's keys and sequence.
+            page.top.reverse();
+            for candidate in &mut page.top {
+                candidate.key = candidate.key.reversed();
+            }
+        }
         Ok(SearchResults {
             total: page.total,
-            hits: self.hits(&searcher, page_hits, &words, order)?,
-            has_next_page: page.top.len() > request.first,
+            hits: self.hits(&searcher, &page.top, &words, order)?,
+            has_more,
             status_facets: page.status_facets,
             tag_facets: page.tag_facets,
         })
     }
 
-    /// Runs the query: the total, the facets and the page's candidates plus one.
+    /// Runs the query: the total, the facets and the page's candidates plus one (their keys
+    /// reversed when reading backward).
     fn collect(
         &self,
         searcher: &Searcher,
         request: &SearchQuery,
         words: &[QueryWord],
         order: Order,
-        after: Option<SortKey>,
+        after: (Option<SortKey>, bool),
     ) -> Result<Page, Error> {
         let workspace_id = request.workspace_id;
         let scale = matching::bm25_scale(searcher);

@@ -23,6 +23,11 @@ pub struct SearchQuery {
     pub first: usize,
     /// Return the hits after this one: a [`Hit::cursor`] of a search with the same order.
     pub after: Option<String>,
+    /// Read the other way: the `first` hits just *before* `after` (or the last `first` hits
+    /// of all, without a cursor). They still come in the order's sequence, and
+    /// [`SearchResults::has_more`] then tells whether hits precede them. Keys are unique, so
+    /// a backward page is exactly the page a forward read would have given there.
+    pub backward: bool,
 }
 
 /// Restrictions on which items match. The default restricts nothing but hides archived items.
@@ -86,8 +91,9 @@ pub struct SearchResults {
     pub total: u64,
     /// This page's hits, in order.
     pub hits: Vec<Hit>,
-    /// Whether more hits follow the last one of this page.
-    pub has_next_page: bool,
+    /// Whether more hits lie beyond the page in the direction it was read: after its last
+    /// hit, or, [`SearchQuery::backward`], before its first.
+    pub has_more: bool,
     /// Items per status among those matching the text and the filter *except its statuses*,
     /// so that a client can show how many archived (or draft...) items it would get by
     /// changing the status filter. Most frequent first, then by name.

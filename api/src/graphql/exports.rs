@@ -10,7 +10,7 @@ use domain::{ExportFilter, Tag, UserId};
 use projections::queries::{self, ExportRow};
 
 use super::ids::{Kind, decode, encode};
-use super::pagination::{Page, encode_cursor};
+use super::pagination::{Counted, Page, TotalCount, encode_cursor};
 use super::query::{ItemFilter, caller};
 use super::types::{User, pool, stored, user};
 use crate::authz::{self, Read};
@@ -142,17 +142,16 @@ impl ItemFilter {
 pub async fn exports(
     ctx: &Context<'_>,
     workspace_id: ID,
-    first: Option<i32>,
-    after: Option<String>,
-) -> async_graphql::Result<Connection<String, Export>> {
+    page: Page<'_>,
+) -> async_graphql::Result<Connection<String, Export, TotalCount>> {
     let user_id = caller(ctx)?;
     let workspace_id = decode(Kind::Workspace, &workspace_id)?;
     let pool = pool(ctx)?;
     authz::workspace(pool, user_id, workspace_id, Read::Content).await?;
     reads::workspace(ctx, workspace_id);
-    let page = Page::new(first, after.as_deref())?;
-    let rows = queries::exports(pool, workspace_id, page.after()?, page.fetch())
-        .await
-        .map_err(ApiError::from)?;
-    Ok(page.connection(rows, |row| encode_cursor(&(row.created_at, row.id)), Export))
+    let read =
+        |after, backward, limit| queries::exports(pool, workspace_id, after, backward, limit);
+    let cursor = |row: &ExportRow| encode_cursor(&(row.created_at, row.id));
+    let count = TotalCount(Counted::Exports(workspace_id));
+    Ok(page.load(read, cursor, Export, count).await?)
 }

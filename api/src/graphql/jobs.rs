@@ -2,12 +2,12 @@
 //! owners, admins and SUPPORT staff (`authz::Read::Jobs`), and running one again.
 
 use async_graphql::connection::Connection;
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::ids::{self, Kind, decode};
-use super::pagination::{Page, encode_cursor};
+use super::pagination::{Counted, Page, TotalCount, encode_cursor};
 use super::query::caller;
 use super::types::pool;
 use domain::{Aggregate, UserId, Workspace, WorkspaceCommand};
@@ -26,11 +26,14 @@ pub struct JobSettings {
 }
 
 /// A background job whose last run failed: it waits for its retry, or, its runs used up, it
-/// is dead until retried (`retryJob`).
-#[derive(SimpleObject)]
+/// is dead until retried (`retryJob`). As a `Node`, `node`/`nodes` find it with the rights of
+/// `failedJobs`, and only while it is failed: once it runs again its id is not found, like
+/// any unknown id.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct FailedJob {
-    /// The job's id.
-    pub id: ID,
+    #[graphql(skip)]
+    pub job_id: Uuid,
     /// What the job does (its queue), e.g. `chronicle.invite-email`.
     pub kind: String,
     /// The workspace it works for.
@@ -49,10 +52,18 @@ pub struct FailedJob {
     pub failed_at: Option<DateTime<Utc>>,
 }
 
+#[ComplexObject]
+impl FailedJob {
+    /// Global id (what `retryJob` takes).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(Kind::Job, self.job_id)
+    }
+}
+
 impl From<jobs::failed::FailedJob> for FailedJob {
     fn from(job: jobs::failed::FailedJob) -> FailedJob {
         FailedJob {
-            id: ids::encode(Kind::Job, job.id),
+            job_id: job.id,
             dead: job.dead(),
             kind: job.queue,
             workspace_id: ids::encode(Kind::Workspace, job.workspace_id),
@@ -69,18 +80,19 @@ impl From<jobs::failed::FailedJob> for FailedJob {
 pub async fn failed_jobs(
     ctx: &Context<'_>,
     workspace_id: ID,
-    first: Option<i32>,
-    after: Option<String>,
-) -> async_graphql::Result<Connection<String, FailedJob>> {
+    page: Page<'_>,
+) -> async_graphql::Result<Connection<String, FailedJob, TotalCount>> {
     let user_id = caller(ctx)?;
     let workspace_id = decode(Kind::Workspace, &workspace_id)?;
     let pool = pool(ctx)?;
     authz::workspace(pool, user_id, workspace_id, Read::Jobs).await?;
-    let page = Page::new(first, after.as_deref())?;
-    let rows = jobs::failed::list(pool, workspace_id, page.after::<Uuid>()?, page.fetch())
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
-    Ok(page.connection(rows, |job| encode_cursor(&job.id), FailedJob::from))
+    let read = |after, backward, limit| async move {
+        let jobs = jobs::failed::list(pool, workspace_id, after, backward, limit).await;
+        jobs.map_err(anyhow::Error::from)
+    };
+    let cursor = |job: &jobs::failed::FailedJob| encode_cursor(&job.id);
+    let count = TotalCount(Counted::FailedJobs(workspace_id));
+    Ok(page.load(read, cursor, FailedJob::from, count).await?)
 }
 
 /// The result of `retryJob`.
@@ -100,7 +112,14 @@ pub struct JobMutations;
 impl JobMutations {
     /// Runs a failed job again now (retrying or dead), with a fresh allowance of runs: owners
     /// and admins of its workspace, and SUPPORT staff.
-    async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<RetryJobPayload> {
+    async fn retry_job(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The failed job's global id: `FailedJob.id`, from `failedJobs` or `node` (the same id both give)."
+        )]
+        id: ID,
+    ) -> async_graphql::Result<RetryJobPayload> {
         let user_id = caller(ctx)?;
         let id = decode(Kind::Job, &id)?;
         let pool = pool(ctx)?;

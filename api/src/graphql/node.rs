@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::events::{Event, Pseudonymizer};
 use super::exports::Export;
 use super::ids::{GlobalId, Kind};
+use super::jobs::FailedJob;
 use super::types::{Invite, Item, Member, User, Workspace};
 use crate::authz::{self, Read, Standing};
 use crate::cache::reads;
@@ -37,6 +38,7 @@ pub enum Node {
     Item(Item),
     Event(Event),
     Export(Export),
+    FailedJob(FailedJob),
 }
 
 impl Node {
@@ -54,6 +56,8 @@ impl Node {
             Node::Export(export) => reads::workspace(ctx, export.0.workspace_id),
             // The raw log is not cached (see `reads::CACHEABLE_ROOTS`).
             Node::Event(_) => reads::uncacheable(ctx, "a raw event"),
+            // A job's runs change the queue, not the log (`failedJobs` is not cached either).
+            Node::FailedJob(_) => reads::uncacheable(ctx, "a failed job"),
         }
     }
 }
@@ -95,6 +99,7 @@ struct Wanted {
     items: Vec<Uuid>,
     invites: Vec<Uuid>,
     exports: Vec<Uuid>,
+    jobs: Vec<Uuid>,
     events: Vec<Uuid>,
     member_workspaces: Vec<Uuid>,
     member_users: Vec<Uuid>,
@@ -112,8 +117,7 @@ impl Nodes {
                 GlobalId::Entity(Kind::Invite, uuid) => wanted.invites.push(uuid),
                 GlobalId::Entity(Kind::Export, uuid) => wanted.exports.push(uuid),
                 GlobalId::Entity(Kind::Event, uuid) => wanted.events.push(uuid),
-                // Failed jobs are read through `failedJobs`; as nodes they are not found.
-                GlobalId::Entity(Kind::Job, _) => {}
+                GlobalId::Entity(Kind::Job, uuid) => wanted.jobs.push(uuid),
                 GlobalId::Member {
                     workspace_id,
                     user_id,
@@ -142,14 +146,23 @@ impl Nodes {
             &wanted.member_users,
             queries::members_with_ids(pool, &wanted.member_workspaces, &wanted.member_users),
         );
+        let jobs = async {
+            if wanted.jobs.is_empty() {
+                return Ok(Vec::new());
+            }
+            jobs::failed::with_ids(pool, &wanted.jobs)
+                .await
+                .map_err(|err| ApiError::Internal(err.into()))
+        };
         let events = async {
             if wanted.events.is_empty() {
                 return Ok(Vec::new());
             }
             Ok::<_, ApiError>(self.log.read_by_ids(&wanted.events).await?)
         };
-        let (users, workspaces, items, invites, exports, members, events) =
-            futures::try_join!(users, workspaces, items, invites, exports, members, events)?;
+        let (users, workspaces, items, invites, exports, members, jobs, events) = futures::try_join!(
+            users, workspaces, items, invites, exports, members, jobs, events
+        )?;
 
         let involved: Vec<Uuid> = workspaces
             .iter()
@@ -158,6 +171,7 @@ impl Nodes {
             .chain(invites.iter().map(|i| i.workspace_id))
             .chain(exports.iter().map(|e| e.workspace_id))
             .chain(members.iter().map(|m| m.workspace_id))
+            .chain(jobs.iter().map(|j| j.workspace_id))
             .chain(events.iter().filter_map(|e| e.workspace_id))
             .collect();
         let standing = Standing::load(pool, self.caller, &involved).await?;
@@ -200,6 +214,12 @@ impl Nodes {
                     user_id: row.user_id,
                 };
                 found.insert(id, Node::Member(Member(row)));
+            }
+        }
+        for job in jobs {
+            if standing.may(job.workspace_id, Read::Jobs).is_ok() {
+                let id = GlobalId::Entity(Kind::Job, job.id);
+                found.insert(id, Node::FailedJob(job.into()));
             }
         }
         for event in events {

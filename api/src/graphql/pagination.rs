@@ -1,13 +1,15 @@
 //! Relay-style pagination shared by every list: `first` / `after` (and, where the list's order
 //! can be reversed, `last` / `before`), opaque cursors, `pageInfo`.
 
-use async_graphql::OutputType;
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Object, ObjectType, OutputType};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
+use super::types::pool;
 use crate::error::ApiError;
 
 const DEFAULT_PAGE: usize = 20;
@@ -89,7 +91,7 @@ impl<'a> Page<'a> {
         self.first
     }
 
-    /// The decoded `after` cursor.
+    /// The decoded cursor the page starts from: `after`, or `before` for a backward page.
     pub fn after<T: DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
         self.after
             .map(|cursor| {
@@ -98,7 +100,8 @@ impl<'a> Page<'a> {
                     .ok()
                     .and_then(|json| serde_json::from_slice(&json).ok())
                     .ok_or_else(|| {
-                        ApiError::BadInput("`after` is not a cursor from this list".into())
+                        let name = if self.backward { "before" } else { "after" };
+                        ApiError::BadInput(format!("`{name}` is not a cursor from this list"))
                     })
             })
             .transpose()
@@ -109,28 +112,115 @@ impl<'a> Page<'a> {
         self.first as i64 + 1
     }
 
+    /// `(hasPreviousPage, hasNextPage)` of the page, given whether more elements were found
+    /// beyond it in the direction it was read. A cursor was taken from an element on its other
+    /// side, so that side is not empty.
+    pub fn page_info(&self, more: bool) -> (bool, bool) {
+        if self.backward {
+            (more, self.after.is_some())
+        } else {
+            (self.after.is_some(), more)
+        }
+    }
+
+    /// Reads the page with `read(cursor, backward, limit)` — the rows after the cursor in the
+    /// list's order, or, `backward`, before it in the reverse order; at most `limit` — and
+    /// makes its connection, with the connection's own `fields`.
+    pub async fn load<K, R, N, F, E, Rows>(
+        &self,
+        read: impl FnOnce(Option<K>, bool, i64) -> Rows,
+        cursor: impl Fn(&R) -> String,
+        node: impl Fn(R) -> N,
+        fields: F,
+    ) -> Result<Connection<String, N, F>, ApiError>
+    where
+        K: DeserializeOwned,
+        N: OutputType,
+        F: ObjectType,
+        Rows: Future<Output = Result<Vec<R>, E>>,
+        ApiError: From<E>,
+    {
+        let rows = read(self.after()?, self.backward, self.fetch()).await?;
+        Ok(self.connection_with(rows, cursor, node, fields))
+    }
+
     /// The connection for the fetched `rows`.
     pub fn connection<R, N: OutputType>(
+        &self,
+        rows: Vec<R>,
+        cursor: impl Fn(&R) -> String,
+        node: impl Fn(R) -> N,
+    ) -> Connection<String, N> {
+        self.connection_with(rows, cursor, node, EmptyFields)
+    }
+
+    /// The connection for the fetched `rows`, with the connection's own `fields` (such as
+    /// [`TotalCount`]).
+    pub fn connection_with<R, N: OutputType, F: ObjectType>(
         &self,
         mut rows: Vec<R>,
         cursor: impl Fn(&R) -> String,
         node: impl Fn(R) -> N,
-    ) -> Connection<String, N> {
-        let more = rows.len() > self.first;
+        fields: F,
+    ) -> Connection<String, N, F> {
+        let (has_previous, has_next) = self.page_info(rows.len() > self.first);
         rows.truncate(self.first);
-        // A cursor was taken from an element on its other side, so that side is not empty.
-        let (has_previous, has_next) = if self.backward {
+        if self.backward {
             rows.reverse();
-            (more, self.after.is_some())
-        } else {
-            (self.after.is_some(), more)
-        };
-        let mut connection = Connection::new(has_previous, has_next);
+        }
+        let mut connection = Connection::with_additional_fields(has_previous, has_next, fields);
         connection.edges.extend(
             rows.into_iter()
                 .map(|row| Edge::new(cursor(&row), node(row))),
         );
         connection
+    }
+}
+
+/// A list whose length is one cheap, indexed count.
+#[derive(Clone, Copy)]
+pub enum Counted {
+    /// The workspaces this user is a member of.
+    WorkspacesOf(Uuid),
+    /// A workspace's members.
+    Members(Uuid),
+    /// A workspace's invites, whatever they became.
+    Invites(Uuid),
+    /// A workspace's exports, whatever they became.
+    Exports(Uuid),
+    /// A workspace's failed jobs (retrying and dead).
+    FailedJobs(Uuid),
+}
+
+/// The `totalCount` field of a connection over a [`Counted`] list: counted only when selected.
+pub struct TotalCount(pub Counted);
+
+#[Object]
+impl TotalCount {
+    /// How many elements the whole list holds, over all pages (the field that returns the
+    /// list says what it counts). Counted only when selected, by one count query.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let pool = pool(ctx)?;
+        let count = match self.0 {
+            Counted::WorkspacesOf(user_id) => {
+                projections::queries::count_workspaces_of(pool, user_id).await
+            }
+            Counted::Members(workspace_id) => {
+                projections::queries::count_members(pool, workspace_id).await
+            }
+            Counted::Invites(workspace_id) => {
+                projections::queries::count_invites(pool, workspace_id).await
+            }
+            Counted::Exports(workspace_id) => {
+                projections::queries::count_exports(pool, workspace_id).await
+            }
+            Counted::FailedJobs(workspace_id) => {
+                return Ok(jobs::failed::count(pool, workspace_id)
+                    .await
+                    .map_err(|err| ApiError::Internal(err.into()))?);
+            }
+        };
+        Ok(count.map_err(ApiError::from)?)
     }
 }
 

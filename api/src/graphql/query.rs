@@ -4,7 +4,7 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object};
 use eventlog::{EventLog, Position};
-use projections::queries::{self, ItemCursor, ItemOrder};
+use projections::queries::{self, InviteRow, ItemCursor, ItemOrder, WorkspaceRow};
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry, AuditFilter};
@@ -13,7 +13,7 @@ use super::events::{self, Event, EventsFilter, Pseudonymizer};
 use super::history::{self, AsOfInput};
 use super::ids::{GlobalId, Kind, decode};
 use super::node::{Node, NodeLoader};
-use super::pagination::{Page, encode_cursor};
+use super::pagination::{Counted, Page, TotalCount, encode_cursor};
 use super::search::{self, SearchConnection, SearchFilter, SearchOrder, SearchRequest};
 use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool};
 use crate::authz::{self, Grant, Read};
@@ -229,8 +229,10 @@ impl Query {
         Ok(Workspace(row.ok_or(ApiError::NotFound("workspace"))?))
     }
 
-    /// The caller's workspaces, by name.
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    /// The caller's workspaces, by name (then id); `totalCount` counts them all.
+    // Each GraphQL argument is a parameter here.
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn workspaces(
         &self,
         ctx: &Context<'_>,
@@ -240,35 +242,54 @@ impl Query {
         min_position: Option<String>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Workspace>> {
+        #[graphql(desc = "The last workspaces (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only workspaces before this cursor (with `last`).")] before: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<Connection<String, Workspace, TotalCount>> {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
-        let page = Page::new(first, after.as_deref())?;
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         // Which workspaces the caller belongs to is the caller's own scope, always recorded.
-        let rows = queries::workspaces_of(pool(ctx)?, user_id, page.after()?, page.fetch())
-            .await
-            .map_err(ApiError::from)?;
-        for row in &rows {
-            reads::workspace(ctx, row.id);
-        }
-        Ok(page.connection(rows, |row| encode_cursor(&(&row.name, row.id)), Workspace))
+        let pool = pool(ctx)?;
+        let read = |after, backward, limit| async move {
+            let rows = queries::workspaces_of(pool, user_id, after, backward, limit).await?;
+            for row in &rows {
+                reads::workspace(ctx, row.id);
+            }
+            Ok::<_, projections::Error>(rows)
+        };
+        let cursor = |row: &WorkspaceRow| encode_cursor(&(&row.name, row.id));
+        let count = TotalCount(Counted::WorkspacesOf(user_id));
+        Ok(page.load(read, cursor, Workspace, count).await?)
     }
 
     /// A workspace's background jobs whose last run failed, oldest first: retrying ones and
-    /// dead ones (owners and admins of the workspace; SUPPORT staff).
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    /// dead ones (owners and admins of the workspace; SUPPORT staff). `totalCount` counts the
+    /// workspace's failed jobs. Each is also a `Node`.
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn failed_jobs(
         &self,
         ctx: &Context<'_>,
         workspace_id: ID,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, super::jobs::FailedJob>> {
-        super::jobs::failed_jobs(ctx, workspace_id, first, after).await
+        #[graphql(desc = "The last failed jobs (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only failed jobs before this cursor (with `last`).")] before: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<Connection<String, super::jobs::FailedJob, TotalCount>> {
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
+        super::jobs::failed_jobs(ctx, workspace_id, page).await
     }
 
     /// A workspace's exports, oldest first (any member): their state, size and error.
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    /// `totalCount` counts every export asked for in the workspace, whatever its state.
+    // Each GraphQL argument is a parameter here.
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn exports(
         &self,
         ctx: &Context<'_>,
@@ -279,14 +300,21 @@ impl Query {
         workspace_id: ID,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, super::exports::Export>> {
+        #[graphql(desc = "The last exports (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only exports before this cursor (with `last`).")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<String, super::exports::Export, TotalCount>> {
         caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
-        super::exports::exports(ctx, workspace_id, first, after).await
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
+        super::exports::exports(ctx, workspace_id, page).await
     }
 
-    /// A workspace's invites, oldest first (owners and admins).
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    /// A workspace's invites, oldest first (owners and admins). `totalCount` counts every
+    /// invite sent from the workspace, whatever became of it.
+    // Each GraphQL argument is a parameter here.
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn invites(
         &self,
         ctx: &Context<'_>,
@@ -297,18 +325,22 @@ impl Query {
         workspace_id: ID,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Invite>> {
+        #[graphql(desc = "The last invites (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only invites before this cursor (with `last`).")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Invite, TotalCount>> {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
         reads::workspace(ctx, workspace_id);
         authz::workspace(pool, user_id, workspace_id, Read::Invites).await?;
-        let page = Page::new(first, after.as_deref())?;
-        let rows = queries::invites(pool, workspace_id, page.after()?, page.fetch())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(page.connection(rows, |row| encode_cursor(&(row.created_at, row.id)), Invite))
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
+        let read =
+            |after, backward, limit| queries::invites(pool, workspace_id, after, backward, limit);
+        let cursor = |row: &InviteRow| encode_cursor(&(row.created_at, row.id));
+        let count = TotalCount(Counted::Invites(workspace_id));
+        Ok(page.load(read, cursor, Invite, count).await?)
     }
 
     /// An item in one of the caller's workspaces — now, or as it was at `asOf` (then also
@@ -342,10 +374,13 @@ impl Query {
     /// title, the body or a tag, tolerating typos (one for words of 5+ letters, two for 9+);
     /// the last word also matches as a prefix. The query is plain words, never a query
     /// language. Answered by this node's search index, which follows the log: pass
-    /// `minPosition` to wait until it reflects a write.
+    /// `minPosition` to wait until it reflects a write. Every order, relevance included, sorts
+    /// by a key unique to each hit (score or date, then item id), so pages go both ways:
+    /// `first`/`after` or `last`/`before`. Relevance scores depend on the whole index, so a
+    /// write between two pages may move a hit across the cursor (in either direction).
     // Each GraphQL argument is a parameter here.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn search(
         &self,
         ctx: &Context<'_>,
@@ -359,6 +394,11 @@ impl Query {
         order_by: Option<SearchOrder>,
         first: Option<i32>,
         after: Option<String>,
+        #[graphql(
+            desc = "The last hits (of all, or before `before`): page backward. Hits keep their order's sequence; as forward, pages neither repeat nor skip a hit while the index does not change."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Only hits before this cursor (with `last`).")] before: Option<String>,
     ) -> async_graphql::Result<SearchConnection> {
         let user_id = caller(ctx)?;
         let request = SearchRequest {
@@ -368,6 +408,8 @@ impl Query {
             order_by,
             first,
             after,
+            last,
+            before,
             min_position,
         };
         search::search(ctx, user_id, request).await

@@ -131,6 +131,8 @@ pub struct SearchRequest {
     pub order_by: Option<SearchOrder>,
     pub first: Option<i32>,
     pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
     pub min_position: Option<String>,
 }
 
@@ -155,14 +157,20 @@ pub async fn search(
         .into());
     }
     consistent(ctx, request.min_position.as_deref(), ReadModel::Search).await?;
-    let page = Page::new(request.first, request.after.as_deref())?;
+    let page = Page::either_way(
+        request.first,
+        request.after.as_deref(),
+        request.last,
+        request.before.as_deref(),
+    )?;
     let query = search::SearchQuery {
         workspace_id,
         text: request.query,
         filter: index_filter(request.filter.unwrap_or_default())?,
         order: request.order_by.unwrap_or_default().into(),
         first: page.size(),
-        after: request.after.clone(),
+        after: request.after.clone().or(request.before.clone()),
+        backward: page.backward(),
     };
     let index = ctx.data::<ReadSide>()?.search();
     let results = tokio::task::spawn_blocking(move || index.search(&query))
@@ -183,9 +191,10 @@ pub async fn search(
             .map(|(value, count)| FacetCount { value, count })
             .collect()
     };
+    let (has_previous, has_next) = page.page_info(results.has_more);
     let mut connection = Connection::with_additional_fields(
-        request.after.is_some(),
-        results.has_next_page,
+        has_previous,
+        has_next,
         SearchSummary {
             total_count: results.total,
             facets: SearchFacets {

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use super::ids::{Kind, encode};
 use super::loaders::UserLoader;
-use super::pagination::{self, Page};
+use super::pagination::{self, Counted, Page, TotalCount};
 use crate::error::ApiError;
 
 /// A member's role in a workspace.
@@ -218,24 +218,24 @@ impl Workspace {
     async fn version(&self) -> i64 {
         self.0.version
     }
-    /// Members, oldest first.
-    #[graphql(complexity = "super::pagination::complexity(first, child_complexity)")]
+    /// Members, oldest first (by join time, then user id); `totalCount` counts them all.
+    #[graphql(complexity = "super::pagination::complexity(first.or(last), child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Member>> {
-        let page = Page::new(first, after.as_deref())?;
-        let cursor = page.after::<(DateTime<Utc>, uuid::Uuid)>()?;
-        let rows = queries::members(pool(ctx)?, self.0.id, cursor, page.fetch())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(page.connection(
-            rows,
-            |row| pagination::encode_cursor(&(row.joined_at, row.user_id)),
-            Member,
-        ))
+        #[graphql(desc = "The last members (of the list, or before `before`): page backward.")]
+        last: Option<i32>,
+        #[graphql(desc = "Only members before this cursor (with `last`).")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Member, TotalCount>> {
+        let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
+        let (pool, workspace_id) = (pool(ctx)?, self.0.id);
+        let read =
+            |after, backward, limit| queries::members(pool, workspace_id, after, backward, limit);
+        let cursor = |row: &MemberRow| pagination::encode_cursor(&(row.joined_at, row.user_id));
+        let count = TotalCount(Counted::Members(workspace_id));
+        Ok(page.load(read, cursor, Member, count).await?)
     }
 }
 

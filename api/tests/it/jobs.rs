@@ -12,8 +12,8 @@ use pgcluster::TestDatabase;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::TestApp;
-use crate::workspaces::create_workspace;
+use crate::workspaces::{add_member, create_workspace};
+use crate::{Session, TestApp};
 
 const INVITE: &str = "mutation($w: ID!, $email: String!, $role: Role!) {
     inviteMember(workspaceId: $w, email: $email, role: $role) { invite { id } token } }";
@@ -334,28 +334,33 @@ const FAILED: &str = "query($w: ID!) { failedJobs(workspaceId: $w, first: 10) { 
     id kind workspaceId causedByEventId attempts maxAttempts dead lastError failedAt } } } }";
 const RETRY: &str = "mutation($id: ID!) { retryJob(id: $id) { job { id dead } position } }";
 
-#[tokio::test]
-async fn a_job_that_keeps_failing_is_dead_visible_and_retried_by_hand() {
-    use crate::error_codes;
-    use crate::workspaces::add_member;
-
-    let mut smtp = SmtpServer::on_free_port();
-    let db = Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
-    // The team is set up on a node without workers (the member's own invite, accepted at
-    // once, is then dispatched and found no longer pending: no mail, no failure).
-    let setup = TestApp::spawn_on(&db).await;
-    let (ana, max, sue, eve) = (
+/// A team on `db`, set up on a node without workers (the member's own invite, accepted at
+/// once, is then dispatched and found no longer pending: no mail, no failure): ana owns the
+/// workspace returned, max is a MEMBER of it, sue is SUPPORT staff, eve a stranger.
+pub async fn team(db: &Arc<TestDatabase>) -> (TestApp, [Session; 4], String) {
+    let setup = TestApp::spawn_on(db).await;
+    let team = [
         setup.sign_up("ana").await,
         setup.sign_up("max").await,
         setup.sign_up("sue").await,
         setup.sign_up("eve").await,
-    );
-    let ws = create_workspace(&setup, &ana, "Acme").await;
-    add_member(&setup, &ana, &ws, &max, domain::Role::Member).await;
+    ];
+    let ws = create_workspace(&setup, &team[0], "Acme").await;
+    add_member(&setup, &team[0], &ws, &team[1], domain::Role::Member).await;
     let writes = api::writes::Writes::new(eventlog::EventLog::new(db.pool().clone()));
     api::operator::set_staff_role(&writes, "sue@example.com", domain::StaffRole::Support, true)
         .await
         .unwrap();
+    (setup, team, ws)
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_is_dead_visible_and_retried_by_hand() {
+    use crate::error_codes;
+
+    let mut smtp = SmtpServer::on_free_port();
+    let db = Arc::new(TestDatabase::create(&eventlog::MIGRATOR).await);
+    let (_setup, [ana, max, sue, eve], ws) = team(&db).await;
 
     let two_runs = RetryPolicy {
         max_attempts: 2,

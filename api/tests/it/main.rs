@@ -7,6 +7,7 @@ mod binary;
 mod browser;
 mod cache;
 mod cluster;
+mod connections;
 mod console;
 mod events;
 mod exports;

@@ -168,6 +168,7 @@ fn searchable(store: &SearchStore, workspace: Uuid) -> u64 {
         order: search::Order::Relevance,
         first: 1,
         after: None,
+        backward: false,
     };
     store.index().search(&query).unwrap().total
 }

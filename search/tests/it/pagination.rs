@@ -21,22 +21,33 @@ fn fixture(ws: Uuid) -> TestIndex {
     TestIndex::with(&items)
 }
 
-/// Every hit of `request`, fetched page by page.
+/// Every hit of `request`, fetched page by page: forward from the start, or, `backward`,
+/// from the end; in the order's sequence either way.
 fn all_pages(test: &TestIndex, mut request: SearchQuery) -> Vec<Uuid> {
     let mut found = Vec::new();
     loop {
         let page = test.index.search(&request).unwrap();
         assert!(page.hits.len() <= request.first);
-        found.extend(ids(&page));
-        if !page.has_next_page {
+        let (hits, Some(first), Some(last)) = (ids(&page), page.hits.first(), page.hits.last())
+        else {
+            assert!(!page.has_more, "an empty page is the last one read");
+            return found;
+        };
+        if request.backward {
+            found.splice(0..0, hits);
+        } else {
+            found.extend(hits);
+        }
+        if !page.has_more {
             return found;
         }
         assert_eq!(
             page.hits.len(),
             request.first,
-            "a short page must be the last"
+            "a short page must be the last one read"
         );
-        request.after = Some(page.hits.last().unwrap().cursor.clone());
+        let next = if request.backward { first } else { last };
+        request.after = Some(next.cursor.clone());
     }
 }
 
@@ -65,9 +76,18 @@ fn pages_return_every_hit_once_in_order() {
                     ..whole.clone()
                 };
                 assert_eq!(
-                    all_pages(&test, paged),
+                    all_pages(&test, paged.clone()),
                     expected,
                     "{order:?} {text:?} {first}"
+                );
+                let backward = SearchQuery {
+                    backward: true,
+                    ..paged
+                };
+                assert_eq!(
+                    all_pages(&test, backward),
+                    expected,
+                    "backward: {order:?} {text:?} {first}"
                 );
             }
         }
@@ -75,7 +95,7 @@ fn pages_return_every_hit_once_in_order() {
 }
 
 #[test]
-fn has_next_page_tells_whether_hits_remain() {
+fn has_more_tells_whether_hits_remain() {
     let ws = Uuid::new_v4();
     let test = fixture(ws);
     let page = |first| {
@@ -85,11 +105,11 @@ fn has_next_page_tells_whether_hits_remain() {
         };
         test.index.search(&request).unwrap()
     };
-    assert!(page(10).has_next_page);
-    assert!(!page(11).has_next_page);
-    assert!(!page(12).has_next_page);
+    assert!(page(10).has_more);
+    assert!(!page(11).has_more);
+    assert!(!page(12).has_more);
     let empty = page(0);
-    assert!(empty.hits.is_empty() && empty.has_next_page);
+    assert!(empty.hits.is_empty() && empty.has_more);
     assert_eq!(empty.total, 11);
 }
 

@@ -49,6 +49,7 @@ pub fn query(workspace_id: Uuid, text: &str) -> SearchQuery {
         order: Order::Relevance,
         first: 100,
         after: None,
+        backward: false,
     }
 }
 
