@@ -16,6 +16,7 @@
 //!   `Cache-Control: no-store` ([`security_headers`]).
 
 mod graphql;
+mod jobs;
 mod layout;
 mod session;
 mod sign_in;
@@ -71,6 +72,8 @@ pub fn scope(
             web::get().to(timeline::workspace_timeline),
         )
         .route("/workspaces/{id}/verify", web::get().to(timeline::verify))
+        .route("/workspaces/{id}/jobs", web::get().to(jobs::failed))
+        .route("/workspaces/{id}/jobs/retry", web::post().to(jobs::retry))
         .route("/items/{id}", web::get().to(timeline::item_history))
 }
 

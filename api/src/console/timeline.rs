@@ -245,6 +245,8 @@ pub async fn workspace_timeline(
     let body = html! {
         p {
             a href={ "/console/workspaces/" (id) "/verify" } { "Check the hash chains" }
+            " · "
+            a href={ "/console/workspaces/" (id) "/jobs" } { "Failed background jobs" }
         }
         @if let Some(reason) = &reason {
             p.notice {

@@ -581,3 +581,73 @@ async fn an_items_history_shows_it_as_it_was_and_the_chains_check_out() {
     assert_eq!(check.status, StatusCode::OK, "{}", check.body);
     assert!(check.body.contains("Intact"), "{}", check.body);
 }
+
+#[tokio::test]
+async fn failed_jobs_are_listed_and_retried_from_a_form_with_its_csrf_token() {
+    use crate::jobs::{SmtpServer, eventually, fast_retry, node_with_workers, team};
+
+    let mut smtp = SmtpServer::on_free_port();
+    let db = std::sync::Arc::new(pgcluster::TestDatabase::create(&eventlog::MIGRATOR).await);
+    let (_setup, [ana, _max, _sue, _eve], ws) = team(&db).await;
+    let one_run = jobs::retry::RetryPolicy {
+        max_attempts: 1,
+        ..fast_retry()
+    };
+    // The mail server is down: the invite's email job dies after its one run.
+    let app = node_with_workers(&db, smtp.settings(), one_run).await;
+    let invited = ana
+        .gql(
+            &app,
+            "mutation($w: ID!) { inviteMember(workspaceId: $w, email: \"guest@example.com\", role: MEMBER) { invite { id } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    assert!(invited["errors"].is_null(), "{invited}");
+
+    let mut browser = Browser::signed_in(&app, "ana").await;
+    let path = format!("/console/workspaces/{ws}/jobs");
+    let mut page = browser.get(&path).await;
+    eventually("the job is listed dead", async || {
+        page = browser.get(&path).await;
+        page.body.contains("<strong>dead</strong>")
+    })
+    .await;
+    assert!(
+        page.body.contains("chronicle.invite-email"),
+        "{}",
+        page.body
+    );
+    let job = page.input("job");
+
+    // Without the sign-in's token nothing is retried.
+    let forged = browser
+        .post(
+            &format!("{path}/retry"),
+            &[("csrf", "forged"), ("job", &job)],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let still = browser.get(&path).await;
+    assert!(
+        still.body.contains("<strong>dead</strong>"),
+        "{}",
+        still.body
+    );
+
+    smtp.start().await;
+    let csrf = page.input("csrf");
+    let retried = browser
+        .post(&format!("{path}/retry"), &[("csrf", &csrf), ("job", &job)])
+        .await;
+    assert_eq!(retried.status, StatusCode::SEE_OTHER, "{}", retried.body);
+    assert_eq!(retried.location(), format!("{path}?retried=1"));
+    eventually("the email is sent", async || smtp.messages().len() == 1).await;
+    let after = browser.get(&path).await;
+    assert!(
+        after
+            .body
+            .contains("No background job of this workspace has failed"),
+        "{}",
+        after.body
+    );
+}
