@@ -31,18 +31,15 @@ use async_graphql::{BatchRequest, BatchResponse, Request, Response};
 use serde_json::json;
 use tracing::Instrument;
 
-use async_graphql::ID;
-use eventlog::{EventFilter, EventLog, Position};
+use eventlog::Position;
 
 use crate::auth::{Auth, AuthError};
-use crate::authz::{self, Grant};
 use crate::cache::{self, Answer, Reads, ResponseCache};
 use crate::error::ApiError;
 use crate::error::Code;
 use crate::graphql::ChronicleSchema;
-use crate::graphql::events::{self, Pseudonymizer};
+use crate::graphql::events;
 use crate::graphql::execution::Execution;
-use crate::graphql::ids;
 use crate::limits::Limits;
 use crate::metrics::{Metrics, Outcome};
 use crate::persisted::{Lookup, PersistedQueries, PersistedQueryError};
@@ -700,143 +697,6 @@ fn is_mutation(request: &mut Request) -> bool {
             None => ops.values().any(|op| op.node.ty == OperationType::Mutation),
         },
     }
-}
-
-/// `GET /events.ndjson?after=POSITION&workspace=ID`: the log as newline-delimited JSON, one event
-/// per line in position order, from `after` (exclusive) to what is visible now. Streamed in
-/// batches, so memory stays flat however long the log. Same rights as the `events` query (see
-/// [`crate::authz`]): owners and admins their workspace, ANALYST staff any (or all, without
-/// `workspace`), pseudonymised. A refusal is 401, 403 or 404 before any line.
-///
-/// The last line is never an event but a trailer, `{"end": {...}}`, saying whether the stream
-/// is complete (`"complete": true`) or stopped by an error (`"complete": false` and an
-/// `"error"`), and the `"position"` to resume after (the last event sent, or `after`). A stream
-/// without its trailer was cut (for instance by a proxy): resume after its last event.
-pub async fn events_ndjson(
-    log: web::Data<EventLog>,
-    auth: web::Data<Auth>,
-    pseudonymizer: web::Data<Pseudonymizer>,
-    params: web::Query<NdjsonParams>,
-    http: HttpRequest,
-) -> HttpResponse {
-    let refused = |err: ApiError| refusal(&http, err);
-    let user_id = match bearer_token(&http) {
-        None => return refused(ApiError::Unauthenticated("send an access token")),
-        Some(token) => match auth.authenticate(token).await {
-            Ok(principal) => principal.user_id,
-            Err(err) => return refused(err.into()),
-        },
-    };
-    let workspace_id = match params
-        .workspace
-        .as_deref()
-        .map(|id| ids::decode(ids::Kind::Workspace, &ID(id.to_string())))
-    {
-        None => None,
-        Some(Ok(id)) => Some(id),
-        Some(Err(err)) => return refused(err),
-    };
-    let after = match params.after.as_deref().map(events::position).transpose() {
-        Ok(after) => after.unwrap_or(Position::START),
-        Err(err) => return refused(err),
-    };
-    let grant = match authz::log(log.pool(), user_id, workspace_id).await {
-        Ok(grant) => grant,
-        Err(err) => return refused(err),
-    };
-    let filter = EventFilter {
-        workspace_id,
-        ..Default::default()
-    };
-    let stream = NdjsonStream {
-        log: log.into_inner(),
-        pseudonymizer: pseudonymizer.into_inner(),
-        filter,
-        grant,
-    };
-    let lines = futures::stream::unfold(Some(after), move |state| {
-        let stream = stream.clone();
-        async move {
-            let after = state?;
-            let (bytes, next) = stream.batch(after).await;
-            Some((Ok::<_, actix_web::Error>(web::Bytes::from(bytes)), next))
-        }
-    });
-    HttpResponse::Ok()
-        .content_type("application/x-ndjson")
-        .streaming(lines)
-}
-
-/// What `/events.ndjson` streams, batch by batch.
-#[derive(Clone)]
-struct NdjsonStream {
-    log: std::sync::Arc<EventLog>,
-    pseudonymizer: std::sync::Arc<Pseudonymizer>,
-    filter: EventFilter,
-    grant: Grant,
-}
-
-impl NdjsonStream {
-    const BATCH: usize = 1_000;
-
-    /// The lines of the batch after `after`, and where the next batch starts (`None`: this
-    /// batch ended with the trailer).
-    async fn batch(&self, after: Position) -> (Vec<u8>, Option<Position>) {
-        let batch = match self
-            .log
-            .read_filtered(&self.filter, Some(after), false, Self::BATCH)
-            .await
-        {
-            Ok(batch) => batch,
-            Err(err) => {
-                tracing::error!(error = ?err, "events.ndjson stopped");
-                return (trailer(after, Some("internal error")), None);
-            }
-        };
-        let full = batch.len() == Self::BATCH;
-        let mut last = after;
-        let mut bytes = Vec::with_capacity(batch.len() * 700);
-        for event in batch {
-            last = event.position;
-            let event = self.pseudonymizer.present(event, self.grant);
-            if let Err(err) = serde_json::to_writer(&mut bytes, &event) {
-                tracing::error!(error = ?err, "events.ndjson cannot encode an event");
-                bytes.extend(trailer(last, Some("internal error")));
-                return (bytes, None);
-            }
-            bytes.push(b'\n');
-        }
-        // A short batch means we reached what is visible: the stream is complete.
-        if full {
-            (bytes, Some(last))
-        } else {
-            bytes.extend(trailer(last, None));
-            (bytes, None)
-        }
-    }
-}
-
-/// The last line of `/events.ndjson`: complete, or stopped by `error`, resumable after
-/// `position`.
-fn trailer(position: Position, error: Option<&str>) -> Vec<u8> {
-    let end = match error {
-        None => json!({ "end": { "complete": true, "position": position.to_string() } }),
-        Some(error) => json!({
-            "end": { "complete": false, "position": position.to_string(), "error": error }
-        }),
-    };
-    let mut line = end.to_string().into_bytes();
-    line.push(b'\n');
-    line
-}
-
-/// Query parameters of `/events.ndjson`.
-#[derive(Debug, serde::Deserialize)]
-pub struct NdjsonParams {
-    /// Resume after this position.
-    after: Option<String>,
-    /// A workspace's global id.
-    workspace: Option<String>,
 }
 
 #[cfg(test)]

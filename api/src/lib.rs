@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod authz;
 pub mod background;
+pub mod bulk;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -99,10 +99,7 @@ pub async fn export_events(
     };
     let total = log.count_after(after, workspace).await?;
     if format == ExportFormat::Csv {
-        writeln!(
-            out,
-            "position,event_id,recorded_at,stream_type,stream_id,stream_version,workspace_id,event_type,schema_version,payload,metadata"
-        )?;
+        write!(out, "{}\r\n", Event::CSV_HEADER)?;
     }
     let (mut written, mut last) = (0, after);
     loop {
@@ -120,24 +117,7 @@ pub async fn export_events(
                     writeln!(out)?;
                 }
                 ExportFormat::Csv => {
-                    let fields = [
-                        event.position.to_string(),
-                        event.event_id.to_string(),
-                        event.recorded_at.to_rfc3339(),
-                        event.stream_type.clone(),
-                        event.stream_id.to_string(),
-                        event.stream_version.to_string(),
-                        event
-                            .workspace_id
-                            .map(|id| id.to_string())
-                            .unwrap_or_default(),
-                        event.event_type.clone(),
-                        event.schema_version.to_string(),
-                        event.payload.to_string(),
-                        serde_json::to_string(&event.metadata)?,
-                    ];
-                    let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                    writeln!(out, "{}", row.join(","))?;
+                    write!(out, "{}\r\n", Event::from(event).csv_row())?;
                 }
             }
         }
@@ -149,15 +129,6 @@ pub async fn export_events(
     }
     out.flush()?;
     Ok((written, last))
-}
-
-/// A CSV field, quoted when it needs to be (RFC 4180).
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 /// A progress line on stderr: done/total, rate and time left, rewritten in place.

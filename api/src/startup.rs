@@ -12,6 +12,7 @@ use sqlx::PgPool;
 
 use crate::auth::Auth;
 use crate::background::{self, invite_tokens};
+use crate::bulk;
 use crate::cache::{Freshness, ResponseCache};
 use crate::config::{Config, Environment};
 use crate::console;
@@ -146,7 +147,8 @@ impl Application {
                 .wrap(middleware::from_fn(request::resolve_origin))
                 .service(health::healthz)
                 .service(health::readyz)
-                .route("/events.ndjson", web::get().to(http::events_ndjson))
+                .route("/events.ndjson", web::get().to(bulk::events_ndjson))
+                .route("/events.csv", web::get().to(bulk::events_csv))
                 .route("/metrics", web::get().to(metrics::metrics))
                 .route("/exports/{id}", web::get().to(downloads::export))
                 .service(console::scope(console_settings.clone()))

@@ -84,6 +84,16 @@ enum Handshake {
     Failed,
 }
 
+/// How a connection proves who it is.
+#[derive(Debug, Clone, Copy)]
+pub enum Credentials {
+    /// The access token in `connection_init`'s payload (`/graphql`).
+    InitPayload,
+    /// Already known from the upgrade request: the console's sign-in cookie
+    /// (`/console/live`); `connection_init` then carries nothing.
+    SignedIn(Principal),
+}
+
 /// Upgrades a `GET /graphql` asking for `graphql-transport-ws` to a WebSocket and serves the
 /// subscriptions on it.
 pub async fn graphql_ws(
@@ -95,6 +105,40 @@ pub async fn graphql_ws(
     http: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
+    let endpoint = Endpoint {
+        schema,
+        auth,
+        limits,
+        settings,
+        sockets,
+    };
+    upgrade(endpoint, http, body, Credentials::InitPayload).await
+}
+
+/// What serving subscriptions over a WebSocket needs, as the app holds it.
+pub struct Endpoint {
+    pub schema: web::Data<ChronicleSchema>,
+    pub auth: web::Data<Auth>,
+    pub limits: web::Data<Limits>,
+    pub settings: web::Data<Settings>,
+    pub sockets: web::Data<Sockets>,
+}
+
+/// Upgrades `http` to a `graphql-transport-ws` WebSocket whose caller proves who they are
+/// with `credentials`, and serves the subscriptions on it.
+pub async fn upgrade(
+    endpoint: Endpoint,
+    http: HttpRequest,
+    body: web::Payload,
+    credentials: Credentials,
+) -> actix_web::Result<HttpResponse> {
+    let Endpoint {
+        schema,
+        auth,
+        limits,
+        settings,
+        sockets,
+    } = endpoint;
     let asks_for_protocol = http
         .headers()
         .get(header::SEC_WEBSOCKET_PROTOCOL)
@@ -134,6 +178,7 @@ pub async fn graphql_ws(
             settings: settings.get_ref().clone(),
             limits: **limits,
             sockets: sockets.into_inner(),
+            credentials,
         },
         context,
         session,
@@ -150,6 +195,7 @@ struct Connection {
     settings: Settings,
     limits: Limits,
     sockets: Arc<Sockets>,
+    credentials: Credentials,
 }
 
 /// Relays frames between the client and the GraphQL protocol handler until either side
@@ -166,6 +212,7 @@ async fn serve(
         settings,
         limits,
         sockets,
+        credentials,
     } = connection;
     let handshake = Arc::new(watch::channel(Handshake::Waiting).0);
     let mut handshake_changes = handshake.subscribe();
@@ -178,7 +225,7 @@ async fn serve(
                 sockets,
                 max: max_sockets,
             };
-            connection_init(auth, context, payload, handshake, socket)
+            connection_init(auth, context, credentials, payload, handshake, socket)
         }
     };
     let recheck = settings.session_recheck;
@@ -405,23 +452,30 @@ fn reason(code: u16, description: &str) -> CloseReason {
 async fn connection_init(
     auth: Auth,
     context: RequestContext,
+    credentials: Credentials,
     payload: Value,
     handshake: Arc<watch::Sender<Handshake>>,
     socket: SocketGrant,
 ) -> async_graphql::Result<Data> {
-    let token = ["authorization", "Authorization"]
-        .iter()
-        .find_map(|key| payload.get(key)?.as_str())
-        .and_then(bearer)
-        .or_else(|| payload.get("token")?.as_str());
-    let Some(token) = token else {
-        handshake.send_replace(Handshake::Refused);
-        return Err(
-            r#"send the access token in connection_init: {"authorization": "Bearer <token>"}"#
-                .into(),
-        );
+    let authenticated = match credentials {
+        Credentials::SignedIn(principal) => Ok(principal),
+        Credentials::InitPayload => {
+            let token = ["authorization", "Authorization"]
+                .iter()
+                .find_map(|key| payload.get(key)?.as_str())
+                .and_then(bearer)
+                .or_else(|| payload.get("token")?.as_str());
+            let Some(token) = token else {
+                handshake.send_replace(Handshake::Refused);
+                return Err(
+                    r#"send the access token in connection_init: {"authorization": "Bearer <token>"}"#
+                        .into(),
+                );
+            };
+            auth.authenticate(token).await
+        }
     };
-    match auth.authenticate(token).await {
+    match authenticated {
         Ok(principal) if !socket.sockets.reserve(principal.user_id, socket.max) => {
             handshake.send_replace(Handshake::TooMany);
             Err(format!(

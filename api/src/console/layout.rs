@@ -34,6 +34,7 @@ pub fn page(title: &str, header: Option<&Header<'_>>, body: Markup) -> Markup {
                     @if let Some(header) = header {
                         nav {
                             a href="/console/workspaces" { "Workspaces" }
+                            a href="/console/log" { "Log" }
                         }
                         form.sign-out method="post" action="/console/sign-out" {
                             span.who { (header.display_name) }

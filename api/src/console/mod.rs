@@ -18,6 +18,7 @@
 mod graphql;
 mod jobs;
 mod layout;
+mod log;
 mod session;
 mod sign_in;
 mod timeline;
@@ -75,6 +76,10 @@ pub fn scope(
         .route("/workspaces/{id}/jobs", web::get().to(jobs::failed))
         .route("/workspaces/{id}/jobs/retry", web::post().to(jobs::retry))
         .route("/items/{id}", web::get().to(timeline::item_history))
+        .route("/log", web::get().to(log::log))
+        .route("/log.ndjson", web::get().to(log::download_ndjson))
+        .route("/log.csv", web::get().to(log::download_csv))
+        .route("/live", web::get().to(log::live))
 }
 
 /// Adds the console's security headers to every answer (pages, assets, redirects, errors).
@@ -142,6 +147,10 @@ struct Me {
 impl Me {
     fn is_support(&self) -> bool {
         self.staff_roles.iter().any(|r| r == "SUPPORT")
+    }
+
+    fn is_analyst(&self) -> bool {
+        self.staff_roles.iter().any(|r| r == "ANALYST")
     }
 
     fn is_staff(&self) -> bool {

@@ -247,6 +247,8 @@ pub async fn workspace_timeline(
             a href={ "/console/workspaces/" (id) "/verify" } { "Check the hash chains" }
             " · "
             a href={ "/console/workspaces/" (id) "/jobs" } { "Failed background jobs" }
+            " · "
+            a href={ "/console/log?" (serde_urlencoded::to_string([("workspace", id.as_str())]).unwrap_or_default()) } { "Its log" }
         }
         @if let Some(reason) = &reason {
             p.notice {

@@ -76,6 +76,45 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The header row of the log as CSV (`chronicle events export --format csv`,
+    /// `/events.csv`).
+    pub const CSV_HEADER: &'static str = "position,event_id,recorded_at,stream_type,stream_id,stream_version,workspace_id,event_type,schema_version,payload,metadata";
+
+    /// The event as a CSV row (RFC 4180, without the line break): payload and metadata as JSON.
+    pub fn csv_row(&self) -> String {
+        let fields = [
+            self.position.clone(),
+            self.event_id.to_string(),
+            self.recorded_at.to_rfc3339(),
+            self.stream_type.clone(),
+            self.stream_id.to_string(),
+            self.stream_version.to_string(),
+            self.workspace_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            self.event_type.clone(),
+            self.schema_version.to_string(),
+            self.payload.0.to_string(),
+            self.metadata.0.to_string(),
+        ];
+        fields
+            .iter()
+            .map(|f| csv_field(f))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// A CSV field, quoted when it needs to be (RFC 4180).
+fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\"")).into()
+    } else {
+        text.into()
+    }
+}
+
 /// Parses a client-given position.
 pub fn position(text: &str) -> Result<Position, ApiError> {
     text.parse()

@@ -350,3 +350,91 @@ async fn a_title_with_markup_stays_text_in_the_browser() {
     assert_eq!(images, json!(0));
     browser.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_analyst_watches_new_events_arrive_in_order_without_reloading() {
+    let app = TestApp::spawn().await;
+    let [owner, analyst] = ["Ana", "Al"].map(|n| app.sign_up(n));
+    let (owner, _analyst) = (owner.await, analyst.await);
+    let ws = create_workspace(&app, &owner, "Acme").await;
+    create_item(&app, &owner, &ws, "before the page").await;
+    grant(&app, "Al", domain::StaffRole::Analyst).await;
+
+    let browser = Chromium::start().await;
+    browser.sign_in(&app, "Al").await;
+    let query = serde_urlencoded::to_string([("workspace", ws.as_str())]).unwrap();
+    browser.goto(&app, &format!("/console/log?{query}")).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = browser
+            .client
+            .find(Locator::Id("live-status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if status.starts_with("Live") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not live: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let shown_before = browser
+        .client
+        .find_all(Locator::Css("#log-rows tr"))
+        .await
+        .unwrap()
+        .len();
+
+    // Another client writes; the page shows each new event once, in log order (titles are
+    // pseudonymised for an analyst: the rows name the items' streams).
+    let mut written = Vec::new();
+    for n in 0..3 {
+        let item = create_item(&app, &owner, &ws, &format!("written live {n}")).await;
+        written.push(uuid_of(&item));
+    }
+    let deadline = Instant::now() + PATIENCE;
+    let live = loop {
+        let live = browser
+            .client
+            .find_all(Locator::Css("#log-rows tr.live"))
+            .await
+            .unwrap();
+        if live.len() >= 3 {
+            break live;
+        }
+        assert!(Instant::now() < deadline, "{} live rows", live.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(live.len(), 3, "each event once");
+    let mut positions = Vec::new();
+    for (n, row) in live.iter().enumerate() {
+        let text = row.text().await.unwrap();
+        assert!(text.contains("ItemCreated"), "{text}");
+        assert!(text.contains(&written[n]), "{text}");
+        assert!(!text.contains("written live"), "pseudonymised: {text}");
+        positions.push(text.split_whitespace().next().unwrap().to_string());
+    }
+    let mut sorted = positions.clone();
+    sorted.sort();
+    assert_eq!(positions, sorted, "in log order");
+    // Nothing shown before was shown again.
+    let all = browser
+        .client
+        .find_all(Locator::Css("#log-rows tr"))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), shown_before + 3);
+    browser.client.clone().close().await.unwrap();
+}
+
+/// The UUID inside a global id (`base64url("Kind:uuid")`).
+fn uuid_of(global_id: &str) -> String {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(global_id)
+        .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    text.split_once(':').unwrap().1.to_string()
+}

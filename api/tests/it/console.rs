@@ -651,3 +651,160 @@ async fn failed_jobs_are_listed_and_retried_from_a_form_with_its_csrf_token() {
         after.body
     );
 }
+
+#[tokio::test]
+async fn the_log_is_pseudonymised_for_analysts_and_its_downloads_keep_the_filter() {
+    let app = TestApp::spawn().await;
+    let [owner, member, analyst] = ["Ana", "Mo", "Al"].map(|n| app.sign_up(n));
+    let (owner, member, _analyst) = (owner.await, member.await, analyst.await);
+    let ws = create_workspace(&app, &owner, "Acme").await;
+    add_member(&app, &owner, &ws, &member, domain::Role::Member).await;
+    grant(&app, "Al", domain::StaffRole::Analyst).await;
+    let invited = owner
+        .gql(
+            &app,
+            "mutation($w: ID!) { inviteMember(workspaceId: $w, email: \"guest@example.com\", role: MEMBER) { invite { id } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    assert!(invited["errors"].is_null(), "{invited}");
+    let query = serde_urlencoded::to_string([("workspace", ws.as_str())]).unwrap();
+
+    let mut ana = Browser::signed_in(&app, "Ana").await;
+    let in_clear = ana.get(&format!("/console/log?{query}")).await;
+    assert_eq!(in_clear.status, StatusCode::OK, "{}", in_clear.body);
+    assert!(
+        in_clear.body.contains("guest@example.com"),
+        "{}",
+        in_clear.body
+    );
+
+    let mut al = Browser::signed_in(&app, "Al").await;
+    let everything = al.get("/console/log").await;
+    assert_eq!(everything.status, StatusCode::OK, "{}", everything.body);
+    assert!(
+        everything.body.contains("InviteCreated"),
+        "{}",
+        everything.body
+    );
+    assert!(
+        !everything.body.contains("guest@example.com"),
+        "{}",
+        everything.body
+    );
+    assert!(
+        !everything.body.contains("Ana@example.com"),
+        "{}",
+        everything.body
+    );
+
+    let filter = format!("{query}&types=InviteCreated");
+    let ndjson = al.get(&format!("/console/log.ndjson?{filter}")).await;
+    assert_eq!(ndjson.status, StatusCode::OK, "{}", ndjson.body);
+    assert!(
+        ndjson.headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"chronicle-events.ndjson\"")
+    );
+    let lines: Vec<serde_json::Value> = ndjson
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Mo's invite (add_member invites) and the guest's, then the trailer.
+    assert_eq!(
+        lines.len(),
+        3,
+        "two events and the trailer: {}",
+        ndjson.body
+    );
+    assert!(lines[..2].iter().all(|l| l["eventType"] == "InviteCreated"));
+    assert!(!ndjson.body.contains("guest@example.com"));
+    assert_eq!(lines[2]["end"]["complete"], true);
+    assert_eq!(lines[2]["end"]["position"], lines[1]["position"]);
+
+    let csv = al.get(&format!("/console/log.csv?{filter}")).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.body.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", csv.body);
+    for (row, line) in rows.iter().zip(&lines) {
+        assert_eq!(&row[7], "InviteCreated");
+        assert_eq!(&row[0], line["position"].as_str().unwrap());
+    }
+    assert!(!csv.body.contains("guest@example.com"));
+
+    // A member does not read the raw log; nobody reads it signed out.
+    let mut mo = Browser::signed_in(&app, "Mo").await;
+    assert_eq!(
+        mo.get(&format!("/console/log?{query}")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        mo.get(&format!("/console/log.ndjson?{query}")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let mut nobody = Browser::new(&app);
+    assert_eq!(
+        nobody
+            .get(&format!("/console/log.csv?{query}"))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn the_live_tails_socket_is_for_the_consoles_own_signed_in_pages() {
+    let app = TestApp::spawn().await;
+    app.sign_up("Al").await;
+    let al = Browser::signed_in(&app, "Al").await;
+    let upgrade = |origin: Option<String>, cookies: bool| {
+        let mut request = al
+            .client
+            .get(app.url("/console/live"))
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_VERSION, "13")
+            .header(header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
+            .header(header::SEC_WEBSOCKET_PROTOCOL, "graphql-transport-ws");
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        if cookies {
+            request = request.header(header::COOKIE, al.cookie_header());
+        }
+        request.send()
+    };
+    let own = format!("http://{}", app.address);
+    let status = |r: reqwest::Response| r.status();
+    assert_eq!(
+        status(upgrade(None, true).await.unwrap()),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(
+            upgrade(Some("http://evil.example".into()), true)
+                .await
+                .unwrap()
+        ),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(upgrade(Some(own.clone()), false).await.unwrap()),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(upgrade(Some(own), true).await.unwrap()),
+        StatusCode::SWITCHING_PROTOCOLS
+    );
+}
