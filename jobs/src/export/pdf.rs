@@ -533,7 +533,15 @@ mod tests {
         push(&mut table, 1_000..20_000);
         let late = table.retained();
         assert!(late.pages > 10 * early.pages, "{early:?} {late:?}");
-        // The same characters: the font holds no more.
+        // One CID per character shown, however often: the same characters, no more CIDs.
+        let shown: std::collections::HashSet<char> = (0..1_000)
+            .map(title)
+            .chain(COLUMNS.iter().map(|(heading, _)| heading.to_string()))
+            .chain(["Acme: items", "ACTIVE", "alpha; beta", "Ana", "Page of"].map(String::from))
+            .chain([super::super::timestamp(item(0, "").created_at)])
+            .flat_map(|text| text.chars().collect::<Vec<_>>())
+            .collect();
+        assert_eq!(early.cids, shown.len());
         assert_eq!(late.cids, early.cids);
         // Two objects (content and page) per page beside a fixed few.
         assert_eq!(
