@@ -91,7 +91,6 @@ pub async fn start(
     let exports = Arc::new(Exports {
         pool: pool.clone(),
         recorder: recorder.clone(),
-        settings: config.exports,
     });
     let rewards = Arc::new(ReferralRewards {
         pool: pool.clone(),

@@ -103,8 +103,6 @@ pub struct Config {
     /// `CHRONICLE_JOB_HEARTBEAT_SECS` (default 10): how often a worker says it is alive. A job
     /// held by a worker silent for 3 heartbeats (a process killed) goes back to the queue.
     pub job_heartbeat_interval: std::time::Duration,
-    /// `CHRONICLE_EXPORT_PDF_MAX_ROWS` (default 20,000): the most items a PDF export holds.
-    pub exports: jobs::export::ExportSettings,
 }
 
 /// Scheduled deletion of what is no longer needed: refresh tokens and sessions, throttle
@@ -429,13 +427,6 @@ impl Config {
                 }
                 std::time::Duration::from_secs(secs)
             },
-            exports: jobs::export::ExportSettings {
-                pdf_max_rows: parse(
-                    "CHRONICLE_EXPORT_PDF_MAX_ROWS",
-                    lookup("CHRONICLE_EXPORT_PDF_MAX_ROWS"),
-                    jobs::export::ExportSettings::default().pdf_max_rows,
-                )?,
-            },
             clock_offset: chrono::Duration::zero(),
             session_recheck: std::time::Duration::from_secs(30),
             auth: {
@@ -510,7 +501,6 @@ impl std::fmt::Debug for Config {
             .field("apq_max_bytes", &self.apq_max_bytes)
             .field("metrics", &self.metrics)
             .field("job_heartbeat_interval", &self.job_heartbeat_interval)
-            .field("exports", &self.exports)
             .finish()
     }
 }

@@ -85,7 +85,6 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
             .arg("worker")
             .env("DATABASE_URL", &database.url)
             .env("CHRONICLE_DATA_DIR", data.path())
-            .env("CHRONICLE_EXPORT_PDF_MAX_ROWS", in_workspace.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -119,6 +118,10 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
             tokio::time::sleep(POLL).await;
         };
         let elapsed = started.elapsed();
+        ensure!(
+            rows_written == in_workspace,
+            "the {format} export holds {rows_written} of the workspace's {in_workspace} items"
+        );
         let peak_kib = status_kib(&worker, "VmHWM")?;
         stop(&mut worker);
         eprintln!(
@@ -198,9 +201,10 @@ fn render(context: &Context, generated: &Generated, rows: &[Row]) -> String {
          `export_chunks`; the time runs from the request to the export being `COMPLETED` in the \
          read model (dispatch included). Memory is the worker process's: its resident set once \
          started and idle, and its peak (`VmHWM`). **Harness, worker and PostgreSQL share the \
-         machine's cores.** The CSV is streamed (pages of 500 items, chunks of 256 KiB); \
-         printpdf 0.12 builds the whole PDF in memory before writing it, so the PDF's peak \
-         grows with the item count (hence `CHRONICLE_EXPORT_PDF_MAX_ROWS`). Build: {}.\n\n\
+         machine's cores.** Both files are streamed: items are read in pages of 500 and the \
+         file stored in chunks of 256 KiB as it grows; the PDF writes each of its pages out \
+         as soon as it is full, keeping only a few bytes per page (object offsets) and the \
+         characters used until the end. Build: {}.\n\n\
          | format | items | file | time | items/s | worker RSS idle | worker peak |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
         // The command as run: `reproduce_command` assumes a release build.

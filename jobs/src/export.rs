@@ -6,10 +6,11 @@
 //! Items are read in keyset pages of [`PAGE_SIZE`] (oldest first; [`queries::items`]), each
 //! its own short query, and the file is written as it grows in chunks of [`CHUNK_BYTES`]
 //! (`export_chunks`), each insert its own short transaction. Nothing holds a transaction open
-//! across the export: a long one would hold every log reader back (SPEC §4). So a CSV export
-//! holds one page of items and one chunk in memory however many items there are. (A PDF is
-//! built whole first: see [`pdf`].) Items changed while the export runs appear as they were
-//! when their page was read; none is skipped or repeated (the keyset is creation time and id).
+//! across the export: a long one would hold every log reader back (SPEC §4). So an export holds
+//! one page of items and about one chunk in memory however many items there are (a PDF also
+//! its page being filled and a few bytes per PDF page written: see [`pdf`]). Items changed
+//! while the export runs appear as they were when their page was read; none is skipped or
+//! repeated (the keyset is creation time and id).
 //!
 //! # Exactly one file, exactly one `ExportCompleted`
 //!
@@ -81,7 +82,6 @@ impl Job for ExportJob {
                 format!("export written: {rows} items, {bytes} bytes")
             }
             Outcome::AlreadyCompleted => "export completed before; nothing to do".into(),
-            Outcome::Refused => "export too big; recorded as failed".into(),
             Outcome::Unknown => "export not found; not written".into(),
         })
     }
@@ -96,22 +96,6 @@ impl Job for ExportJob {
         };
         if let Err(record) = exports.recorder.export_failed(&failed).await {
             tracing::error!(error = %record, "could not record the failed export");
-        }
-    }
-}
-
-/// Bounds of the export job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExportSettings {
-    /// The most items a PDF export may hold (a PDF is built in memory, about 5 KiB per item;
-    /// see [`pdf`]). A larger one fails with a reason that says so.
-    pub pdf_max_rows: u64,
-}
-
-impl Default for ExportSettings {
-    fn default() -> ExportSettings {
-        ExportSettings {
-            pdf_max_rows: 20_000,
         }
     }
 }
@@ -141,7 +125,6 @@ pub struct FailedExport {
 pub struct Exports {
     pub pool: PgPool,
     pub recorder: Arc<dyn Recorder>,
-    pub settings: ExportSettings,
 }
 
 /// What a run of the job did.
@@ -151,8 +134,6 @@ pub enum Outcome {
     Completed { rows: u64, bytes: u64 },
     /// Completed before (by an earlier run, or one running at the same time): nothing to do.
     AlreadyCompleted,
-    /// Could not be made (too big for a PDF): recorded as failed.
-    Refused,
     /// The export is not in the read model (it never will be): nothing to do.
     Unknown,
 }
@@ -193,21 +174,7 @@ impl Exports {
             ExportFormat::Pdf => self.write_pdf(job, &export, &mut file).await,
         };
         let rows = match written {
-            Ok(Written::Rows(rows)) => rows,
-            Ok(Written::TooMany) => {
-                file.discard().await?;
-                let failed = FailedExport {
-                    workspace_id: job.origin.workspace_id,
-                    export_id: job.export_id,
-                    cause: job.origin.event_id,
-                    reason: format!(
-                        "a PDF export holds at most {} items: narrow the filter or export CSV",
-                        self.settings.pdf_max_rows
-                    ),
-                };
-                self.recorder.export_failed(&failed).await?;
-                return Ok(Outcome::Refused);
-            }
+            Ok(rows) => rows,
             Err(err) => {
                 file.discard().await?;
                 return Err(err);
@@ -246,7 +213,8 @@ impl Exports {
         }
     }
 
-    async fn write_csv(&self, job: &ExportJob, file: &mut Chunks) -> Result<Written, BoxError> {
+    /// Writes the CSV file; the number of items in it.
+    async fn write_csv(&self, job: &ExportJob, file: &mut Chunks) -> Result<u64, BoxError> {
         let mut buffer = Vec::with_capacity(CHUNK_BYTES);
         csv::header(&mut buffer);
         let mut rows = 0;
@@ -262,15 +230,16 @@ impl Exports {
             rows += page.len() as u64;
         }
         file.write(&buffer).await?;
-        Ok(Written::Rows(rows))
+        Ok(rows)
     }
 
+    /// Writes the PDF file, page by page as they fill; the number of items in it.
     async fn write_pdf(
         &self,
         job: &ExportJob,
         export: &queries::ExportRow,
         file: &mut Chunks,
-    ) -> Result<Written, BoxError> {
+    ) -> Result<u64, BoxError> {
         let workspace = sqlx::query_scalar!(
             "SELECT name FROM workspaces WHERE id = $1",
             job.origin.workspace_id
@@ -286,25 +255,22 @@ impl Exports {
         let mut items = ItemPages::new(&self.pool, job);
         while let Some(page) = items.next().await? {
             rows += page.len() as u64;
-            if rows > self.settings.pdf_max_rows {
-                return Ok(Written::TooMany);
-            }
-            for item in &page {
-                table.push(item);
+            // Laying out and compressing pages is CPU work: off the async threads.
+            table = tokio::task::spawn_blocking(move || {
+                for item in &page {
+                    table.push(item);
+                }
+                table
+            })
+            .await?;
+            if table.pending() >= CHUNK_BYTES {
+                file.write(&table.take()).await?;
             }
         }
-        // Serialising a large document takes a while: off the async threads.
-        let bytes = tokio::task::spawn_blocking(move || table.finish()).await?;
-        file.write(&bytes).await?;
-        Ok(Written::Rows(rows))
+        let tail = tokio::task::spawn_blocking(move || table.finish()).await?;
+        file.write(&tail).await?;
+        Ok(rows)
     }
-}
-
-/// What writing a file came to.
-enum Written {
-    Rows(u64),
-    /// More items than the format allows.
-    TooMany,
 }
 
 /// The items of an export, page by page.
