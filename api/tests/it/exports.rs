@@ -579,11 +579,17 @@ async fn a_worker_killed_during_an_export_is_replaced_and_the_export_completes_o
         .await
         .unwrap();
     assert_ne!(file_id, killed_run);
-    assert_eq!(
-        runs().await,
-        vec![file_id],
-        "one file: the killed run's chunks are gone"
-    );
+    // The completing run deletes the other runs' chunks just after its completing transaction
+    // commits (which is when the status above turned): wait for it, briefly.
+    let deadline = Instant::now() + PATIENCE;
+    while runs().await != vec![file_id] {
+        assert!(
+            Instant::now() < deadline,
+            "one file: the killed run's chunks are gone, not {:?}",
+            runs().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let response = download(&app, Some(&ana.token), &id).await;
     assert_eq!(response.status(), 200);
     let bytes = response.bytes().await.unwrap();
