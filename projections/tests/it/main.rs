@@ -56,7 +56,27 @@ struct Node {
 
 impl Node {
     fn start(log: &EventLog, dir: &Path) -> Node {
-        let store = Arc::new(SearchStore::open(dir).unwrap());
+        Node::on(log, Arc::new(SearchStore::open(dir).unwrap()))
+    }
+
+    /// Starts a node on `dir` after one there was killed, once the killed one's index writer
+    /// is gone: the index work it had handed to a blocking thread runs to its end (the crash
+    /// of a process would end it with the process).
+    async fn restart(log: &EventLog, dir: &Path) -> Node {
+        let killed = tokio::time::Instant::now();
+        loop {
+            match SearchStore::open(dir) {
+                Ok(store) => return Node::on(log, Arc::new(store)),
+                Err(err) => assert!(
+                    killed.elapsed() < Duration::from_secs(30),
+                    "the killed node's index is still open: {err}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn on(log: &EventLog, store: Arc<SearchStore>) -> Node {
         let (search_tx, search) = watch::channel(Position::START);
         let (activity_tx, activity) = watch::channel(Position::START);
         let projection = SearchProjection::new(store.clone(), log.clone(), "test".into());
@@ -195,12 +215,39 @@ async fn a_crash_between_effect_and_checkpoint_applies_every_event_exactly_once(
     assert_activity_matches_the_log(&log).await;
     assert_eq!(searchable(&node.store, workspace), 100);
 
-    // A crash of the whole node, then a restart from what is stored.
-    node.kill();
+    // A crash of the whole node while it is busy, then a restart from what is stored. A
+    // slow transaction locks the activity table (a table lock takes no transaction id, so
+    // it holds no log reader back), so the node's activity transaction waits in the middle
+    // of its work, its checkpoint locked and its effect running, when the node dies.
+    let mut slow = log.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE workspace_activity IN SHARE MODE")
+        .execute(&mut *slow)
+        .await
+        .unwrap();
     for n in 100..120 {
         create_item(&log, workspace, n).await;
     }
-    let mut node = Node::start(&log, dir.path());
+    let busy = tokio::time::Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(log.pool())
+        .await
+        .unwrap();
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            busy.elapsed() < Duration::from_secs(30),
+            "the node's activity projection never got busy ({waiting} waiting)"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    node.kill();
+    slow.rollback().await.unwrap();
+    let mut node = Node::restart(&log, dir.path()).await;
     node.catch_up(&log).await;
     assert_activity_matches_the_log(&log).await;
     assert_eq!(searchable(&node.store, workspace), 120);
