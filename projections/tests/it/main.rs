@@ -229,13 +229,7 @@ async fn a_crash_between_effect_and_checkpoint_applies_every_event_exactly_once(
     }
     let busy = tokio::time::Instant::now();
     loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(log.pool())
-        .await
-        .unwrap();
+        let (waiting, _) = sessions(&log).await;
         if waiting == 1 {
             break;
         }
@@ -322,6 +316,18 @@ impl runner::Projection for Counted {
     }
 }
 
+/// The sessions of this database waiting for a lock, and those idle in a transaction.
+async fn sessions(log: &EventLog) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'),
+                count(*) FILTER (WHERE state = 'idle in transaction')
+         FROM pg_stat_activity WHERE datname = current_database()",
+    )
+    .fetch_one(log.pool())
+    .await
+    .unwrap()
+}
+
 /// How many events of the log were applied once, and how many applications there were.
 async fn applications(log: &EventLog) -> (i64, i64) {
     sqlx::query_as(
@@ -391,13 +397,7 @@ async fn a_crash_mid_batch_after_its_effects_applies_every_event_exactly_once() 
         .await
         .expect("the node gets busy")
         .unwrap();
-    let open: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity
-         WHERE datname = current_database() AND state = 'idle in transaction'",
-    )
-    .fetch_one(log.pool())
-    .await
-    .unwrap();
+    let (_, open) = sessions(&log).await;
     assert_eq!(
         open, 1,
         "the node is killed in the middle of its transaction"
