@@ -75,11 +75,20 @@ fn a_missing_postgresql_installation_gets_a_one_line_error_saying_what_to_instal
         .env_remove("DATABASE_URL")
         .env("CHRONICLE_PG_BIN", "/nonexistent")
         .env("CHRONICLE_DATA_DIR", "/tmp/chronicle-never-created")
+        // Only the error: no log lines, no backtrace.
+        .env("RUST_LOG", "error")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("Error: PostgreSQL server binaries (initdb, pg_ctl) were not found")
+            && stderr.contains("apt-get install postgresql"),
+        "{stderr}"
+    );
 }
 
 pub(crate) fn chronicle(db_url: &str, args: &[&str]) -> std::process::Output {
