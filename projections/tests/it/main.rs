@@ -204,7 +204,10 @@ async fn a_crash_between_effect_and_checkpoint_applies_every_event_exactly_once(
         mut node,
     } = Started::with_items(50).await;
 
-    // Both projections fail once after applying a batch's effect, before the checkpoint.
+    // Both projections fail once: activity after its batch's effect and before its checkpoint
+    // (both in one transaction, so the effect rolls back; the events count shows a double
+    // apply), search before its index commit (which stores the documents and the checkpoint
+    // together; a double apply is an upsert there, so only a lost event would show).
     hooks::fail_next_commit(activity::NAME);
     hooks::fail_next_commit(search_index::NAME);
     for n in 50..100 {
