@@ -30,6 +30,8 @@ pub struct Tail {
     read_to_end: bool,
     wake: watch::Receiver<u64>,
     poll_interval: Duration,
+    /// See [`Tail::parked`].
+    parked: watch::Sender<Option<u64>>,
 }
 
 impl EventLog {
@@ -43,6 +45,7 @@ impl EventLog {
             read_to_end: false,
             wake: self.inner.wake.subscribe(),
             poll_interval: POLL_INTERVAL,
+            parked: watch::Sender::new(None),
         }
     }
 }
@@ -77,6 +80,16 @@ impl Tail {
         self.buffer.is_empty() && self.read_to_end
     }
 
+    /// Test support (the reason it exists): `Some(n)` while [`Tail::next`] sleeps having
+    /// found nothing to read after the announcements up to `n` (the value of
+    /// [`EventLog::announcements`] it had seen), so that only a notification or the poll
+    /// interval wakes it; `None` otherwise. A test of wake-ups appends once the tail is
+    /// parked: an event appended while it reads would be found without any wake-up.
+    #[doc(hidden)]
+    pub fn parked(&self) -> watch::Receiver<Option<u64>> {
+        self.parked.subscribe()
+    }
+
     /// The next event, waiting for one to be appended if need be.
     pub async fn next(&mut self) -> Result<RecordedEvent, Error> {
         let mut held_back_delay = HELD_BACK_RETRY;
@@ -86,7 +99,7 @@ impl Tail {
                 return Ok(event);
             }
             // Mark notifications seen *before* reading, so one arriving during the read wakes us.
-            self.wake.borrow_and_update();
+            let seen = *self.wake.borrow_and_update();
             let batch = self.read().await?;
             if !batch.is_empty() {
                 self.buffer.extend(batch);
@@ -100,6 +113,7 @@ impl Tail {
                 delay
             } else {
                 held_back_delay = HELD_BACK_RETRY;
+                self.parked.send_replace(Some(seen));
                 self.poll_interval
             };
             tokio::select! {
@@ -111,6 +125,7 @@ impl Tail {
                 }
                 _ = tokio::time::sleep(delay) => {}
             }
+            self.parked.send_replace(None);
         }
     }
 

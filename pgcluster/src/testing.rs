@@ -273,8 +273,9 @@ fn uuid_like() -> String {
     )
 }
 
-/// A digest of every migration's version and checksum (64-bit FNV-1a): a shared test server
-/// never reuses a template made from other migrations, whichever one changed.
+/// A digest of every migration's version, name and checksum (a hash of its SQL), with each
+/// name's length so that no two lists run together the same way (64-bit FNV-1a): a shared
+/// test server never reuses a template made from other migrations, whichever one changed.
 fn migrations_digest(migrator: &Migrator) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -284,6 +285,8 @@ fn migrations_digest(migrator: &Migrator) -> u64 {
             m.version
                 .to_le_bytes()
                 .into_iter()
+                .chain((m.description.len() as u64).to_le_bytes())
+                .chain(m.description.bytes())
                 .chain(m.checksum.iter().copied())
         })
         .fold(OFFSET, |hash, byte| {
@@ -301,13 +304,18 @@ mod tests {
     use super::migrations_digest;
 
     fn migrator(sql: &[&'static str]) -> Migrator {
+        named(&vec!["m"; sql.len()], sql)
+    }
+
+    fn named(names: &[&'static str], sql: &[&'static str]) -> Migrator {
         let migrations: Vec<Migration> = sql
             .iter()
+            .zip(names)
             .enumerate()
-            .map(|(i, sql)| {
+            .map(|(i, (sql, name))| {
                 Migration::new(
                     i as i64 + 1,
-                    Cow::Borrowed("m"),
+                    Cow::Borrowed(name),
                     MigrationType::Simple,
                     sql.into_sql_str(),
                     false,
@@ -333,5 +341,24 @@ mod tests {
             migrations_digest(&migrator(&many)),
             migrations_digest(&migrator(&many.clone()))
         );
+    }
+
+    #[test]
+    fn the_template_name_changes_when_a_migration_is_renamed_or_added() {
+        let sql = ["SELECT 1", "SELECT 1", "SELECT 1"];
+        let names = ["create_users", "create_items", "add_tags"];
+        let base = migrations_digest(&named(&names, &sql));
+        let renamed = migrations_digest(&named(&["create_users", "create_items", "add_tag"], &sql));
+        assert_ne!(base, renamed, "a renamed migration");
+        // The name's length is in the digest: moving bytes between names changes it too.
+        let shifted =
+            migrations_digest(&named(&["create_users", "create_item", "sadd_tags"], &sql));
+        assert_ne!(base, shifted, "bytes moved from one name to the next");
+        let added = migrations_digest(&named(
+            &["create_users", "create_items", "add_tags", "add_index"],
+            &["SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1"],
+        ));
+        assert_ne!(base, added, "one more migration");
+        assert_eq!(base, migrations_digest(&named(&names, &sql)));
     }
 }

@@ -75,11 +75,20 @@ fn a_missing_postgresql_installation_gets_a_one_line_error_saying_what_to_instal
         .env_remove("DATABASE_URL")
         .env("CHRONICLE_PG_BIN", "/nonexistent")
         .env("CHRONICLE_DATA_DIR", "/tmp/chronicle-never-created")
+        // Only the error: no log lines, no backtrace.
+        .env("RUST_LOG", "error")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .output()
         .unwrap();
-    assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("Error: PostgreSQL server binaries (initdb, pg_ctl) were not found")
+            && stderr.contains("apt-get install postgresql"),
+        "{stderr}"
+    );
 }
 
 pub(crate) fn chronicle(db_url: &str, args: &[&str]) -> std::process::Output {
@@ -128,10 +137,14 @@ async fn operators_grant_and_revoke_staff_roles_and_it_is_recorded() {
     assert!(roles.is_empty());
 
     let unknown = chronicle(&url, &["staff", "grant", "nobody@example.com", "ANALYST"]);
-    assert!(!unknown.status.success());
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("Error: user not found"), "{stderr}");
+    // A usage error (clap's exit code 2), naming the bad value.
     let bad_role = chronicle(&url, &["staff", "grant", "ana@example.com", "JANITOR"]);
-    assert!(!bad_role.status.success());
+    let stderr = String::from_utf8_lossy(&bad_role.stderr);
+    assert_eq!(bad_role.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid value 'JANITOR'"), "{stderr}");
 }
 
 #[tokio::test]
@@ -214,43 +227,122 @@ async fn events_export_writes_the_log_in_order_as_ndjson_or_csv_and_resumes() {
     assert!(rows[1].contains(&expected[2]) && rows[2].contains(&expected[3]));
 
     let bad = chronicle(&url, &["events", "export", "--after", "garbage"]);
-    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'garbage' for '--after"),
+        "{stderr}"
+    );
 }
 
+/// `chronicle projections status` counts a stalled projection's lag in events, and a rebuild
+/// replaces what a running node serves with what the log says: the live copies are made to
+/// differ from the log first (a drifted activity row; an item's stored title changed under
+/// the index), so only a switch to the rebuilt ones shows the log's values.
 #[tokio::test]
 async fn projections_status_shows_lag_and_rebuilds_switch_under_a_running_node() {
-    let app = crate::TestApp::spawn().await;
+    let db = std::sync::Arc::new(pgcluster::TestDatabase::create(&eventlog::MIGRATOR).await);
+    // A leader of `activity` that stalled at the start of the log: its lock held, its
+    // checkpoint at 0.
+    let leadership = crate::health::hold_leadership(&db, projections::activity::NAME).await;
+    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1)")
+        .bind(projections::activity::NAME)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let app = crate::TestApp::spawn_on(&db).await;
     let ana = app.sign_up("ana").await;
     let ws = crate::workspaces::create_workspace(&app, &ana, "Acme").await;
+    let create = "mutation($w: ID!, $t: String!) { createItem(input: { workspaceId: $w, title: $t }) { position } }";
     let created = ana
-        .gql(
-            &app,
-            "mutation($w: ID!) { createItem(input: { workspaceId: $w, title: \"invoice\" }) { position } }",
-            serde_json::json!({ "w": ws }),
-        )
+        .gql(&app, create, serde_json::json!({ "w": ws, "t": "invoice" }))
         .await;
-    let position = created["data"]["createItem"]["position"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let search = "query($w: ID!, $min: String) { search(workspaceId: $w, query: \"invoice\", minPosition: $min) { totalCount } }";
-    let found = ana
-        .gql(
-            &app,
-            search,
-            serde_json::json!({ "w": ws, "min": position }),
-        )
-        .await;
-    assert_eq!(found["data"]["search"]["totalCount"], 1, "{found}");
+    let position = created["data"]["createItem"]["position"].clone();
+    let search = "query($w: ID!, $q: String!, $min: String) { search(workspaceId: $w, query: $q, minPosition: $min) { totalCount } }";
+    let found = async |q: &str, min: &serde_json::Value| {
+        let answer = ana
+            .gql(
+                &app,
+                search,
+                serde_json::json!({ "w": ws, "q": q, "min": min }),
+            )
+            .await;
+        answer["data"]["search"]["totalCount"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{answer}"))
+    };
+    assert_eq!(found("invoice", &position).await, 1);
 
     let url = app.db.url();
-    let status = chronicle(&url, &["projections", "status"]);
-    assert!(status.status.success());
-    let table = String::from_utf8_lossy(&status.stdout);
-    assert!(
-        table.contains("search") && table.contains("activity"),
-        "{table}"
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let lag = |projection: &str| {
+        let status = chronicle(&url, &["projections", "status"]);
+        assert_eq!(status.status.code(), Some(0));
+        let table = String::from_utf8_lossy(&status.stdout).into_owned();
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(projection))
+            .unwrap_or_else(|| panic!("no {projection} line: {table}"));
+        // PROJECTION NODE POSITION LAG UPDATED
+        let lag: u64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+        (lag, table)
+    };
+    let (activity_lag, table) = lag("activity");
+    assert_eq!(
+        activity_lag, events as u64,
+        "every event is behind: {table}"
     );
+    let (search_lag, table) = lag("search");
+    assert_eq!(search_lag, 0, "the node's index has the whole log: {table}");
+
+    // The leadership freed, the node leads and catches up: no lag.
+    leadership.release().await;
+    let head = eventlog::EventLog::new(db.pool().clone())
+        .head()
+        .await
+        .unwrap();
+    let caught_up = std::time::Instant::now();
+    while projections::runner::SharedCheckpoint::new(projections::activity::NAME)
+        .load(db.pool())
+        .await
+        .unwrap()
+        < head
+    {
+        assert!(
+            caught_up.elapsed() < Duration::from_secs(20),
+            "activity never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(lag("activity").0, 0);
+
+    // The live copies drift from the log: an activity row miscounted, and the item's
+    // `ItemCreated` now says "receipt" where the live index (built from it) says "invoice".
+    sqlx::raw_sql(
+        "UPDATE workspace_activity SET items_created = 99;
+         ALTER TABLE events DISABLE TRIGGER events_append_only;
+         UPDATE events SET payload = jsonb_set(payload, '{title}', '\"receipt\"')
+           WHERE event_type = 'ItemCreated';
+         ALTER TABLE events ENABLE TRIGGER events_append_only;",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let items_created = async || {
+        let answer = ana
+            .gql(
+                &app,
+                "query($w: ID!) { workspace(id: $w) { activity { itemsCreated } } }",
+                serde_json::json!({ "w": ws }),
+            )
+            .await;
+        answer["data"]["workspace"]["activity"]["itemsCreated"].clone()
+    };
+    assert_eq!(items_created().await, 99);
+    assert_eq!(found("receipt", &position).await, 0);
 
     // The running node's index directory: the CLI builds a new generation beside it.
     let search_dir = app.data_dir.path().join("search");
@@ -263,24 +355,20 @@ async fn projections_status_shows_lag_and_rebuilds_switch_under_a_running_node()
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&rebuild.stderr);
-        assert!(rebuild.status.success(), "{stderr}");
+        assert_eq!(rebuild.status.code(), Some(0), "{stderr}");
         assert!(stderr.contains(&format!("rebuilt {name}")), "{stderr}");
     }
-    // The node switches to the rebuilt index at its next batch and answers as before.
+    // The activity table is swapped at once; the node switches to the rebuilt index at its
+    // next batch, and then serves what the log says.
+    assert_eq!(items_created().await, 1);
     let again = ana
         .gql(
             &app,
-            "mutation($w: ID!) { createItem(input: { workspaceId: $w, title: \"invoice two\" }) { position } }",
-            serde_json::json!({ "w": ws }),
+            create,
+            serde_json::json!({ "w": ws, "t": "invoice two" }),
         )
         .await;
     let position = again["data"]["createItem"]["position"].clone();
-    let found = ana
-        .gql(
-            &app,
-            search,
-            serde_json::json!({ "w": ws, "min": position }),
-        )
-        .await;
-    assert_eq!(found["data"]["search"]["totalCount"], 2, "{found}");
+    assert_eq!(found("receipt", &position).await, 1);
+    assert_eq!(found("invoice", &position).await, 1, "only \"invoice two\"");
 }

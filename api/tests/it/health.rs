@@ -1,4 +1,7 @@
+use std::sync::Arc;
+
 use serde_json::Value;
+use sqlx::Connection;
 
 use crate::TestApp;
 
@@ -14,21 +17,120 @@ async fn healthz_and_readyz_answer_when_all_is_well() {
     assert_eq!(body["checks"]["migrations"], "ok");
 }
 
+/// A write transaction left open holds every log reader back: `/readyz` answers 503 naming
+/// it (its session and database) once it has done so for longer than allowed, and is ready
+/// again when it ends.
 #[tokio::test]
 async fn readyz_is_not_ready_while_a_long_write_transaction_holds_log_readers_back() {
-    let app = TestApp::spawn().await;
-    let mut tx = app.db.pool().begin().await.unwrap();
-    // Backdate the transaction's start as a long-running one would look: take an xid and
-    // check the stall is reported; a real 30 s wait would be a timing test.
+    // A server of its own: the open transaction would hold back every other test's readers.
+    let (_cluster, db) = own_server().await;
+    let app = TestApp::spawn_configured(&db, |config| {
+        config.max_reader_stall = std::time::Duration::from_millis(300);
+    })
+    .await;
+    assert_eq!(readyz(&app).await.0, 200);
+
+    let mut tx = db.pool().begin().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    // Taking a transaction id makes it a write transaction: the read horizon stops at it.
     sqlx::query("SELECT pg_current_xact_id()")
         .execute(&mut *tx)
         .await
         .unwrap();
-    let log = eventlog::EventLog::new(app.db.pool().clone());
-    let stall = log.reader_stall().await.unwrap();
-    assert!(stall.is_some(), "an open write transaction is reported");
+    let (status, body) = wait_for_readyz(&app, |status, _| status == 503).await;
+    assert_eq!(status, 503, "{body}");
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("log readers have been held back for")
+            && reason.contains(&format!("of session {pid} (database {}", db.name())),
+        "{reason}"
+    );
+
     tx.rollback().await.unwrap();
-    assert!(log.reader_stall().await.unwrap().is_none());
+    let (status, body) = wait_for_readyz(&app, |status, _| status == 200).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["reader_stall"], Value::Null, "{body}");
+}
+
+/// A projection more events behind the log than allowed makes the node not ready, naming it;
+/// once it catches up the node is ready again. The test holds the activity projection's
+/// leadership (its advisory lock), as a node that leads it but stalls would, so the node
+/// cannot apply it while the log grows.
+#[tokio::test]
+async fn readyz_is_not_ready_while_a_projection_lags_further_than_allowed() {
+    let db = Arc::new(pgcluster::TestDatabase::create(&eventlog::MIGRATOR).await);
+    let leadership = hold_leadership(&db, projections::activity::NAME).await;
+    let app = TestApp::spawn_configured(&db, |config| config.max_projection_lag = 3).await;
+    let ana = app.sign_up("ana").await;
+    let ws = crate::workspaces::create_workspace(&app, &ana, "Acme").await;
+    for title in ["one", "two", "three"] {
+        let created = ana
+            .gql(
+                &app,
+                "mutation($w: ID!, $t: String!) { createItem(input: { workspaceId: $w, title: $t }) { position } }",
+                serde_json::json!({ "w": ws, "t": title }),
+            )
+            .await;
+        assert!(created["errors"].is_null(), "{created}");
+    }
+    // The search index follows on this node and catches up; activity cannot.
+    let (status, body) = wait_for_readyz(&app, |_, body| {
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("activity"))
+    })
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["reason"], "projection activity is more than 3 events behind the log (4+)",
+        "{body}"
+    );
+
+    // The leadership freed, this node takes it, applies the log and is ready again.
+    leadership.release().await;
+    let (status, body) = wait_for_readyz(&app, |status, _| status == 200).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["checks"]["projection_lag_events"]["activity"], 0,
+        "{body}"
+    );
+}
+
+/// A PostgreSQL server of its own (for a test that holds every log reader of the server
+/// back) and a migrated database on it.
+pub(crate) async fn own_server() -> (pgcluster::Cluster, Arc<pgcluster::TestDatabase>) {
+    let cluster = tokio::task::spawn_blocking(|| pgcluster::Cluster::temporary(&[]))
+        .await
+        .unwrap()
+        .unwrap();
+    let db =
+        Arc::new(pgcluster::TestDatabase::create_in(&cluster, Some(&eventlog::MIGRATOR)).await);
+    (cluster, db)
+}
+
+/// Takes the leadership of the shared projection `name` on `db` (the advisory lock its leader
+/// holds) on a connection of its own, so no node applies it until it is released.
+pub(crate) async fn hold_leadership(db: &pgcluster::TestDatabase, name: &str) -> Leadership {
+    let mut conn = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended('chronicle.projection.' || $1, 0))")
+        .bind(name)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    Leadership(conn)
+}
+
+/// A projection's leadership held by a test (see [`hold_leadership`]).
+pub(crate) struct Leadership(sqlx::PgConnection);
+
+impl Leadership {
+    /// Ends the connection, and with it the lock: a node may lead the projection.
+    pub(crate) async fn release(self) {
+        self.0.close().await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -69,12 +171,7 @@ async fn readyz_names_a_forgotten_prepared_transaction_in_another_database_by_it
         config.max_reader_stall = std::time::Duration::from_millis(300);
     })
     .await;
-    let readyz = async || {
-        let response = app.client.get(app.url("/readyz")).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json::<Value>().await.unwrap())
-    };
-    assert_eq!(readyz().await.0, 200);
+    assert_eq!(readyz(&app).await.0, 200);
 
     let other = pgcluster::TestDatabase::create_in(&cluster, None).await;
     sqlx::raw_sql(
@@ -83,7 +180,7 @@ async fn readyz_names_a_forgotten_prepared_transaction_in_another_database_by_it
     .execute(other.pool())
     .await
     .unwrap();
-    let (status, body) = wait_for_readyz(readyz, 503).await;
+    let (status, body) = wait_for_readyz(&app, |status, _| status == 503).await;
     assert_eq!(status, 503);
     let reason = body["reason"].as_str().unwrap();
     assert!(
@@ -102,16 +199,24 @@ async fn readyz_names_a_forgotten_prepared_transaction_in_another_database_by_it
         .execute(other.pool())
         .await
         .unwrap();
-    let (status, body) = wait_for_readyz(readyz, 200).await;
+    let (status, body) = wait_for_readyz(&app, |status, _| status == 200).await;
     assert_eq!(status, 200, "{body}");
 }
 
-/// Asks `/readyz` until it answers `status` (within 20 s), and returns the last answer.
-async fn wait_for_readyz(readyz: impl AsyncFn() -> (u16, Value), status: u16) -> (u16, Value) {
+/// `/readyz`'s status and body.
+async fn readyz(app: &TestApp) -> (u16, Value) {
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json::<Value>().await.unwrap())
+}
+
+/// Asks `/readyz` until its answer satisfies `wanted` (within 20 s), and returns the last
+/// answer.
+async fn wait_for_readyz(app: &TestApp, wanted: impl Fn(u16, &Value) -> bool) -> (u16, Value) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let answer = readyz().await;
-        if answer.0 == status || tokio::time::Instant::now() > deadline {
+        let answer = readyz(app).await;
+        if wanted(answer.0, &answer.1) || tokio::time::Instant::now() > deadline {
             return answer;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

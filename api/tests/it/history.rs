@@ -69,6 +69,14 @@ async fn an_item_read_as_of_any_past_position_or_time_equals_the_read_model_then
     let as_of = format!(
         "query($id: ID!, $at: AsOfInput!) {{ item(id: $id, asOf: $at) {{ id {FIELDS} }} }}"
     );
+    // Each moment's snapshot is a real item (a missing one would compare equal to a missing
+    // time-travel read), and they all differ.
+    for (position, then) in &moments {
+        assert_eq!(then["id"], id.as_str(), "at {position}: {then}");
+    }
+    let distinct: std::collections::HashSet<String> =
+        moments.iter().map(|(_, then)| then.to_string()).collect();
+    assert_eq!(distinct.len(), moments.len(), "{moments:?}");
     for (position, then) in &moments {
         let by_position = ana
             .gql(

@@ -1,4 +1,6 @@
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{Value, json};
@@ -380,10 +382,22 @@ async fn an_idempotent_retry_returns_the_first_result_and_appends_nothing() {
     assert_eq!(item_events().await, 2);
 }
 
+/// `minPosition` makes a read wait for the read model it reads, on any node: the inline models
+/// (written with the append) and the asynchronous `activity` counts, here held behind the log
+/// (the test holds the projection's leadership) so that only the wait makes them fresh.
 #[tokio::test]
 async fn min_position_reads_your_write_on_any_node_and_refuses_positions_never_written() {
-    let node_a = TestApp::spawn().await;
-    let node_b = TestApp::spawn_on(&node_a.db).await;
+    let db = Arc::new(pgcluster::TestDatabase::create(&eventlog::MIGRATOR).await);
+    let leadership = crate::health::hold_leadership(&db, projections::activity::NAME).await;
+    let node_a = TestApp::spawn_configured(&db, |config| {
+        config.limits.consistency_wait = Duration::from_millis(300);
+    })
+    .await;
+    // Long enough to cover another node taking the leadership (`LEADER_RETRY`) and applying.
+    let node_b = TestApp::spawn_configured(&db, |config| {
+        config.limits.consistency_wait = Duration::from_secs(15);
+    })
+    .await;
     let ana = node_a.sign_up("ana").await;
     let ws = create_workspace(&node_a, &ana, "Acme").await;
     let created = ana
@@ -405,6 +419,28 @@ async fn min_position_reads_your_write_on_any_node_and_refuses_positions_never_w
         .await;
     assert_eq!(on_b["data"]["item"]["title"], "fresh", "{on_b}");
 
+    // The activity counts lag: without a position they do not have the item yet ...
+    let activity = "query($w: ID!, $p: String) { workspace(id: $w) { activity(minPosition: $p) { itemsCreated } } }";
+    let items_created =
+        |answer: &Value| answer["data"]["workspace"]["activity"]["itemsCreated"].clone();
+    let stale = ana.gql(&node_b, activity, json!({ "w": ws })).await;
+    assert_eq!(items_created(&stale), 0, "{stale}");
+    // ... and with it a node does not answer from them before they reach it.
+    let too_soon = ana
+        .gql(&node_a, activity, json!({ "w": ws, "p": position }))
+        .await;
+    assert_eq!(
+        error_codes(&too_soon),
+        vec!["NOT_YET_CONSISTENT"],
+        "{too_soon}"
+    );
+    // Once a node may lead the projection again, the read waits for it and has the item.
+    leadership.release().await;
+    let fresh = ana
+        .gql(&node_b, activity, json!({ "w": ws, "p": position }))
+        .await;
+    assert_eq!(items_created(&fresh), 1, "{fresh}");
+
     // Far beyond the log's head: no write returned it, so it is refused at once.
     let beyond_head = format!("{:x}{}", 0x7fff_u32, "0".repeat(28));
     let refused = ana
@@ -421,7 +457,7 @@ async fn min_position_reads_your_write_on_any_node_and_refuses_positions_never_w
     // Of a transaction that may exist but never shows: waited for, then NOT_YET_CONSISTENT.
     let never_visible = format!("{}{:016x}", &position[..16], i64::MAX);
     let waited = ana
-        .gql(&node_b, read, json!({ "id": id, "p": never_visible }))
+        .gql(&node_a, read, json!({ "id": id, "p": never_visible }))
         .await;
     assert_eq!(error_codes(&waited), vec!["NOT_YET_CONSISTENT"], "{waited}");
     let garbage = ana

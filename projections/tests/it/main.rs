@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use domain::{ItemBody, ItemEvent, ItemId, ItemStatus, ItemTitle, Tags, UserId, WorkspaceId};
@@ -56,7 +56,27 @@ struct Node {
 
 impl Node {
     fn start(log: &EventLog, dir: &Path) -> Node {
-        let store = Arc::new(SearchStore::open(dir).unwrap());
+        Node::on(log, Arc::new(SearchStore::open(dir).unwrap()))
+    }
+
+    /// Starts a node on `dir` after one there was killed, once the killed one's index writer
+    /// is gone: the index work it had handed to a blocking thread runs to its end (the crash
+    /// of a process would end it with the process).
+    async fn restart(log: &EventLog, dir: &Path) -> Node {
+        let killed = tokio::time::Instant::now();
+        loop {
+            match SearchStore::open(dir) {
+                Ok(store) => return Node::on(log, Arc::new(store)),
+                Err(err) => assert!(
+                    killed.elapsed() < Duration::from_secs(30),
+                    "the killed node's index is still open: {err}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn on(log: &EventLog, store: Arc<SearchStore>) -> Node {
         let (search_tx, search) = watch::channel(Position::START);
         let (activity_tx, activity) = watch::channel(Position::START);
         let projection = SearchProjection::new(store.clone(), log.clone(), "test".into());
@@ -184,7 +204,10 @@ async fn a_crash_between_effect_and_checkpoint_applies_every_event_exactly_once(
         mut node,
     } = Started::with_items(50).await;
 
-    // Both projections fail once after applying a batch's effect, before the checkpoint.
+    // Both projections fail once: activity after its batch's effect and before its checkpoint
+    // (both in one transaction, so the effect rolls back; the events count shows a double
+    // apply), search before its index commit (which stores the documents and the checkpoint
+    // together; a double apply is an upsert there, so only a lost event would show).
     hooks::fail_next_commit(activity::NAME);
     hooks::fail_next_commit(search_index::NAME);
     for n in 50..100 {
@@ -195,18 +218,216 @@ async fn a_crash_between_effect_and_checkpoint_applies_every_event_exactly_once(
     assert_activity_matches_the_log(&log).await;
     assert_eq!(searchable(&node.store, workspace), 100);
 
-    // A crash of the whole node, then a restart from what is stored.
-    node.kill();
+    // A crash of the whole node while it is busy, then a restart from what is stored. A
+    // slow transaction locks the activity table (a table lock takes no transaction id, so
+    // it holds no log reader back), so the node's activity transaction waits in the middle
+    // of its work, its checkpoint locked and its effect running, when the node dies.
+    let mut slow = log.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE workspace_activity IN SHARE MODE")
+        .execute(&mut *slow)
+        .await
+        .unwrap();
     for n in 100..120 {
         create_item(&log, workspace, n).await;
     }
-    let mut node = Node::start(&log, dir.path());
+    let busy = tokio::time::Instant::now();
+    loop {
+        let (waiting, _) = sessions(&log).await;
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            busy.elapsed() < Duration::from_secs(30),
+            "the node's activity projection never got busy ({waiting} waiting)"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    node.kill();
+    slow.rollback().await.unwrap();
+    let mut node = Node::restart(&log, dir.path()).await;
     node.catch_up(&log).await;
     assert_activity_matches_the_log(&log).await;
     assert_eq!(searchable(&node.store, workspace), 120);
 }
 
+/// A shared projection whose every application of an event is a row of its own (nothing
+/// dedupes them), so that an event applied twice is counted twice. It can be told to stop in
+/// the middle of its next batch, its first half applied and its checkpoint not yet stored:
+/// there it fails, or waits (saying so) to be killed.
+struct Counted {
+    log: EventLog,
+    crash: Option<MidBatch>,
+}
+
+enum MidBatch {
+    Fail(AtomicBool),
+    Wait(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>),
+}
+
+const COUNTED: runner::SharedCheckpoint = runner::SharedCheckpoint::new("counted");
+
+impl runner::Projection for Counted {
+    fn name(&self) -> &'static str {
+        "counted"
+    }
+
+    fn scope(&self) -> runner::Scope {
+        runner::Scope::Shared
+    }
+
+    async fn checkpoint(&self) -> Result<Position, projections::Error> {
+        COUNTED.load(self.log.pool()).await
+    }
+
+    async fn apply(
+        &self,
+        after: Position,
+        events: &[eventlog::RecordedEvent],
+    ) -> Result<(), projections::Error> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let mut tx = self.log.pool().begin().await?;
+        COUNTED.lock_at(&mut tx, after).await?;
+        for (n, event) in events.iter().enumerate() {
+            if n == events.len() / 2 && n > 0 {
+                match &self.crash {
+                    Some(MidBatch::Fail(armed)) if armed.swap(false, Ordering::SeqCst) => {
+                        return Err(projections::Error::Crashed {
+                            projection: "counted",
+                        });
+                    }
+                    Some(MidBatch::Wait(busy)) => {
+                        let first = busy.lock().unwrap().take();
+                        if let Some(busy) = first {
+                            let _ = busy.send(());
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            sqlx::query("INSERT INTO counted_applications (tx_id, seq) VALUES ($1, $2)")
+                .bind(event.position.tx_id())
+                .bind(event.position.seq())
+                .execute(&mut *tx)
+                .await?;
+        }
+        COUNTED.store(&mut tx, last.position).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The sessions of this database waiting for a lock, and those idle in a transaction.
+async fn sessions(log: &EventLog) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'),
+                count(*) FILTER (WHERE state = 'idle in transaction')
+         FROM pg_stat_activity WHERE datname = current_database()",
+    )
+    .fetch_one(log.pool())
+    .await
+    .unwrap()
+}
+
+/// How many events of the log were applied once, and how many applications there were.
+async fn applications(log: &EventLog) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM events e WHERE (SELECT count(*) FROM counted_applications a
+                                                     WHERE (a.tx_id, a.seq) = (e.tx_id, e.seq)) = 1),
+                (SELECT count(*) FROM counted_applications)",
+    )
+    .fetch_one(log.pool())
+    .await
+    .unwrap()
+}
+
+/// Runs `projection` until its progress reaches the log's head.
+async fn run_to_head(log: &EventLog, projection: Counted) -> JoinHandle<()> {
+    let (progress, mut seen) = watch::channel(Position::START);
+    let task = tokio::spawn(runner::run(log.clone(), projection, progress));
+    let head = log.head().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), seen.wait_for(|p| *p >= head))
+        .await
+        .expect("the projection reaches the head")
+        .unwrap();
+    task
+}
+
+/// A crash in the middle of a batch, after half of its effects and before its checkpoint —
+/// a failure there, then a node killed while it is busy there — loses nothing and applies
+/// nothing twice: every event of the log is applied exactly once in the end.
 #[tokio::test]
+async fn a_crash_mid_batch_after_its_effects_applies_every_event_exactly_once() {
+    let _turn = SERIAL.lock().await;
+    let db = TestDatabase::create(&eventlog::MIGRATOR).await;
+    let log = EventLog::new(db.pool().clone());
+    sqlx::raw_sql("CREATE TABLE counted_applications (tx_id bigint NOT NULL, seq bigint NOT NULL)")
+        .execute(log.pool())
+        .await
+        .unwrap();
+    let workspace = Uuid::now_v7();
+    for n in 0..100 {
+        create_item(&log, workspace, n).await;
+    }
+    // A failure half-way through the first batch (the whole log): the runner restarts
+    // from the stored checkpoint.
+    let failing = Counted {
+        log: log.clone(),
+        crash: Some(MidBatch::Fail(AtomicBool::new(true))),
+    };
+    let node = run_to_head(&log, failing).await;
+    node.abort();
+    assert_eq!(applications(&log).await, (100, 100));
+
+    // A node killed while it applies: 200 more events, one batch, half applied in its open
+    // transaction when the node dies.
+    for n in 100..300 {
+        create_item(&log, workspace, n).await;
+    }
+    let (busy, mid_batch) = tokio::sync::oneshot::channel();
+    let (progress, _) = watch::channel(Position::START);
+    let node = tokio::spawn(runner::run(
+        log.clone(),
+        Counted {
+            log: log.clone(),
+            crash: Some(MidBatch::Wait(std::sync::Mutex::new(Some(busy)))),
+        },
+        progress,
+    ));
+    tokio::time::timeout(Duration::from_secs(30), mid_batch)
+        .await
+        .expect("the node gets busy")
+        .unwrap();
+    let (_, open) = sessions(&log).await;
+    assert_eq!(
+        open, 1,
+        "the node is killed in the middle of its transaction"
+    );
+    node.abort();
+    let _ = node.await;
+    assert_eq!(
+        applications(&log).await,
+        (100, 100),
+        "nothing of the killed batch"
+    );
+
+    // A new node resumes where the effects stored end.
+    let node = run_to_head(
+        &log,
+        Counted {
+            log: log.clone(),
+            crash: None,
+        },
+    )
+    .await;
+    node.abort();
+    assert_eq!(applications(&log).await, (300, 300));
+}
+
+// Two workers: a rebuild paused in its progress callback blocks one (`block_in_place`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuilds_beside_the_live_copy_never_show_readers_a_partial_one() {
     let _turn = SERIAL.lock().await;
     let Started {
@@ -218,12 +439,14 @@ async fn rebuilds_beside_the_live_copy_never_show_readers_a_partial_one() {
     } = Started::with_items(300).await;
 
     let done = Arc::new(AtomicBool::new(false));
+    let (writes, reads) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let writer = {
-        let (log, done) = (log.clone(), done.clone());
+        let (log, done, writes) = (log.clone(), done.clone(), writes.clone());
         tokio::spawn(async move {
             let mut n = 300;
             while !done.load(Ordering::SeqCst) {
                 create_item(&log, workspace, n).await;
+                writes.fetch_add(1, Ordering::SeqCst);
                 n += 1;
             }
         })
@@ -231,6 +454,7 @@ async fn rebuilds_beside_the_live_copy_never_show_readers_a_partial_one() {
     // Readers: the counts only grow (writers only add) — never an empty or partial copy.
     let reader = {
         let (log, done, store) = (log.clone(), done.clone(), node.store.clone());
+        let counted = reads.clone();
         tokio::spawn(async move {
             let (mut activity_seen, mut search_seen, mut reads) = (0i64, 0u64, 0u64);
             while !done.load(Ordering::SeqCst) {
@@ -252,17 +476,27 @@ async fn rebuilds_beside_the_live_copy_never_show_readers_a_partial_one() {
                 );
                 search_seen = found;
                 reads += 1;
+                counted.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             reads
         })
     };
 
-    let replayed = activity::rebuild(&log, |_| {}).await.unwrap();
+    // Each rebuild pauses after its first batch until writers and readers have been seen
+    // working while it runs; it then takes in what they wrote and switches.
+    let counters = (writes.as_ref(), reads.as_ref());
+    let replayed = while_paused(counters, |pause| {
+        let log = log.clone();
+        async move { activity::rebuild(&log, pause).await }
+    })
+    .await;
     assert!(replayed >= 300);
-    let replayed = search_index::rebuild(&log, dir.path(), |_| {})
-        .await
-        .unwrap();
+    let replayed = while_paused(counters, |pause| {
+        let (log, dir) = (log.clone(), dir.path().to_owned());
+        async move { search_index::rebuild(&log, &dir, pause).await }
+    })
+    .await;
     assert!(replayed >= 300);
     // The node switches to the rebuilt index at its next batch: wait for that (the writer
     // keeps writing, so batches keep coming) rather than for a fixed time.
@@ -307,6 +541,47 @@ async fn rebuilds_beside_the_live_copy_never_show_readers_a_partial_one() {
     );
 }
 
+/// Runs the rebuild `start` makes, pausing it in its progress callback (after its first
+/// batch, before it takes in the rest and switches) until at least 20 more `writes` and
+/// `reads` than at the pause have been counted, so they provably overlap the rebuild.
+/// Returns what the rebuild returned.
+async fn while_paused<F>(
+    (writes, reads): (&AtomicU64, &AtomicU64),
+    start: impl FnOnce(Box<dyn FnMut(u64) + Send>) -> F,
+) -> u64
+where
+    F: std::future::Future<Output = Result<u64, projections::Error>> + Send + 'static,
+{
+    let (paused_tx, paused) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let mut paused_tx = Some(paused_tx);
+    let pause = Box::new(move |_applied: u64| {
+        if let Some(paused_tx) = paused_tx.take() {
+            let _ = paused_tx.send(());
+            // The rebuild is async; its callback is not: hand this worker's other tasks on.
+            tokio::task::block_in_place(|| released.recv().unwrap());
+        }
+    });
+    let rebuild = tokio::spawn(start(pause));
+    tokio::time::timeout(Duration::from_secs(30), paused)
+        .await
+        .expect("the rebuild reports progress")
+        .unwrap();
+    let at_pause = (writes.load(Ordering::SeqCst), reads.load(Ordering::SeqCst));
+    let working = tokio::time::Instant::now();
+    while writes.load(Ordering::SeqCst) < at_pause.0 + 20
+        || reads.load(Ordering::SeqCst) < at_pause.1 + 20
+    {
+        assert!(
+            working.elapsed() < Duration::from_secs(30),
+            "writers and readers stopped during the rebuild"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    release.send(()).unwrap();
+    rebuild.await.unwrap().unwrap()
+}
+
 #[tokio::test]
 async fn one_node_leads_a_shared_projection_and_another_takes_over_when_it_dies() {
     let _turn = SERIAL.lock().await;
@@ -322,14 +597,18 @@ async fn one_node_leads_a_shared_projection_and_another_takes_over_when_it_dies(
         ));
         (task, seen)
     };
-    let (first, first_seen) = start(&log);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (first, mut first_seen) = start(&log);
+    // A runner publishes its starting checkpoint once it leads: the first node leads before
+    // the second starts.
+    tokio::time::timeout(Duration::from_secs(10), first_seen.changed())
+        .await
+        .expect("the first node leads")
+        .unwrap();
     let (second, mut second_seen) = start(&log);
     for n in 0..20 {
         create_item(&log, workspace, n).await;
     }
     let head = log.head().await.unwrap();
-    let mut first_seen = first_seen;
     tokio::time::timeout(Duration::from_secs(10), first_seen.wait_for(|p| *p >= head))
         .await
         .expect("the first node leads and applies")
