@@ -14,6 +14,7 @@ pub mod console;
 pub mod database;
 pub mod downloads;
 pub mod error;
+pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod http;

@@ -5,8 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, guard, middleware, web};
-use async_graphql::http::GraphiQLSource;
+use actix_web::{App, HttpServer, guard, middleware, web};
 use eventlog::EventLog;
 use sqlx::PgPool;
 
@@ -16,6 +15,7 @@ use crate::bulk;
 use crate::cache::{Freshness, ResponseCache};
 use crate::config::{Config, Environment};
 use crate::console;
+use crate::graphiql;
 use crate::graphql::build_schema;
 use crate::graphql::events::Pseudonymizer;
 use crate::graphql::jobs::JobSettings;
@@ -166,7 +166,9 @@ impl Application {
                         ),
                 );
             match environment {
-                Environment::Development => app.route("/graphiql", web::get().to(graphiql)),
+                Environment::Development => app
+                    .route("/graphiql", web::get().to(graphiql::page))
+                    .route("/graphiql/assets/{name}", web::get().to(graphiql::asset)),
                 Environment::Production => app,
             }
         })
@@ -286,15 +288,4 @@ fn asks_for_websocket(ctx: &guard::GuardContext<'_>) -> bool {
         .get(actix_web::http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-async fn graphiql() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql")
-                .finish(),
-        )
 }

@@ -438,3 +438,50 @@ fn uuid_of(global_id: &str) -> String {
     let text = String::from_utf8(text).unwrap();
     text.split_once(':').unwrap().1.to_string()
 }
+
+#[tokio::test]
+async fn graphiql_loads_from_the_binary_alone() {
+    let app = TestApp::spawn().await;
+    // Every script and stylesheet the page names is ours, and is there.
+    let page = app
+        .client
+        .get(app.url("/graphiql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let assets: Vec<&str> = page
+        .split(['"'])
+        .filter(|part| part.ends_with(".js") || part.ends_with(".css"))
+        .collect();
+    assert_eq!(assets.len(), 6, "{page}");
+    for asset in assets {
+        assert!(asset.starts_with("/graphiql/assets/"), "{asset}");
+        let response = app.client.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+    }
+
+    // In a browser (which, like this machine, may have no internet access), the editor
+    // appears and runs a query.
+    let browser = Chromium::start().await;
+    browser.goto(&app, "/graphiql").await;
+    browser
+        .client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(".graphiql-container"))
+        .await
+        .expect("GraphiQL rendered");
+    let text = browser
+        .client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("Loading GraphiQL"), "{text}");
+    browser.client.clone().close().await.unwrap();
+}
