@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use crate::aggregate::DomainEvent;
 use crate::context::Context;
 use crate::ids::{ExportId, InviteId, ItemId, UserId, WorkspaceId};
 use crate::values::{DisplayName, Email, ItemBody, ItemTitle, ReferralCode, Tags, WorkspaceName};
@@ -83,4 +84,15 @@ pub fn tags(list: &[&str]) -> Tags {
 
 pub fn code(s: &str) -> ReferralCode {
     ReferralCode::parse(s).expect("valid referral code")
+}
+
+/// Checks that `events` hold exactly one event of each type `E` has — the types serde's derive
+/// lists ([`DomainEvent::event_types`]), so a new variant fails the caller's test until an
+/// event of it is added there.
+pub fn assert_one_of_each_type<E: DomainEvent>(events: &[E]) {
+    let mut given: Vec<&str> = events.iter().map(DomainEvent::event_type).collect();
+    given.sort_unstable();
+    let mut every: Vec<&str> = E::event_types().to_vec();
+    every.sort_unstable();
+    assert_eq!(given, every, "one event of each type");
 }

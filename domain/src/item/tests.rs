@@ -535,10 +535,7 @@ fn every_item_event_round_trips_through_parts() {
             at: t0(),
         },
     ];
-    let mut types: Vec<&str> = events.iter().map(DomainEvent::event_type).collect();
-    types.sort_unstable();
-    types.dedup();
-    assert_eq!(types.len(), 8, "one event of each type");
+    assert_one_of_each_type(&events);
     for event in events {
         let (event_type, payload) = event.to_parts();
         assert!(payload.is_object(), "{event_type}");

@@ -203,7 +203,12 @@ fn every_user_event_round_trips_through_parts() {
         UserEvent::StaffRoleRevoked {
             role: StaffRole::Analyst,
         },
+        UserEvent::ReferralRewarded {
+            referred_user: user(7),
+            workspaces: vec![workspace_id()],
+        },
     ];
+    assert_one_of_each_type(&events);
     for event in events {
         let (event_type, payload) = event.to_parts();
         assert!(payload.is_object(), "{event_type}: payload is an object");
