@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::aggregate::DomainEvent;
 use crate::context::Context;
+use crate::error::ValidationError;
 use crate::ids::{ExportId, InviteId, ItemId, UserId, WorkspaceId};
 use crate::values::{DisplayName, Email, ItemBody, ItemTitle, ReferralCode, Tags, WorkspaceName};
 
@@ -95,4 +96,15 @@ pub fn assert_one_of_each_type<E: DomainEvent>(events: &[E]) {
     let mut every: Vec<&str> = E::event_types().to_vec();
     every.sort_unstable();
     assert_eq!(given, every, "one event of each type");
+}
+
+/// The field and message a value was refused with (panics when it was accepted).
+pub fn refused<T: std::fmt::Debug>(result: Result<T, ValidationError>) -> (&'static str, String) {
+    let err = result.expect_err("refused");
+    (err.field, err.message)
+}
+
+/// `(field, message)`, to compare with [`refused`].
+pub fn because(field: &'static str, message: &str) -> (&'static str, String) {
+    (field, message.to_owned())
 }

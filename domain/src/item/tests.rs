@@ -294,10 +294,22 @@ fn update_at_the_value_limits() {
             },
         ]);
     // One past each limit cannot even be expressed as a command.
-    assert!(ItemTitle::parse(&"t".repeat(201)).is_err());
-    assert!(ItemBody::parse(&"b".repeat(20_001)).is_err());
-    assert!(Tag::parse(&"g".repeat(41)).is_err());
-    assert!(Tags::parse((0..21).map(|i| i.to_string()).collect()).is_err());
+    assert_eq!(
+        refused(ItemTitle::parse(&"t".repeat(201))),
+        because("title", "must be at most 200 characters")
+    );
+    assert_eq!(
+        refused(ItemBody::parse(&"b".repeat(20_001))),
+        because("body", "must be at most 20000 characters")
+    );
+    assert_eq!(
+        refused(Tag::parse(&"g".repeat(41))),
+        because("tag", "must be at most 40 characters")
+    );
+    assert_eq!(
+        refused(Tags::parse((0..21).map(|i| i.to_string()).collect())),
+        because("tags", "at most 20 tags are allowed, not 21")
+    );
 }
 
 #[test]
@@ -552,11 +564,10 @@ fn every_item_event_round_trips_through_parts() {
     .to_parts();
     assert_eq!(payload["from"], "A");
     assert_eq!(payload["to"], "B");
-    assert!(
-        ItemEvent::from_parts(
-            "ItemRetitled",
-            serde_json::json!({"from": "", "to": "B", "at": t0()})
-        )
-        .is_err()
-    );
+    let invalid = ItemEvent::from_parts(
+        "ItemRetitled",
+        serde_json::json!({"from": "", "to": "B", "at": t0()}),
+    )
+    .expect_err("a blank title is no title");
+    assert_eq!(invalid.to_string(), "title: must not be blank");
 }
