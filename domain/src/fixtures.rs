@@ -98,6 +98,15 @@ pub fn assert_one_of_each_type<E: DomainEvent>(events: &[E]) {
     assert_eq!(given, every, "one event of each type");
 }
 
+/// Checks that `event_type` is no type of `E`: reading it fails, naming it as unknown.
+pub fn assert_unknown_type<E: DomainEvent>(event_type: &str) {
+    let err = E::from_parts(event_type, serde_json::json!({}))
+        .expect_err("an unknown type")
+        .to_string();
+    let expected = format!("unknown variant `{event_type}`");
+    assert!(err.starts_with(&expected), "{err}");
+}
+
 /// The field and message a value was refused with (panics when it was accepted).
 pub fn refused<T: std::fmt::Debug>(result: Result<T, ValidationError>) -> (&'static str, String) {
     let err = result.expect_err("refused");
