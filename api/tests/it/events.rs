@@ -371,13 +371,19 @@ async fn the_cli_export_and_events_ndjson_give_identical_upcast_lines_for_old_sc
         stream_id: uuid::Uuid::now_v7(),
         workspace_id: Some(workspace_uuid),
     };
-    log.append(
-        &stream,
-        eventlog::ExpectedVersion::NoStream,
-        std::slice::from_ref(&old),
-    )
-    .await
-    .unwrap();
+    let appended = log
+        .append(
+            &stream,
+            eventlog::ExpectedVersion::NoStream,
+            std::slice::from_ref(&old),
+        )
+        .await
+        .unwrap();
+    // Both read below the log's read horizon, which a transaction anywhere in the shared test
+    // cluster can hold back for a moment: wait until the old event is below it.
+    while log.horizon().await.unwrap() <= appended.position() {
+        tokio::task::yield_now().await;
+    }
 
     let http = app
         .client
