@@ -14,6 +14,12 @@ pub trait DomainEvent:
     /// The event's type name, past tense, e.g. `"ItemCreated"` (the enum variant name).
     fn event_type(&self) -> &'static str;
 
+    /// Every event type of this enum, in declaration order: the variant names serde's derive
+    /// records, so a new variant is listed without anyone maintaining a list.
+    fn event_types() -> &'static [&'static str] {
+        variant_names::<Self>()
+    }
+
     /// Current schema version of this event type's payload. The table lives in
     /// [`crate::upcast::current_schema_version`], beside the upcasters.
     fn schema_version(event_type: &str) -> i32 {
@@ -80,4 +86,57 @@ pub trait Aggregate: Default + Clone + std::fmt::Debug {
     {
         events.into_iter().fold(Self::default(), Self::evolve)
     }
+}
+
+/// The variant names of the enum `E` derives `Deserialize` for, read from what the derive
+/// passes to [`serde::Deserializer::deserialize_enum`].
+fn variant_names<E: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error, Visitor};
+
+    /// A deserializer that produces nothing: it only records the variants it is asked for.
+    struct VariantNames<'a>(&'a mut &'static [&'static str]);
+
+    #[derive(Debug)]
+    struct Recorded;
+
+    impl std::fmt::Display for Recorded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("variant names recorded")
+        }
+    }
+    impl std::error::Error for Recorded {}
+    impl Error for Recorded {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Recorded
+        }
+    }
+
+    impl<'de> serde::Deserializer<'de> for VariantNames<'_> {
+        type Error = Recorded;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Recorded> {
+            Err(Recorded)
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            variants: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Recorded> {
+            *self.0 = variants;
+            Err(Recorded)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map struct
+            identifier ignored_any
+        }
+    }
+
+    let mut names: &'static [&'static str] = &[];
+    // Always an error: the deserializer gives no value, only the names.
+    let _ = E::deserialize(VariantNames(&mut names));
+    names
 }

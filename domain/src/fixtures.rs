@@ -3,7 +3,9 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use crate::aggregate::DomainEvent;
 use crate::context::Context;
+use crate::error::ValidationError;
 use crate::ids::{ExportId, InviteId, ItemId, UserId, WorkspaceId};
 use crate::values::{DisplayName, Email, ItemBody, ItemTitle, ReferralCode, Tags, WorkspaceName};
 
@@ -83,4 +85,35 @@ pub fn tags(list: &[&str]) -> Tags {
 
 pub fn code(s: &str) -> ReferralCode {
     ReferralCode::parse(s).expect("valid referral code")
+}
+
+/// Checks that `events` hold exactly one event of each type `E` has — the types serde's derive
+/// lists ([`DomainEvent::event_types`]), so a new variant fails the caller's test until an
+/// event of it is added there.
+pub fn assert_one_of_each_type<E: DomainEvent>(events: &[E]) {
+    let mut given: Vec<&str> = events.iter().map(DomainEvent::event_type).collect();
+    given.sort_unstable();
+    let mut every: Vec<&str> = E::event_types().to_vec();
+    every.sort_unstable();
+    assert_eq!(given, every, "one event of each type");
+}
+
+/// Checks that `event_type` is no type of `E`: reading it fails, naming it as unknown.
+pub fn assert_unknown_type<E: DomainEvent>(event_type: &str) {
+    let err = E::from_parts(event_type, serde_json::json!({}))
+        .expect_err("an unknown type")
+        .to_string();
+    let expected = format!("unknown variant `{event_type}`");
+    assert!(err.starts_with(&expected), "{err}");
+}
+
+/// The field and message a value was refused with (panics when it was accepted).
+pub fn refused<T: std::fmt::Debug>(result: Result<T, ValidationError>) -> (&'static str, String) {
+    let err = result.expect_err("refused");
+    (err.field, err.message)
+}
+
+/// `(field, message)`, to compare with [`refused`].
+pub fn because(field: &'static str, message: &str) -> (&'static str, String) {
+    (field, message.to_owned())
 }

@@ -165,6 +165,7 @@ pub fn most_active<K: Ord + Clone>(activity: &[(K, u64)], n: usize) -> Vec<(K, u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{because, refused};
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()
@@ -213,7 +214,11 @@ mod tests {
             "x-W01",
             "",
         ] {
-            assert!(IsoWeek::parse(bad).is_err(), "{bad}");
+            assert_eq!(
+                refused(IsoWeek::parse(bad)),
+                because("week", "must be an ISO week such as 2026-W49"),
+                "{bad}"
+            );
         }
         let json = serde_json::to_string(&week("2026-W49")).unwrap();
         assert_eq!(json, "\"2026-W49\"");
@@ -221,7 +226,12 @@ mod tests {
             serde_json::from_str::<IsoWeek>(&json).unwrap(),
             week("2026-W49")
         );
-        assert!(IsoWeek::starting(NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()).is_err());
+        assert_eq!(
+            refused(IsoWeek::starting(
+                NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
+            )),
+            because("week", "a week starts on a Monday")
+        );
     }
 
     #[test]

@@ -108,13 +108,14 @@ mod tests {
             "zz000000000000000000000000000000",
             &"0".repeat(33),
             "0000000000000000000000000000000G",
+            // Beyond the largest transaction id a position can hold.
+            "ffffffffffffffff0000000000000001",
         ] {
-            assert!(bad.parse::<Position>().is_err(), "{bad}");
+            assert_eq!(
+                bad.parse::<Position>(),
+                Err(InvalidPosition(bad.to_string())),
+                "{bad}"
+            );
         }
-        assert!(
-            "ffffffffffffffff0000000000000001"
-                .parse::<Position>()
-                .is_err()
-        );
     }
 }

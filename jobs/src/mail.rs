@@ -200,6 +200,9 @@ mod tests {
     #[test]
     fn tls_modes_parse() {
         assert_eq!("starttls".parse(), Ok(TlsMode::StartTls));
-        assert!("ssl".parse::<TlsMode>().is_err());
+        assert_eq!(
+            "ssl".parse::<TlsMode>(),
+            Err("`ssl` is none of `none`, `starttls`, `tls`".to_string())
+        );
     }
 }

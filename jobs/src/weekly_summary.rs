@@ -397,6 +397,27 @@ pub async fn run_schedule(
 mod tests {
     use super::*;
 
+    /// The counted types are item event types as the enum names them (a renamed variant
+    /// would otherwise silently stop counting), and none of those counted on its own.
+    #[test]
+    fn updates_are_item_event_types_other_than_creation_archiving_and_deletion() {
+        use domain::DomainEvent;
+        let item_types = domain::ItemEvent::event_types();
+        for update in UPDATES {
+            assert!(item_types.contains(&update), "{update}");
+        }
+        let counted_apart = ["ItemCreated", "ItemArchived", "ItemDeleted"];
+        let mut expected: Vec<&str> = item_types
+            .iter()
+            .copied()
+            .filter(|t| !counted_apart.contains(t))
+            .collect();
+        let mut updates = UPDATES.to_vec();
+        expected.sort_unstable();
+        updates.sort_unstable();
+        assert_eq!(updates, expected, "every other item event is an update");
+    }
+
     #[test]
     fn the_email_has_every_figure_in_text_and_html() {
         let figures = Figures {

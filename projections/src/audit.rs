@@ -424,6 +424,36 @@ mod tests {
         assert_eq!(description.entity, EntityKind::Item);
     }
 
+    /// The audit filter by entity reads these lists: an event type missing from them would
+    /// never show under its entity. The types come from the event enums themselves.
+    #[test]
+    fn every_event_type_belongs_to_exactly_one_entity_kind() {
+        use domain::DomainEvent;
+        let kinds = [
+            EntityKind::Workspace,
+            EntityKind::Member,
+            EntityKind::Invite,
+            EntityKind::Export,
+            EntityKind::Item,
+            EntityKind::User,
+        ];
+        let every_type = [
+            ItemEvent::event_types(),
+            WorkspaceEvent::event_types(),
+            UserEvent::event_types(),
+        ]
+        .concat();
+        for event_type in &every_type {
+            let holders: Vec<EntityKind> = kinds
+                .into_iter()
+                .filter(|kind| kind.event_types().contains(event_type))
+                .collect();
+            assert_eq!(holders.len(), 1, "{event_type}: {holders:?}");
+        }
+        let listed: usize = kinds.iter().map(|kind| kind.event_types().len()).sum();
+        assert_eq!(listed, every_type.len(), "no unknown type is listed");
+    }
+
     #[test]
     fn a_role_change_names_the_member_and_both_roles() {
         let event = AnyEvent::Workspace(WorkspaceEvent::MemberRoleChanged {

@@ -293,3 +293,22 @@ impl From<RecordedEvent> for Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use domain::DomainEvent;
+
+    /// A misspelt or renamed type here would silently pseudonymise what analysts need in clear.
+    #[test]
+    fn clear_from_to_names_event_types_the_enums_have() {
+        let known = [
+            domain::ItemEvent::event_types(),
+            domain::WorkspaceEvent::event_types(),
+            domain::UserEvent::event_types(),
+        ]
+        .concat();
+        for event_type in super::CLEAR_FROM_TO {
+            assert!(known.contains(event_type), "{event_type}");
+        }
+    }
+}

@@ -101,12 +101,24 @@ async fn a_referral_code_links_the_new_user_to_the_referrer() {
         )
         .await;
     assert!(response["data"]["signUp"].is_object(), "{response}");
-    let referred: Option<uuid::Uuid> =
-        sqlx::query_scalar("SELECT referred_by FROM users WHERE email = 'bo@example.com'")
+    // Ana, and no one else, referred Bo: in the read model and in Bo's sign-up event.
+    let (referrer, event_referrer): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT r.email, e.payload->>'referred_by'
+         FROM users b
+         LEFT JOIN users r ON r.id = b.referred_by
+         JOIN events e ON e.stream_id = b.id AND e.event_type = 'UserSignedUp'
+         WHERE b.email = 'bo@example.com'",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(referrer.as_deref(), Some("ana@example.com"));
+    let ana_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'ana@example.com'")
             .fetch_one(app.db.pool())
             .await
             .unwrap();
-    assert!(referred.is_some());
+    assert_eq!(event_referrer, Some(ana_id.to_string()));
 }
 
 #[tokio::test]

@@ -125,6 +125,15 @@ async fn after_the_trial_invites_are_feature_locked_until_upgrade() {
     let today = TestApp::spawn().await;
     let ana = today.sign_up("ana").await;
     let ws = create_workspace(&today, &ana, "Acme").await;
+    let created = ana
+        .gql(
+            &today,
+            "mutation($w: ID!) { createItem(input: { workspaceId: $w, title: \"During the trial\" }) { item { id } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    let item = created["data"]["createItem"]["item"]["id"].clone();
+    assert!(item.is_string(), "{created}");
     // The same cluster, fifteen days later.
     let later = TestApp::spawn_in_future(&today.db, chrono::Duration::days(15)).await;
 
@@ -144,15 +153,43 @@ async fn after_the_trial_invites_are_feature_locked_until_upgrade() {
         )
         .await;
     assert_eq!(error_codes(&invite), vec!["FEATURE_LOCKED"]);
-    // Everything already there stays readable and writable.
-    let items = ana
+    // Everything already there stays readable and writable: the item is read, edited, and a
+    // new one is added beside it.
+    let items = "query($w: ID!) { items(workspaceId: $w, orderBy: { field: CREATED_AT, direction: ASC }) { edges { node { title } } } }";
+    assert_eq!(
+        ana.gql(&later, items, json!({ "w": ws })).await["data"]["items"]["edges"],
+        json!([{ "node": { "title": "During the trial" } }])
+    );
+    let edited = ana
         .gql(
             &later,
-            "query($w: ID!) { items(workspaceId: $w) { edges { cursor } } }",
+            "mutation($id: ID!) { updateItem(input: { id: $id, expectedVersion: 1, title: \"After the trial\" }) { item { title version } } }",
+            json!({ "id": item }),
+        )
+        .await;
+    assert_eq!(
+        edited["data"]["updateItem"]["item"],
+        json!({ "title": "After the trial", "version": 2 }),
+        "{edited}"
+    );
+    let added = ana
+        .gql(
+            &later,
+            "mutation($w: ID!) { createItem(input: { workspaceId: $w, title: \"Added later\" }) { item { title } } }",
             json!({ "w": ws }),
         )
         .await;
-    assert!(items["errors"].is_null(), "{items}");
+    assert_eq!(
+        added["data"]["createItem"]["item"]["title"], "Added later",
+        "{added}"
+    );
+    assert_eq!(
+        ana.gql(&later, items, json!({ "w": ws })).await["data"]["items"]["edges"],
+        json!([
+            { "node": { "title": "After the trial" } },
+            { "node": { "title": "Added later" } },
+        ])
+    );
 
     let upgraded = ana
         .gql(

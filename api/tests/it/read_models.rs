@@ -101,30 +101,63 @@ async fn rebuilding_the_read_models_from_the_log_gives_identical_tables() {
     assert_eq!(snapshot(&app).await, live);
 }
 
+/// Writers and readers go on while the rebuild runs, and what they did is in the result.
+/// The rebuild pauses after each batch of its replay (its copies of the tables exist then):
+/// each pause writes an item through the API and reads it back, and reads an item from before
+/// the rebuild. A writer and a reader also run throughout, the swap included.
 #[tokio::test]
 async fn a_rebuild_beside_the_live_tables_keeps_readers_and_writers_going() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
     let app = TestApp::spawn().await;
     let ana = app.sign_up("ana").await;
     let ws = create_workspace(&app, &ana, "Acme").await;
     let create = "mutation($w: ID!, $t: String!) { createItem(input: { workspaceId: $w, title: $t }) { item { id } } }";
-    for n in 0..30 {
-        ana.gql(&app, create, json!({ "w": ws, "t": format!("before {n}") }))
-            .await;
+    let create_item = {
+        let (app, ana, ws) = (app.clone(), ana.clone(), ws.clone());
+        move |title: String| {
+            let (app, ana, ws) = (app.clone(), ana.clone(), ws.clone());
+            async move {
+                let response = ana.gql(&app, create, json!({ "w": ws, "t": title })).await;
+                response["data"]["createItem"]["item"]["id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{title}: {response}"))
+                    .to_string()
+            }
+        }
+    };
+    let title_of = |id: String| {
+        let (app, ana) = (app.clone(), ana.clone());
+        async move {
+            let response = ana
+                .gql(
+                    &app,
+                    "query($id: ID!) { item(id: $id) { title } }",
+                    json!({ "id": id }),
+                )
+                .await;
+            response["data"]["item"]["title"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: {response}"))
+                .to_string()
+        }
+    };
+    let first = create_item("before 0".into()).await;
+    for n in 1..30 {
+        create_item(format!("before {n}")).await;
     }
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
     let done = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let (app, ana, ws) = (app.clone(), ana.clone(), ws.clone());
         let (done, written) = (done.clone(), written.clone());
+        let create_item = create_item.clone();
         tokio::spawn(async move {
             while !done.load(Ordering::SeqCst) {
                 let n = written.load(Ordering::SeqCst);
-                let response = ana
-                    .gql(&app, create, json!({ "w": ws, "t": format!("during {n}") }))
-                    .await;
-                assert!(response["errors"].is_null(), "{response}");
+                create_item(format!("during {n}")).await;
                 written.fetch_add(1, Ordering::SeqCst);
             }
         })
@@ -153,27 +186,50 @@ async fn a_rebuild_beside_the_live_tables_keeps_readers_and_writers_going() {
         }
     };
     one_more(written.clone()).await;
+
     let log = eventlog::EventLog::new(app.db.pool().clone());
-    // After each batch of the replay, a write and a read go through before it goes on: they
-    // overlap the rebuild, whose swap must then carry them over.
-    let (writes_before, reads_before) =
-        (written.load(Ordering::SeqCst), reads.load(Ordering::SeqCst));
+    let mut paused = Vec::new();
     projections::inline::rebuild_with(&log, async |_| {
-        one_more(written.clone()).await;
-        one_more(reads.clone()).await;
+        let rebuilding: bool =
+            sqlx::query_scalar("SELECT to_regclass('projection_rebuild.items') IS NOT NULL")
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
+        assert!(rebuilding, "paused while the copies are being built");
+        let pause = async {
+            let title = format!("paused {}", paused.len());
+            let id = create_item(title.clone()).await;
+            assert_eq!(title_of(id).await, title, "a write is read back at once");
+            assert_eq!(title_of(first.clone()).await, "before 0");
+            one_more(written.clone()).await;
+            one_more(reads.clone()).await;
+            title
+        };
+        let title = tokio::time::timeout(Duration::from_secs(30), pause)
+            .await
+            .expect("writes and reads go through while the rebuild runs");
+        paused.push(title);
     })
     .await
     .unwrap();
-    assert!(written.load(Ordering::SeqCst) > writes_before);
-    assert!(reads.load(Ordering::SeqCst) > reads_before);
+    assert!(!paused.is_empty(), "the rebuild paused after its batches");
     one_more(written.clone()).await;
     done.store(true, Ordering::SeqCst);
     writer.await.unwrap();
     reader.await.unwrap();
     let written_during = written.load(Ordering::SeqCst);
 
+    // Every item written before, during and around the rebuild, each once.
+    let mut expected: Vec<String> = (0..30).map(|n| format!("before {n}")).collect();
+    expected.extend(paused);
+    expected.extend((0..written_during).map(|n| format!("during {n}")));
+    expected.sort();
+    let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM items ORDER BY title")
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(titles, expected);
     let after = snapshot(&app).await;
-    assert_eq!(after[4].as_array().unwrap().len(), 30 + written_during);
     projections::inline::rebuild(&log, |_| {}).await.unwrap();
     assert_eq!(snapshot(&app).await, after, "equal to a fresh rebuild");
 }

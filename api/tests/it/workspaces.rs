@@ -350,9 +350,39 @@ async fn owners_and_support_staff_verify_the_audit_trail() {
         vec!["NOT_FOUND"]
     );
 
+    // A later item, so that the workspace has two streams.
+    let created = ana
+        .gql(
+            &app,
+            "mutation($w: ID!) { createItem(input: { workspaceId: $w, title: \"Q3\" }) { position } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    assert!(created["errors"].is_null(), "{created}");
+    let positions = ana
+        .gql(
+            &app,
+            "query($w: ID!) { events(filter: { workspaceId: $w }) { edges { node { position eventType } } } }",
+            json!({ "w": ws }),
+        )
+        .await;
+    let position_of = |event_type: &str| {
+        positions["data"]["events"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{positions}"))
+            .iter()
+            .find(|e| e["node"]["eventType"] == event_type)
+            .map(|e| e["node"]["position"].clone())
+            .unwrap_or_else(|| panic!("no {event_type}: {positions}"))
+    };
+
+    // Three events edited by hand: two of the workspace's stream (the acceptance, then the
+    // member it added) and the later item's creation.
     sqlx::raw_sql(
         "ALTER TABLE events DISABLE TRIGGER events_append_only;
          UPDATE events SET payload = jsonb_set(payload, '{role}', '\"OWNER\"') WHERE event_type = 'MemberAdded';
+         UPDATE events SET payload = payload || '{\"by\": \"hand\"}' WHERE event_type = 'InviteAccepted';
+         UPDATE events SET payload = jsonb_set(payload, '{title}', '\"Q4\"') WHERE event_type = 'ItemCreated';
          ALTER TABLE events ENABLE TRIGGER events_append_only;",
     )
     .execute(app.db.pool())
@@ -363,16 +393,15 @@ async fn owners_and_support_staff_verify_the_audit_trail() {
         tampered["data"]["verifyAuditTrail"]["intact"], false,
         "{tampered}"
     );
-    // The first broken link is the first edited event, in log order.
-    let first_edited: String = sqlx::query_scalar(
-        "SELECT lpad(to_hex(tx_id), 16, '0') || lpad(to_hex(seq), 16, '0') FROM events
-         WHERE event_type = 'MemberAdded' ORDER BY tx_id, seq LIMIT 1",
-    )
-    .fetch_one(app.db.pool())
-    .await
-    .unwrap();
+    // The first broken link is the earliest edited event in log order, at the position the
+    // event stream gives it: the acceptance, not the member added after it nor the item.
     assert_eq!(
-        tampered["data"]["verifyAuditTrail"]["firstBroken"]["position"], first_edited,
+        tampered["data"]["verifyAuditTrail"]["firstBroken"],
+        json!({
+            "position": position_of("InviteAccepted"),
+            "reason": "hash does not match the event's content and its predecessor"
+        }),
         "{tampered}"
     );
+    assert_eq!(tampered["data"]["verifyAuditTrail"]["eventsChecked"], 5);
 }

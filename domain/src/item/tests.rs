@@ -294,10 +294,22 @@ fn update_at_the_value_limits() {
             },
         ]);
     // One past each limit cannot even be expressed as a command.
-    assert!(ItemTitle::parse(&"t".repeat(201)).is_err());
-    assert!(ItemBody::parse(&"b".repeat(20_001)).is_err());
-    assert!(Tag::parse(&"g".repeat(41)).is_err());
-    assert!(Tags::parse((0..21).map(|i| i.to_string()).collect()).is_err());
+    assert_eq!(
+        refused(ItemTitle::parse(&"t".repeat(201))),
+        because("title", "must be at most 200 characters")
+    );
+    assert_eq!(
+        refused(ItemBody::parse(&"b".repeat(20_001))),
+        because("body", "must be at most 20000 characters")
+    );
+    assert_eq!(
+        refused(Tag::parse(&"g".repeat(41))),
+        because("tag", "must be at most 40 characters")
+    );
+    assert_eq!(
+        refused(Tags::parse((0..21).map(|i| i.to_string()).collect())),
+        because("tags", "at most 20 tags are allowed, not 21")
+    );
 }
 
 #[test]
@@ -535,10 +547,7 @@ fn every_item_event_round_trips_through_parts() {
             at: t0(),
         },
     ];
-    let mut types: Vec<&str> = events.iter().map(DomainEvent::event_type).collect();
-    types.sort_unstable();
-    types.dedup();
-    assert_eq!(types.len(), 8, "one event of each type");
+    assert_one_of_each_type(&events);
     for event in events {
         let (event_type, payload) = event.to_parts();
         assert!(payload.is_object(), "{event_type}");
@@ -555,11 +564,10 @@ fn every_item_event_round_trips_through_parts() {
     .to_parts();
     assert_eq!(payload["from"], "A");
     assert_eq!(payload["to"], "B");
-    assert!(
-        ItemEvent::from_parts(
-            "ItemRetitled",
-            serde_json::json!({"from": "", "to": "B", "at": t0()})
-        )
-        .is_err()
-    );
+    let invalid = ItemEvent::from_parts(
+        "ItemRetitled",
+        serde_json::json!({"from": "", "to": "B", "at": t0()}),
+    )
+    .expect_err("a blank title is no title");
+    assert_eq!(invalid.to_string(), "title: must not be blank");
 }

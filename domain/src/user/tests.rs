@@ -203,7 +203,12 @@ fn every_user_event_round_trips_through_parts() {
         UserEvent::StaffRoleRevoked {
             role: StaffRole::Analyst,
         },
+        UserEvent::ReferralRewarded {
+            referred_user: user(7),
+            workspaces: vec![workspace_id()],
+        },
     ];
+    assert_one_of_each_type(&events);
     for event in events {
         let (event_type, payload) = event.to_parts();
         assert!(payload.is_object(), "{event_type}: payload is an object");
@@ -217,8 +222,10 @@ fn every_user_event_round_trips_through_parts() {
             event
         );
     }
-    assert!(UserEvent::from_parts("UserExploded", serde_json::json!({})).is_err());
-    assert!(UserEvent::from_parts("UserRenamed", serde_json::json!({"from": "A"})).is_err());
+    assert_unknown_type::<UserEvent>("UserExploded");
+    let partial = UserEvent::from_parts("UserRenamed", serde_json::json!({"from": "A"}))
+        .expect_err("no new name");
+    assert_eq!(partial.to_string(), "missing field `to`");
 }
 
 #[test]

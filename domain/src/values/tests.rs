@@ -1,4 +1,5 @@
 use super::*;
+use crate::fixtures::{because, refused};
 
 fn strings(n: usize, prefix: &str) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
@@ -30,8 +31,12 @@ fn email_rejects_bad_syntax() {
         "ada@-example.com",
         "ada\u{0}@example.com",
     ] {
-        let err = Email::parse(bad).expect_err(bad);
-        assert_eq!(err.field, "email", "{bad}");
+        let expected = if bad.trim().is_empty() {
+            because("email", "must not be blank")
+        } else {
+            because("email", "is not a valid email address")
+        };
+        assert_eq!(refused(Email::parse(bad)), expected, "{bad:?}");
     }
 }
 
@@ -43,9 +48,15 @@ fn email_length_limit_is_254() {
     assert_eq!(ok.chars().count(), 254);
     assert!(Email::parse(&ok).is_ok());
     let too_long = format!("{local}@b{domain_254}");
-    assert!(Email::parse(&too_long).is_err());
+    assert_eq!(
+        refused(Email::parse(&too_long)),
+        because("email", "must be at most 254 characters")
+    );
     let long_local = format!("{}@example.com", "a".repeat(65));
-    assert!(Email::parse(&long_local).is_err());
+    assert_eq!(
+        refused(Email::parse(&long_local)),
+        because("email", "is not a valid email address")
+    );
 }
 
 #[test]
@@ -53,12 +64,27 @@ fn display_and_workspace_names_are_1_to_100_chars_after_trim() {
     assert_eq!(DisplayName::parse("  Ada ").expect("valid").as_str(), "Ada");
     assert!(DisplayName::parse(&"x".repeat(100)).is_ok());
     assert!(DisplayName::parse(&format!("  {}  ", "x".repeat(100))).is_ok());
-    assert!(DisplayName::parse(&"x".repeat(101)).is_err());
-    assert!(DisplayName::parse("   ").is_err());
-    assert!(DisplayName::parse("a\nb").is_err());
+    assert_eq!(
+        refused(DisplayName::parse(&"x".repeat(101))),
+        because("display_name", "must be at most 100 characters")
+    );
+    assert_eq!(
+        refused(DisplayName::parse("   ")),
+        because("display_name", "must not be blank")
+    );
+    assert_eq!(
+        refused(DisplayName::parse("a\nb")),
+        because("display_name", "must not contain control characters")
+    );
     assert!(WorkspaceName::parse(&"é".repeat(100)).is_ok());
-    assert!(WorkspaceName::parse(&"é".repeat(101)).is_err());
-    assert_eq!(WorkspaceName::parse("").expect_err("blank").field, "name");
+    assert_eq!(
+        refused(WorkspaceName::parse(&"é".repeat(101))),
+        because("name", "must be at most 100 characters")
+    );
+    assert_eq!(
+        refused(WorkspaceName::parse("")),
+        because("name", "must not be blank")
+    );
 }
 
 #[test]
@@ -68,9 +94,14 @@ fn item_title_boundaries_200_and_201() {
         ItemTitle::parse(&"ü".repeat(200)).is_ok(),
         "counts characters, not bytes"
     );
-    let err = ItemTitle::parse(&"t".repeat(201)).expect_err("too long");
-    assert_eq!(err.field, "title");
-    assert!(ItemTitle::parse(" \t ").is_err());
+    assert_eq!(
+        refused(ItemTitle::parse(&"t".repeat(201))),
+        because("title", "must be at most 200 characters")
+    );
+    assert_eq!(
+        refused(ItemTitle::parse(" \t ")),
+        because("title", "must not be blank")
+    );
     assert_eq!(
         ItemTitle::parse("  Hello  ").expect("valid").as_str(),
         "Hello"
@@ -82,26 +113,39 @@ fn item_body_boundaries_20000_and_20001() {
     assert!(ItemBody::parse("").is_ok());
     assert!(ItemBody::parse(&"b".repeat(20_000)).is_ok());
     assert!(ItemBody::parse(&"ß".repeat(20_000)).is_ok());
-    let err = ItemBody::parse(&"b".repeat(20_001)).expect_err("too long");
-    assert_eq!(err.field, "body");
+    assert_eq!(
+        refused(ItemBody::parse(&"b".repeat(20_001))),
+        because("body", "must be at most 20000 characters")
+    );
     assert!(ItemBody::parse("line one\nline two\ttabbed").is_ok());
-    assert!(ItemBody::parse("nul \u{0} inside").is_err());
+    assert_eq!(
+        refused(ItemBody::parse("nul \u{0} inside")),
+        because("body", "must not contain NUL characters")
+    );
 }
 
 #[test]
 fn tag_boundaries_40_and_41() {
     assert!(Tag::parse(&"g".repeat(40)).is_ok());
-    assert!(Tag::parse(&"g".repeat(41)).is_err());
-    assert!(Tag::parse("").is_err());
-    assert!(Tag::parse("a\u{7}b").is_err());
+    assert_eq!(
+        refused(Tag::parse(&"g".repeat(41))),
+        because("tag", "must be at most 40 characters")
+    );
+    assert_eq!(refused(Tag::parse("")), because("tag", "must not be blank"));
+    assert_eq!(
+        refused(Tag::parse("a\u{7}b")),
+        because("tag", "must not contain control characters")
+    );
     assert_eq!(Tag::parse(" rust ").expect("valid").as_str(), "rust");
 }
 
 #[test]
 fn tags_boundaries_20_and_21() {
     assert_eq!(Tags::parse(strings(20, "t")).expect("valid").len(), 20);
-    let err = Tags::parse(strings(21, "t")).expect_err("too many");
-    assert_eq!(err.field, "tags");
+    assert_eq!(
+        refused(Tags::parse(strings(21, "t"))),
+        because("tags", "at most 20 tags are allowed, not 21")
+    );
 }
 
 #[test]
@@ -130,14 +174,22 @@ fn an_oversized_tag_list_is_refused_by_its_length_before_any_tag_is_read() {
     // Duplicates count: 21 tags of which 20 are distinct are still too many given.
     let mut many = strings(20, "t");
     many.push("t0".into());
-    assert!(Tags::parse(many).is_err());
+    assert_eq!(
+        refused(Tags::parse(many)),
+        because("tags", "at most 20 tags are allowed, not 21")
+    );
 }
 
 #[test]
 fn tags_report_which_tag_is_invalid() {
-    let err = Tags::parse(vec!["ok".into(), "x".repeat(41)]).expect_err("too long");
-    assert_eq!(err.field, "tags");
-    assert!(err.message.starts_with("tag 2:"), "{}", err.message);
+    assert_eq!(
+        refused(Tags::parse(vec!["ok".into(), "x".repeat(41)])),
+        because("tags", "tag 2: must be at most 40 characters")
+    );
+    assert_eq!(
+        refused(Tags::parse(vec!["".into()])),
+        because("tags", "tag 1: must not be blank")
+    );
 }
 
 #[test]
@@ -146,9 +198,17 @@ fn referral_codes_are_uppercased_alphanumerics() {
         ReferralCode::parse(" ab12cd ").expect("valid").as_str(),
         "AB12CD"
     );
-    assert!(ReferralCode::parse("abc").is_err());
-    assert!(ReferralCode::parse(&"a".repeat(33)).is_err());
-    assert!(ReferralCode::parse("ab-12").is_err());
+    for bad in ["abc".to_owned(), "a".repeat(33)] {
+        assert_eq!(
+            refused(ReferralCode::parse(&bad)),
+            because("referral_code", "must be 4–32 characters long"),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        refused(ReferralCode::parse("ab-12")),
+        because("referral_code", "must contain only letters and digits")
+    );
 }
 
 #[test]
@@ -160,8 +220,10 @@ fn values_serialise_as_plain_strings_and_revalidate() {
         serde_json::to_value(&tags).expect("serialise"),
         serde_json::json!(["a", "b"])
     );
-    assert!(serde_json::from_value::<ItemTitle>(serde_json::json!("")).is_err());
-    assert!(serde_json::from_value::<Email>(serde_json::json!("nope")).is_err());
+    let title = serde_json::from_value::<ItemTitle>(serde_json::json!("")).expect_err("blank");
+    assert_eq!(title.to_string(), "title: must not be blank");
+    let email = serde_json::from_value::<Email>(serde_json::json!("nope")).expect_err("no @");
+    assert_eq!(email.to_string(), "email: is not a valid email address");
     let back: Tags = serde_json::from_value(serde_json::json!(["a", "b"])).expect("valid");
     assert_eq!(back, tags);
 }
@@ -188,7 +250,10 @@ fn enums_use_their_documented_text_forms() {
     assert_eq!("csv".parse::<ExportFormat>(), Ok(ExportFormat::Csv));
     assert_eq!("Support".parse::<StaffRole>(), Ok(StaffRole::Support));
     assert_eq!("draft".parse::<ItemStatus>(), Ok(ItemStatus::Draft));
-    assert_eq!("GOD".parse::<Role>().expect_err("unknown").field, "role");
+    assert_eq!(
+        refused("GOD".parse::<Role>()),
+        because("role", "must be one of OWNER, ADMIN, MEMBER, VIEWER")
+    );
     for role in Role::ALL {
         assert_eq!(role.to_string().parse::<Role>(), Ok(*role));
     }

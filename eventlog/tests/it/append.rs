@@ -149,25 +149,78 @@ async fn fifty_concurrent_appends_with_one_expected_version_one_wins() {
     assert_eq!(versions, vec![1, 2]);
 }
 
+/// Many `ExpectedVersion::Any` appenders race to start one stream. An uncommitted first
+/// event holds them all at the insert of version 1 (each read an empty stream) until every one
+/// of them waits on it; rolling it back lets them race for version 1 at once. Each loser
+/// retries on the new head: all land, one version each, in one intact hash chain.
 #[tokio::test]
-async fn any_version_appends_all_land_contiguously() {
-    let (_db, log) = setup().await;
+async fn any_version_appenders_racing_to_start_a_stream_all_land_contiguously() {
+    // An `Any` append retries up to 16 times, and each loss is to another appender: with 16
+    // appenders even the last one lands.
+    const APPENDERS: usize = 16;
+    let (db, log) = setup().await;
     let stream = item_stream(Uuid::now_v7());
-    let attempts = (0..20).map(|n| {
-        let (log, stream) = (log.clone(), stream.clone());
-        tokio::spawn(async move { log.append(&stream, ExpectedVersion::Any, &[event(n)]).await })
-    });
-    for result in join_all(attempts).await {
-        result.unwrap().unwrap();
-    }
-    let versions: Vec<u64> = log
-        .read_stream(stream.stream_id)
+    let mut first = db.pool().begin().await.unwrap();
+    log.append_in(&mut first, &stream, ExpectedVersion::NoStream, &[event(0)])
         .await
-        .unwrap()
-        .iter()
-        .map(|e| e.stream_version)
+        .unwrap();
+
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(APPENDERS));
+    let batches: Vec<_> = (0..APPENDERS).map(|n| vec![event(n + 1)]).collect();
+    let attempts = batches.iter().map(|batch| {
+        let (log, stream, batch, start) =
+            (log.clone(), stream.clone(), batch.clone(), start.clone());
+        tokio::spawn(async move {
+            start.wait().await;
+            log.append(&stream, ExpectedVersion::Any, &batch).await
+        })
+    });
+    let attempts: Vec<_> = attempts.collect();
+    // Every appender read an empty stream and now waits on the uncommitted version 1.
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        if waiting == APPENDERS as i64 {
+            break;
+        }
+        assert!(
+            attempts.iter().all(|a| !a.is_finished()),
+            "an appender got past an uncommitted version 1"
+        );
+        tokio::task::yield_now().await;
+    }
+    first.rollback().await.unwrap();
+
+    let appended: Vec<_> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("every racing append lands"))
         .collect();
-    assert_eq!(versions, (1..=20).collect::<Vec<_>>());
+    let stored = log.read_stream(stream.stream_id).await.unwrap();
+    let versions: Vec<u64> = stored.iter().map(|e| e.stream_version).collect();
+    assert_eq!(versions, (1..=APPENDERS as u64).collect::<Vec<_>>());
+    // Nothing lost, nothing extra: each appender's event is stored once, where it was told.
+    for (batch, appended) in batches.iter().zip(&appended) {
+        let mine: Vec<_> = stored
+            .iter()
+            .filter(|e| e.event_id == batch[0].event_id)
+            .collect();
+        assert_eq!(mine.len(), 1, "{:?}", batch[0].event_id);
+        assert_eq!(mine[0].stream_version, appended.stream_version);
+        assert_eq!(mine[0].position, appended.position());
+        assert!(!appended.already_stored);
+    }
+    let report = log.verify(stream.workspace_id).await.unwrap();
+    assert_eq!(
+        (report.events_checked, report.first_broken),
+        (APPENDERS as u64, None),
+        "each retry chains to the head it lost to"
+    );
 }
 
 #[tokio::test]
