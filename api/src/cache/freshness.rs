@@ -9,8 +9,12 @@
 //! scope not touched since the start has the start position.
 //!
 //! It vouches for what it knows only while its notification connection is up and it has read
-//! everything that the last notification (or local append) announced: otherwise another node
-//! may have written something it has not seen, and a cached answer could be stale.
+//! everything that the last notification (or local append) announced, with nothing held back
+//! behind the read horizon: otherwise another node may have written (and acknowledged)
+//! something it has not seen, and a cached answer could be stale. An event held back by an
+//! older open transaction (a projection's, another writer's) is announced when it commits, but
+//! the commit of the transaction that holds it back may announce nothing, so the follower
+//! looks again soon instead of vouching.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +33,9 @@ use uuid::Uuid;
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long it waits before reading again after the log could not be read.
 const RETRY: Duration = Duration::from_millis(200);
+/// How soon it looks again while an open transaction holds events back (doubling up to
+/// [`POLL_INTERVAL`]).
+const HELD_BACK_RETRY: Duration = Duration::from_millis(5);
 
 /// Something an answer can depend on, whose changes all go through the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,7 +85,7 @@ impl Freshness {
                 listening: log.listening(),
             }),
         };
-        tokio::spawn(freshness.clone().follow(log.tail(start)));
+        tokio::spawn(freshness.clone().follow(log.clone(), log.tail(start)));
         Ok(freshness)
     }
 
@@ -127,19 +134,31 @@ impl Freshness {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn follow(self, mut tail: Tail) {
+    async fn follow(self, log: EventLog, mut tail: Tail) {
         let mut announcements = self.inner.announcements.clone();
+        let mut held_back_delay = HELD_BACK_RETRY;
         loop {
             // Note the count before reading, so an announcement during the read is not
             // taken as read.
             let announced = *announcements.borrow_and_update();
-            match self.read_all(&mut tail).await {
-                Ok(()) => {
+            let read = match self.read_all(&mut tail).await {
+                Ok(()) => log.has_held_back_events(tail.position()).await,
+                Err(err) => Err(err),
+            };
+            match read {
+                Ok(false) => {
+                    held_back_delay = HELD_BACK_RETRY;
                     self.inner.drained.store(announced, Ordering::Release);
                     tokio::select! {
                         _ = announcements.changed() => {}
                         _ = tokio::time::sleep(POLL_INTERVAL) => {}
                     }
+                }
+                Ok(true) => {
+                    // Something announced may be behind the horizon: no vouching until it
+                    // is read.
+                    tokio::time::sleep(held_back_delay).await;
+                    held_back_delay = (held_back_delay * 2).min(POLL_INTERVAL);
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "the cache's log follower cannot read the log; retrying");

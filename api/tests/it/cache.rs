@@ -423,3 +423,35 @@ async fn identical_mutations_at_once_each_run() {
         .collect();
     assert_eq!(ids.len(), 6, "identical mutations were merged: {created:?}");
 }
+
+#[tokio::test]
+async fn a_write_held_back_behind_an_open_transaction_is_never_served_stale() {
+    let a = TestApp::spawn().await;
+    let b = TestApp::spawn_on(&a.db).await;
+    let owner = a.sign_up("owner").await;
+    let ws = create_workspace(&a, &owner, "Acme").await;
+    let vars = json!({ "w": ws });
+    create(&b, &owner, &ws, "first").await;
+    until_hit(&a, &owner, ITEMS, &vars).await;
+
+    // An open transaction with an id (a projection's batch, another writer) holds every later
+    // event behind the read horizon: node A hears of B's write but cannot read it yet.
+    let mut holder = a.db.pool().begin().await.unwrap();
+    sqlx::query("SELECT txid_current()")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    create(&b, &owner, &ws, "second").await;
+    // B acknowledged the write: A must not answer from its cache as if it had not happened,
+    // however long the holder stays open.
+    for _ in 0..20 {
+        let read = ask(&a, &owner, ITEMS, vars.clone(), &[]).await;
+        assert_ne!(read.outcome, "hit", "a stale answer: {}", read.body);
+        assert_eq!(titles(&read).first().map(String::as_str), Some("second"));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    holder.rollback().await.unwrap();
+    // Once nothing is held back, A reads the write and caches again.
+    let hit = until_hit(&a, &owner, ITEMS, &vars).await;
+    assert_eq!(titles(&hit), ["second", "first"]);
+}
