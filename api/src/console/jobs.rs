@@ -2,7 +2,7 @@
 //! and a button to run one again (`retryJob`, recorded like any other retry).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use maud::html;
 use serde::Deserialize;
@@ -11,8 +11,6 @@ use serde_json::json;
 use super::Visit;
 use super::layout::{self, page, respond};
 use super::sign_in::forged;
-use crate::auth::Auth;
-use crate::graphql::ChronicleSchema;
 
 const FAILED_JOBS: &str = r#"query ConsoleFailedJobs($id: ID!) {
   failedJobs(workspaceId: $id, first: 100) {
@@ -50,17 +48,7 @@ pub struct RetryForm {
 }
 
 /// `GET /console/workspaces/{id}/jobs`.
-pub async fn failed(
-    http: HttpRequest,
-    schema: web::Data<ChronicleSchema>,
-    auth: web::Data<Auth>,
-    id: web::Path<String>,
-    shown: web::Query<Shown>,
-) -> HttpResponse {
-    let visit = match Visit::start(&http, &schema, &auth).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
+pub async fn failed(visit: Visit, id: web::Path<String>, shown: web::Query<Shown>) -> HttpResponse {
     let id = id.into_inner();
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -128,16 +116,10 @@ pub async fn failed(
 
 /// `POST /console/workspaces/{id}/jobs/retry`: runs a failed job again.
 pub async fn retry(
-    http: HttpRequest,
-    schema: web::Data<ChronicleSchema>,
-    auth: web::Data<Auth>,
+    visit: Visit,
     id: web::Path<String>,
     posted: web::Form<RetryForm>,
 ) -> HttpResponse {
-    let visit = match Visit::start(&http, &schema, &auth).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
     if !visit.viewer.accepts(&posted.csrf) {
         return forged();
     }

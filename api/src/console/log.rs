@@ -100,16 +100,7 @@ struct Row {
 }
 
 /// `GET /console/log`.
-pub async fn log(
-    http: HttpRequest,
-    schema: web::Data<ChronicleSchema>,
-    auth: web::Data<Auth>,
-    query: web::Query<LogQuery>,
-) -> HttpResponse {
-    let visit = match Visit::start(&http, &schema, &auth).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
+pub async fn log(visit: Visit, query: web::Query<LogQuery>) -> HttpResponse {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Data {

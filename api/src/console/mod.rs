@@ -158,22 +158,49 @@ impl Me {
     }
 }
 
-/// A signed-in user's visit to a page: who they are, and how the page reads.
-struct Visit<'a> {
-    http: &'a HttpRequest,
-    schema: &'a ChronicleSchema,
+/// A signed-in user's visit to a page: who they are, and how the page reads. As a handler's
+/// argument it signs the visitor in first: a visitor who is not signed in is sent to the
+/// sign-in page before the handler runs.
+struct Visit {
+    http: HttpRequest,
+    schema: web::Data<ChronicleSchema>,
     viewer: Viewer,
     me: Me,
 }
 
-impl<'a> Visit<'a> {
+impl actix_web::FromRequest for Visit {
+    type Error = actix_web::Error;
+    type Future = futures::future::LocalBoxFuture<'static, Result<Visit, actix_web::Error>>;
+
+    fn from_request(http: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let http = http.clone();
+        Box::pin(async move {
+            let data = |what| {
+                actix_web::error::ErrorInternalServerError(format!("the console needs {what}"))
+            };
+            let schema = http
+                .app_data::<web::Data<ChronicleSchema>>()
+                .cloned()
+                .ok_or_else(|| data("the schema"))?;
+            let auth = http
+                .app_data::<web::Data<Auth>>()
+                .cloned()
+                .ok_or_else(|| data("authentication"))?;
+            Visit::start(http, schema, &auth).await.map_err(|response| {
+                actix_web::error::InternalError::from_response("", response).into()
+            })
+        })
+    }
+}
+
+impl Visit {
     /// The signed-in user's visit, or the answer to give instead (to the sign-in page).
     async fn start(
-        http: &'a HttpRequest,
-        schema: &'a ChronicleSchema,
+        http: HttpRequest,
+        schema: web::Data<ChronicleSchema>,
         auth: &Auth,
-    ) -> Result<Visit<'a>, HttpResponse> {
-        let Some(viewer) = session::viewer(http, auth).await else {
+    ) -> Result<Visit, HttpResponse> {
+        let Some(viewer) = session::viewer(&http, auth).await else {
             return Err(layout::to_sign_in());
         };
         #[derive(Deserialize)]
@@ -181,8 +208,8 @@ impl<'a> Visit<'a> {
             me: Me,
         }
         let data: Data = graphql::run(
-            schema,
-            http,
+            &schema,
+            &http,
             viewer.principal,
             "query ConsoleMe { me { displayName staffRoles } }",
             serde_json::json!({}),
@@ -211,8 +238,8 @@ impl<'a> Visit<'a> {
         variables: serde_json::Value,
     ) -> Result<T, Refusal> {
         graphql::run(
-            self.schema,
-            self.http,
+            &self.schema,
+            &self.http,
             self.viewer.principal,
             document,
             variables,

@@ -3,7 +3,7 @@
 //! the check of a workspace's hash chains.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
@@ -12,8 +12,6 @@ use serde_json::json;
 use super::Visit;
 use super::graphql::Refusal;
 use super::layout::{self, page, respond};
-use crate::auth::Auth;
-use crate::graphql::ChronicleSchema;
 
 /// Entries per page.
 const PAGE: i32 = 50;
@@ -180,16 +178,10 @@ struct PageInfo {
 
 /// `GET /console/workspaces/{id}/audit`: newest first.
 pub async fn workspace_timeline(
-    http: HttpRequest,
-    schema: web::Data<ChronicleSchema>,
-    auth: web::Data<Auth>,
+    visit: Visit,
     id: web::Path<String>,
     query: web::Query<TimelineQuery>,
 ) -> HttpResponse {
-    let visit = match Visit::start(&http, &schema, &auth).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
     let id = id.into_inner();
     let name = match workspace_name(&visit, &id).await {
         Ok(name) => name,
@@ -275,7 +267,7 @@ pub async fn workspace_timeline(
 }
 
 /// The workspace's name: from the reader's own workspaces, or from the staff directory.
-async fn workspace_name(visit: &Visit<'_>, id: &str) -> Result<String, Refusal> {
+async fn workspace_name(visit: &Visit, id: &str) -> Result<String, Refusal> {
     if visit.me.is_staff() {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -448,16 +440,7 @@ fn entry_table(entries: &[&Entry], item: Option<&str>) -> Markup {
 }
 
 /// `GET /console/workspaces/{id}/verify`: recomputes the workspace's hash chains.
-pub async fn verify(
-    http: HttpRequest,
-    schema: web::Data<ChronicleSchema>,
-    auth: web::Data<Auth>,
-    id: web::Path<String>,
-) -> HttpResponse {
-    let visit = match Visit::start(&http, &schema, &auth).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
+pub async fn verify(visit: Visit, id: web::Path<String>) -> HttpResponse {
     let id = id.into_inner();
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -527,16 +510,10 @@ pub struct AsOf {
 /// `GET /console/items/{id}[?at=POSITION]`: the item's history, oldest first, and the item as
 /// it was at an entry.
 pub async fn item_history(
-    http: HttpRequest,
-    schema: web::Data<ChronicleSchema>,
-    auth: web::Data<Auth>,
+    visit: Visit,
     id: web::Path<String>,
     as_of: web::Query<AsOf>,
 ) -> HttpResponse {
-    let visit = match Visit::start(&http, &schema, &auth).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
     let id = id.into_inner();
     let at = given(&as_of.at);
     let document = format!(

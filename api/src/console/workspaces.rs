@@ -2,15 +2,13 @@
 //! staff also find any workspace by name, id or a member's email.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use maud::html;
 use serde::Deserialize;
 
 use super::Visit;
 use super::graphql::Refusal;
 use super::layout::{self, page, respond};
-use crate::auth::Auth;
-use crate::graphql::ChronicleSchema;
 
 const OWN: &str = r#"query ConsoleWorkspaces {
   workspaces(first: 100) { edges { node { id name plan viewerRole } } pageInfo { hasNextPage } }
@@ -66,16 +64,7 @@ struct Found {
 }
 
 /// `GET /console/workspaces[?q=…]`.
-pub async fn list(
-    http: HttpRequest,
-    schema: web::Data<ChronicleSchema>,
-    auth: web::Data<Auth>,
-    search: web::Query<Search>,
-) -> HttpResponse {
-    let visit = match Visit::start(&http, &schema, &auth).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
+pub async fn list(visit: Visit, search: web::Query<Search>) -> HttpResponse {
     #[derive(Deserialize)]
     struct OwnData {
         workspaces: Edges<Own>,
