@@ -75,7 +75,10 @@ pub fn scope(
         .route("/workspaces/{id}/verify", web::get().to(timeline::verify))
         .route("/workspaces/{id}/jobs", web::get().to(jobs::failed))
         .route("/workspaces/{id}/jobs/retry", web::post().to(jobs::retry))
-        .route("/items/{id}", web::get().to(timeline::item_history))
+        .route(
+            "/workspaces/{id}/items/{item}",
+            web::get().to(timeline::item_history),
+        )
         .route("/log", web::get().to(log::log))
         .route("/log.ndjson", web::get().to(log::download_ndjson))
         .route("/log.csv", web::get().to(log::download_csv))

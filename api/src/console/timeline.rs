@@ -137,6 +137,9 @@ struct Entry {
     staff_reason: Option<String>,
     actor: Actor,
     changes: Vec<Change>,
+    /// Asked for on an item's page only.
+    #[serde(default)]
+    item_after: Option<ItemState>,
 }
 
 #[derive(Deserialize)]
@@ -228,7 +231,14 @@ pub async fn workspace_timeline(
         Ok(data) => data.audit_log,
         // A SUPPORT reader who is not an owner or admin here must say why first.
         Err(Refusal::Forbidden(_)) if visit.me.is_support() && reason.is_none() => {
-            let body = reason_form(&id, &query);
+            let kept = [
+                ("entity", &query.entity),
+                ("types", &query.types),
+                ("actor", &query.actor),
+                ("from", &query.from),
+                ("to", &query.to),
+            ];
+            let body = reason_form(&format!("/console/workspaces/{id}/audit"), &kept);
             return respond(StatusCode::OK, page(&title, Some(&visit.header()), body));
         }
         Err(refusal) => return visit.refusal(refusal),
@@ -249,7 +259,10 @@ pub async fn workspace_timeline(
             }
         }
         (filters(&id, &query))
-        (entry_table(&entries.edges.iter().map(|e| &e.node).collect::<Vec<_>>(), None))
+        (entry_table(
+            &entries.edges.iter().map(|e| &e.node).collect::<Vec<_>>(),
+            &Links::Timeline { workspace: &id, reason: reason.as_deref() },
+        ))
         nav.pager aria-label="Pages" {
             @if page_info.has_previous_page {
                 @if let Some(cursor) = &page_info.start_cursor {
@@ -356,16 +369,17 @@ fn filters(id: &str, query: &TimelineQuery) -> Markup {
     }
 }
 
-/// The form a SUPPORT reader fills in before seeing a workspace that is not theirs.
-fn reason_form(id: &str, query: &TimelineQuery) -> Markup {
+/// The form a SUPPORT reader fills in before seeing a workspace that is not theirs: it sends
+/// the reader back to `action` with `kept` and the reason.
+fn reason_form(action: &str, kept: &[(&str, &Option<String>)]) -> Markup {
     html! {
         p.notice {
             "You are not an owner or admin of this workspace. As support staff you may read its \
              history after saying why; your reason is recorded in the workspace's own history, \
              where its owners see it."
         }
-        form.stack method="get" action={ "/console/workspaces/" (id) "/audit" } {
-            @for (name, value) in [("entity", &query.entity), ("types", &query.types), ("actor", &query.actor), ("from", &query.from), ("to", &query.to)] {
+        form.stack method="get" action=(action) {
+            @for (name, value) in kept {
                 @if let Some(value) = given(value) {
                     input type="hidden" name=(name) value=(value);
                 }
@@ -379,8 +393,32 @@ fn reason_form(id: &str, query: &TimelineQuery) -> Markup {
     }
 }
 
-/// Entries as a table; with `item`, each entry links to the item as it was just after it.
-fn entry_table(entries: &[&Entry], item: Option<&str>) -> Markup {
+/// Where a table's entries link to.
+enum Links<'a> {
+    /// A workspace's timeline: an item's entries link to its history (keeping the reason).
+    Timeline {
+        workspace: &'a str,
+        reason: Option<&'a str>,
+    },
+    /// An item's history: each entry links to the item as it was just after it.
+    Item { page: &'a str },
+}
+
+impl Links<'_> {
+    /// `?reason=…&` (or `?`): the start of a link's query that keeps a SUPPORT reason.
+    fn query(reason: Option<&str>) -> String {
+        match reason {
+            Some(reason) => format!(
+                "?{}&",
+                serde_urlencoded::to_string([("reason", reason)]).unwrap_or_default()
+            ),
+            None => "?".to_string(),
+        }
+    }
+}
+
+/// Entries as a table, linked as `links` says.
+fn entry_table(entries: &[&Entry], links: &Links<'_>) -> Markup {
     html! {
         @if entries.is_empty() {
             p.muted { "No entries." }
@@ -404,11 +442,15 @@ fn entry_table(entries: &[&Entry], item: Option<&str>) -> Markup {
                                 br;
                                 span.muted {
                                     (entry.action)
-                                    @if entry.entity == "ITEM" && item.is_none() {
-                                        " · " a href={ "/console/items/" (entry.entity_id) } { "item history" }
-                                    }
-                                    @if let Some(item) = item {
-                                        " · " a href={ "/console/items/" (item) "?at=" (entry.position) } { "show as it was here" }
+                                    @match links {
+                                        Links::Timeline { workspace, reason } => {
+                                            @if entry.entity == "ITEM" {
+                                                " · " a href={ "/console/workspaces/" (workspace) "/items/" (entry.entity_id) (Links::query(*reason).trim_end_matches(['?', '&'])) } { "item history" }
+                                            }
+                                        }
+                                        Links::Item { page } => {
+                                            " · " a href={ (page) "at=" (entry.position) } { "show as it was here" }
+                                        }
                                     }
                                 }
                                 @if let Some(reason) = &entry.staff_reason {
@@ -501,62 +543,82 @@ pub async fn verify(visit: Visit, id: web::Path<String>) -> HttpResponse {
     )
 }
 
-/// `?at=POSITION` on an item's page: show the item as it was just after that entry.
+/// An item page's URL: an entry to show the item at, and (for SUPPORT readers) the reason.
 #[derive(Deserialize)]
-pub struct AsOf {
+pub struct ItemQuery {
     at: Option<String>,
+    reason: Option<String>,
 }
 
-/// `GET /console/items/{id}[?at=POSITION]`: the item's history, oldest first, and the item as
-/// it was at an entry.
+/// `GET /console/workspaces/{id}/items/{item}[?at=POSITION]`: the item's history, oldest first,
+/// and the item as it was just after an entry. Read through the workspace's audit log (its
+/// rights: owners, admins, and SUPPORT staff with a recorded reason).
 pub async fn item_history(
     visit: Visit,
-    id: web::Path<String>,
-    as_of: web::Query<AsOf>,
+    path: web::Path<(String, String)>,
+    query: web::Query<ItemQuery>,
 ) -> HttpResponse {
-    let id = id.into_inner();
-    let at = given(&as_of.at);
+    let (workspace, item) = path.into_inner();
+    let at = given(&query.at);
+    let reason = given(&query.reason).map(|r| r.chars().take(MAX_REASON).collect::<String>());
     let document = format!(
-        "query ConsoleItemHistory($id: ID!, $now: DateTime!, $at: AsOfInput, $then: Boolean!) {{ \
-         now: item(id: $id, asOf: {{ time: $now }}) {{ ...ItemState }} \
-         then: item(id: $id, asOf: $at) @include(if: $then) {{ ...ItemState }} \
-         itemHistory(id: $id, first: 100) {{ edges {{ node {{ {ENTRY} }} }} \
-         pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }} \
-         fragment ItemState on Item {{ title body tags status deleted version workspaceId }}"
+        "query ConsoleItemHistory($workspaceId: ID!, $itemId: ID!, $reason: String) {{ \
+         auditLog(workspaceId: $workspaceId, filter: {{ itemId: $itemId, oldestFirst: true }}, \
+         reason: $reason, first: 100) {{ edges {{ node {{ {ENTRY} \
+         itemAfter {{ title body tags status deleted version }} }} }} \
+         pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }}"
     );
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Data {
-        now: ItemState,
-        then: Option<ItemState>,
-        item_history: Entries,
+        audit_log: Entries,
     }
-    let variables = json!({
-        "id": id,
-        "now": Utc::now().to_rfc3339(),
-        "at": at.map(|position| json!({ "position": position })),
-        "then": at.is_some(),
-    });
-    let data: Data = match visit.run(&document, variables).await {
-        Ok(data) => data,
+    let variables = json!({ "workspaceId": workspace, "itemId": item, "reason": reason });
+    let history = match visit.run::<Data>(&document, variables).await {
+        Ok(data) => data.audit_log,
+        Err(Refusal::Forbidden(_)) if visit.me.is_support() && reason.is_none() => {
+            let action = format!("/console/workspaces/{workspace}/items/{item}");
+            let body = reason_form(&action, &[("at", &query.at)]);
+            return respond(
+                StatusCode::OK,
+                page("An item's history", Some(&visit.header()), body),
+            );
+        }
         Err(refusal) => return visit.refusal(refusal),
     };
-    let entries: Vec<&Entry> = data.item_history.edges.iter().map(|e| &e.node).collect();
-    let title = format!("History of “{}”", data.now.title);
+    let entries: Vec<&Entry> = history.edges.iter().map(|e| &e.node).collect();
+    // An id that names no item of this workspace has no history here.
+    let Some(now) = entries.iter().rev().find_map(|e| e.item_after.as_ref()) else {
+        return visit.refusal(Refusal::NotFound);
+    };
+    let then = at.and_then(|at| {
+        entries
+            .iter()
+            .find(|e| e.position == at)
+            .and_then(|e| e.item_after.as_ref())
+    });
+    let page_url = format!(
+        "/console/workspaces/{workspace}/items/{item}{}",
+        Links::query(reason.as_deref())
+    );
+    let title = format!("History of “{}”", now.title);
     let body = html! {
         p {
-            a href={ "/console/workspaces/" (data.now.workspace_id) "/audit?entity=ITEM" } { "The workspace's item history" }
-            @if data.now.deleted { " · " strong { "deleted" } }
+            a href={ "/console/workspaces/" (workspace) "/audit" (Links::query(reason.as_deref()).trim_end_matches(['?', '&'])) } { "The workspace's audit history" }
+            @if now.deleted { " · " strong { "deleted" } }
         }
-        @if let (Some(then), Some(at)) = (&data.then, at) {
+        @if let Some(reason) = &reason {
+            p.notice { "You are reading as support staff. Your reason, recorded in this workspace's history: " q { (reason) } }
+        }
+        @if let (Some(then), Some(at)) = (then, at) {
             section.card aria-labelledby="then" {
                 h2 #then { "As it was at #" (at) }
                 (item_state(then))
-                p { a href={ "/console/items/" (id) } { "Hide" } }
+                p { a href=(page_url.trim_end_matches(['?', '&'])) { "Hide" } }
             }
         }
-        (entry_table(&entries, Some(&id)))
-        @if data.item_history.page_info.has_next_page {
+        (entry_table(&entries, &Links::Item { page: &page_url }))
+        @if history.page_info.has_next_page {
             p.muted { "Only the first 100 entries are shown." }
         }
     };
@@ -572,7 +634,6 @@ struct ItemState {
     status: String,
     deleted: bool,
     version: i64,
-    workspace_id: String,
 }
 
 fn item_state(item: &ItemState) -> Markup {

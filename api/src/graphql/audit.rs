@@ -18,7 +18,7 @@ use crate::cache::reads;
 use uuid::Uuid;
 
 use super::ids::{Kind, encode};
-use super::types::pool;
+use super::types::{ItemStatus, pool};
 use crate::error::ApiError;
 use crate::request::RequestContext;
 use crate::writes::Writes;
@@ -48,6 +48,9 @@ pub struct AuditFilter {
     pub actor_id: Option<ID>,
     /// Only entries about this kind of entity.
     pub entity: Option<AuditEntity>,
+    /// Only entries about this item (its history, with the audit log's rights: SUPPORT staff
+    /// read it with a reason).
+    pub item_id: Option<ID>,
     /// Only these event types (e.g. `ItemRetitled`).
     pub event_types: Option<Vec<String>>,
     /// Recorded at or after.
@@ -118,6 +121,44 @@ pub struct AuditEntry {
     pub causation_id: Option<ID>,
     /// Shared by every event one user action led to (including what jobs did about it).
     pub correlation_id: Option<String>,
+    /// For an entry about an item: the item just after it, folded from its events (time
+    /// travel, with the rights of the list the entry is in).
+    pub item_after: Option<ItemSnapshot>,
+}
+
+/// An item as it stood at one point of its history.
+#[derive(SimpleObject, Clone)]
+pub struct ItemSnapshot {
+    /// Its title then.
+    pub title: String,
+    /// Its body then.
+    pub body: String,
+    /// Its tags then.
+    pub tags: Vec<String>,
+    /// Its status then.
+    pub status: ItemStatus,
+    /// True once the item was deleted.
+    pub deleted: bool,
+    /// Events folded so far (the item's version then).
+    pub version: i64,
+}
+
+impl ItemSnapshot {
+    /// The snapshot of a created item (`None` before its creation).
+    fn of(state: &ItemState) -> Option<ItemSnapshot> {
+        Some(ItemSnapshot {
+            title: state.title()?.as_str().to_string(),
+            body: state.body()?.as_str().to_string(),
+            tags: state
+                .tags()?
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
+            status: state.status()?.into(),
+            deleted: state.is_deleted(),
+            version: state.version(),
+        })
+    }
 }
 
 impl AuditFilter {
@@ -132,6 +173,10 @@ impl AuditFilter {
             .as_ref()
             .map(|id| super::ids::decode(Kind::User, id))
             .transpose()?;
+        let stream_id = match &self.item_id {
+            Some(item) => Some(super::ids::decode(Kind::Item, item)?),
+            None => stream_id,
+        };
         let mut types: Option<Vec<String>> = self.event_types.clone();
         if let Some(entity) = self.entity {
             let of_entity = EntityKind::from(entity)
@@ -191,7 +236,7 @@ pub async fn entries(
         .into_iter()
         .map(|u| (u.id, u))
         .collect();
-    let titles = titles_before(ctx.data::<EventLog>()?, &decoded).await?;
+    let items = item_states(ctx.data::<EventLog>()?, &decoded).await?;
 
     Ok(decoded
         .iter()
@@ -203,7 +248,9 @@ pub async fn entries(
             let names = Names {
                 actor: &actor.display_name,
                 member,
-                item_title: titles.get(&recorded.event_id).map(String::as_str),
+                item_title: items
+                    .get(&recorded.event_id)
+                    .and_then(|(before, _)| before.as_deref()),
             };
             let description = audit::describe(recorded.stream_id, event, names);
             let kind = match description.entity {
@@ -238,6 +285,9 @@ pub async fn entries(
                 staff_reason: metadata.staff_reason.clone(),
                 causation_id: metadata.causation_id.map(|id| encode(Kind::Event, id)),
                 correlation_id: metadata.correlation_id.map(|id| id.to_string()),
+                item_after: items
+                    .get(&recorded.event_id)
+                    .and_then(|(_, after)| after.clone()),
             }
         })
         .collect())
@@ -278,29 +328,29 @@ fn actor(actor: &Actor, users: &HashMap<Uuid, UserRow>) -> AuditActor {
     }
 }
 
-/// For each item event on the page, the item's title just before it (one read per item).
-async fn titles_before(
+/// For each item event on the page, the item's title just before it and the item just after
+/// it (one read per item).
+async fn item_states(
     log: &EventLog,
     page: &[(RecordedEvent, AnyEvent)],
-) -> async_graphql::Result<HashMap<Uuid, String>> {
+) -> async_graphql::Result<HashMap<Uuid, (Option<String>, Option<ItemSnapshot>)>> {
     let items: HashSet<Uuid> = page
         .iter()
         .filter(|(r, _)| r.stream_type == ItemState::STREAM_TYPE)
         .map(|(r, _)| r.stream_id)
         .collect();
-    let mut titles = HashMap::new();
+    let mut states = HashMap::new();
     for item in items {
         let mut state = ItemState::default();
         for recorded in log.read_stream(item).await.map_err(ApiError::from)? {
-            if let Some(title) = state.title() {
-                titles.insert(recorded.event_id, title.as_str().to_string());
-            }
+            let before = state.title().map(|t| t.as_str().to_string());
             let event: ItemEvent =
                 eventlog::aggregates::decode(&recorded).map_err(ApiError::from)?;
             state = state.evolve(&event);
+            states.insert(recorded.event_id, (before, ItemSnapshot::of(&state)));
         }
     }
-    Ok(titles)
+    Ok(states)
 }
 
 /// Lets a SUPPORT staff member read a workspace's audit log, recording who looked and why as an

@@ -191,6 +191,17 @@ async fn create_item(app: &TestApp, who: &Session, ws: &str, title: &str) -> Str
         .to_string()
 }
 
+async fn retitle(app: &TestApp, who: &Session, item: &str, version: i64, title: &str) {
+    let response = who
+        .gql(
+            app,
+            "mutation($id: ID!, $v: Int!, $t: String!) { updateItem(input: { id: $id, expectedVersion: $v, title: $t }) { item { version } } }",
+            json!({ "id": item, "v": version, "t": title }),
+        )
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+}
+
 #[tokio::test]
 async fn support_signs_in_finds_a_workspace_by_email_gives_a_reason_and_filters_the_timeline() {
     let app = TestApp::spawn().await;
@@ -198,7 +209,10 @@ async fn support_signs_in_finds_a_workspace_by_email_gives_a_reason_and_filters_
     let (owner, member, _support) = (owner.await, member.await, support.await);
     let ws = create_workspace(&app, &owner, "Acme Corp").await;
     add_member(&app, &owner, &ws, &member, domain::Role::Member).await;
-    create_item(&app, &owner, &ws, "Quarterly report").await;
+    let item = create_item(&app, &owner, &ws, "Quarterly report").await;
+    for (version, title) in [(1, "Quarterly report v2"), (2, "Quarterly report v3")] {
+        retitle(&app, &owner, &item, version, title).await;
+    }
     grant(&app, "Sue", domain::StaffRole::Support).await;
 
     let browser = Chromium::start().await;
@@ -253,6 +267,32 @@ async fn support_signs_in_finds_a_workspace_by_email_gives_a_reason_and_filters_
     let filtered = browser.main_text().await;
     assert!(filtered.contains("Quarterly report"), "{filtered}");
     assert!(!filtered.contains("created workspace"), "{filtered}");
+
+    // The item's history, read under the same reason, and the item two changes ago.
+    browser.click(Locator::LinkText("item history")).await;
+    browser
+        .wait_for_path(&format!("/console/workspaces/{ws}/items/{item}"))
+        .await;
+    let history = browser.main_text().await;
+    assert!(history.contains("Ticket 42"), "{history}");
+    let links = browser
+        .client
+        .find_all(Locator::LinkText("show as it was here"))
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 3, "{history}");
+    links[0].click().await.unwrap();
+    let then = browser
+        .client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("dd.then-title"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(then, "Quarterly report");
     browser.client.clone().close().await.unwrap();
 }
 
@@ -265,14 +305,7 @@ async fn an_owner_sees_only_their_workspaces_and_travels_back_two_changes() {
     create_workspace(&app, &other, "Not Ana's").await;
     let item = create_item(&app, &owner, &ws, "first title").await;
     for (version, title) in [(1, "second title"), (2, "third title")] {
-        let response = owner
-            .gql(
-                &app,
-                "mutation($id: ID!, $v: Int!, $t: String!) { updateItem(input: { id: $id, expectedVersion: $v, title: $t }) { item { version } } }",
-                json!({ "id": item, "v": version, "t": title }),
-            )
-            .await;
-        assert!(response["errors"].is_null(), "{response}");
+        retitle(&app, &owner, &item, version, title).await;
     }
 
     let browser = Chromium::start().await;
@@ -284,7 +317,7 @@ async fn an_owner_sees_only_their_workspaces_and_travels_back_two_changes() {
     browser.click(Locator::LinkText("Acme")).await;
     browser.click(Locator::LinkText("item history")).await;
     browser
-        .wait_for_path(&format!("/console/items/{item}"))
+        .wait_for_path(&format!("/console/workspaces/{ws}/items/{item}"))
         .await;
     // Oldest first: the first entry is the creation, two changes ago.
     let links = browser

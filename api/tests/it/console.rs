@@ -173,7 +173,7 @@ async fn a_signed_out_browser_is_sent_to_sign_in_and_every_page_is_locked_down()
         "/console",
         "/console/workspaces",
         "/console/workspaces/x/audit",
-        "/console/items/x",
+        "/console/workspaces/x/items/y",
     ] {
         let page = browser.get(path).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
@@ -360,7 +360,9 @@ async fn members_and_viewers_get_no_access_and_another_tenants_ids_are_not_found
     for path in [
         format!("/console/workspaces/{theirs}/audit"),
         format!("/console/workspaces/{theirs}/verify"),
-        format!("/console/items/{their_item}"),
+        format!("/console/workspaces/{theirs}/items/{their_item}"),
+        // Another tenant's item under one's own workspace has no history there.
+        format!("/console/workspaces/{ws}/items/{their_item}"),
     ] {
         let page = browser.get(&path).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}: {}", page.body);
@@ -387,7 +389,7 @@ async fn what_users_wrote_is_shown_as_text() {
     for path in [
         "/console/workspaces".to_string(),
         format!("/console/workspaces/{ws}/audit"),
-        format!("/console/items/{item}"),
+        format!("/console/workspaces/{ws}/items/{item}"),
     ] {
         let page = browser.get(&path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
@@ -555,7 +557,9 @@ async fn an_items_history_shows_it_as_it_was_and_the_chains_check_out() {
     }
 
     let mut browser = Browser::signed_in(&app, "Ana").await;
-    let history = browser.get(&format!("/console/items/{item}")).await;
+    let history = browser
+        .get(&format!("/console/workspaces/{ws}/items/{item}"))
+        .await;
     assert_eq!(history.status, StatusCode::OK, "{}", history.body);
     assert!(
         history.body.contains("History of “third title”"),
@@ -565,7 +569,9 @@ async fn an_items_history_shows_it_as_it_was_and_the_chains_check_out() {
     assert!(history.body.contains("show as it was here"));
 
     let then = browser
-        .get(&format!("/console/items/{item}?at={created_at}"))
+        .get(&format!(
+            "/console/workspaces/{ws}/items/{item}?at={created_at}"
+        ))
         .await;
     assert_eq!(then.status, StatusCode::OK, "{}", then.body);
     assert!(
