@@ -35,6 +35,7 @@
 
 mod append;
 mod cache;
+mod console;
 mod export;
 mod generate;
 mod http_api;
@@ -76,6 +77,8 @@ enum Benchmark {
     Jobs(jobs::Args),
     /// The export job: 100,000 items as CSV and as PDF, time and the worker's peak memory.
     JobExport(job_export::Args),
+    /// The console's pages (timeline, item history, log) on a workspace with 100,000 events.
+    Console(console::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,6 +98,7 @@ fn main() -> anyhow::Result<()> {
             Benchmark::Search(args) => search::run(&args, &server).await,
             Benchmark::Jobs(args) => jobs::run(&args, &server).await,
             Benchmark::JobExport(args) => job_export::run(&args, &server).await,
+            Benchmark::Console(args) => console::run(&args, &server).await,
         }
     })
 }

@@ -23,7 +23,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 struct Chromium {
     driver: Child,
     client: Client,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Chromium {
@@ -78,7 +78,7 @@ impl Chromium {
         Chromium {
             driver,
             client,
-            _profile: profile,
+            profile,
         }
     }
 
@@ -167,6 +167,12 @@ impl Drop for Chromium {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        // A test that failed never closed its session: the browser chromedriver started would
+        // outlive it. Its processes are the ones named with this test's own profile.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.profile.path())
+            .status();
     }
 }
 

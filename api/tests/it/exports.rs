@@ -565,14 +565,6 @@ async fn a_worker_killed_during_an_export_is_replaced_and_the_export_completes_o
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let completed = killed_at.elapsed();
-    second.kill().unwrap();
-    second.wait().unwrap();
-    println!(
-        "export recovery after kill -9: job running again after {:?}, export completed after {completed:?}",
-        restarted.unwrap_or(completed)
-    );
-
-    assert_eq!(completed_events(&app, &id).await, 1);
     let file_id: uuid::Uuid = sqlx::query_scalar("SELECT file_id FROM exports WHERE id = $1")
         .bind(export_id)
         .fetch_one(&pool)
@@ -580,7 +572,8 @@ async fn a_worker_killed_during_an_export_is_replaced_and_the_export_completes_o
         .unwrap();
     assert_ne!(file_id, killed_run);
     // The completing run deletes the other runs' chunks just after its completing transaction
-    // commits (which is when the status above turned): wait for it, briefly.
+    // commits (which is when the status above turned): wait for it before stopping that
+    // worker (killed in between, it would leave them to the pruning).
     let deadline = Instant::now() + PATIENCE;
     while runs().await != vec![file_id] {
         assert!(
@@ -590,6 +583,14 @@ async fn a_worker_killed_during_an_export_is_replaced_and_the_export_completes_o
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    second.kill().unwrap();
+    second.wait().unwrap();
+    println!(
+        "export recovery after kill -9: job running again after {:?}, export completed after {completed:?}",
+        restarted.unwrap_or(completed)
+    );
+
+    assert_eq!(completed_events(&app, &id).await, 1);
     let response = download(&app, Some(&ana.token), &id).await;
     assert_eq!(response.status(), 200);
     let bytes = response.bytes().await.unwrap();
