@@ -153,6 +153,27 @@ impl Chromium {
         }
     }
 
+    /// On an item's history of `entries` entries: shows the item as it was at the first one
+    /// and returns its title then.
+    async fn as_it_was_at_the_first_of(&self, entries: usize) -> String {
+        let links = self
+            .client
+            .find_all(Locator::LinkText("show as it was here"))
+            .await
+            .unwrap();
+        assert_eq!(links.len(), entries, "{}", self.main_text().await);
+        links[0].click().await.unwrap();
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css("dd.then-title"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Asserts no JavaScript dialog is open.
     async fn no_dialog(&self) {
         match self.client.get_alert_text().await {
@@ -281,24 +302,10 @@ async fn support_signs_in_finds_a_workspace_by_email_gives_a_reason_and_filters_
         .await;
     let history = browser.main_text().await;
     assert!(history.contains("Ticket 42"), "{history}");
-    let links = browser
-        .client
-        .find_all(Locator::LinkText("show as it was here"))
-        .await
-        .unwrap();
-    assert_eq!(links.len(), 3, "{history}");
-    links[0].click().await.unwrap();
-    let then = browser
-        .client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css("dd.then-title"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(then, "Quarterly report");
+    assert_eq!(
+        browser.as_it_was_at_the_first_of(3).await,
+        "Quarterly report"
+    );
     browser.client.clone().close().await.unwrap();
 }
 
@@ -326,24 +333,7 @@ async fn an_owner_sees_only_their_workspaces_and_travels_back_two_changes() {
         .wait_for_path(&format!("/console/workspaces/{ws}/items/{item}"))
         .await;
     // Oldest first: the first entry is the creation, two changes ago.
-    let links = browser
-        .client
-        .find_all(Locator::LinkText("show as it was here"))
-        .await
-        .unwrap();
-    assert_eq!(links.len(), 3);
-    links[0].click().await.unwrap();
-    let then = browser
-        .client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css("dd.then-title"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(then, "first title");
+    assert_eq!(browser.as_it_was_at_the_first_of(3).await, "first title");
 
     browser
         .goto(&app, &format!("/console/workspaces/{ws}/audit"))
