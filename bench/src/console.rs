@@ -177,9 +177,9 @@ fn render(context: &Context, args: &Args, events: i64, rows: &[Row]) -> String {
         "## The console's pages on a large workspace (`console`)\n\n{}\n\
          One workspace with {events} events (items written through the API's write path); its \
          owner signed in to `/console` through the sign-in form. Each page asked {} times, one \
-         request at a time, after {WARM_UP} unmeasured ones, over loopback HTTP with the \
-         response cache on (the console's documents are not cached: each page runs them). The \
-         latency is the server's time plus a loopback round trip.\n\n\
+         request at a time, after {WARM_UP} unmeasured ones, over loopback HTTP (the console's \
+         documents never go through the response cache: each page runs them). The latency is \
+         the server's time plus a loopback round trip.\n\n\
          | page | p50 | p99 |\n\
          |---|---:|---:|\n",
         context.markdown(),
