@@ -174,6 +174,20 @@ impl Chromium {
             .unwrap()
     }
 
+    /// From a workspace's timeline: runs the hash-chain check and returns its verdict.
+    async fn check_the_hash_chains(&self) -> String {
+        self.click(Locator::LinkText("Check the hash chains")).await;
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css("p.ok, p.error"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Asserts no JavaScript dialog is open.
     async fn no_dialog(&self) {
         match self.client.get_alert_text().await {
@@ -306,6 +320,13 @@ async fn support_signs_in_finds_a_workspace_by_email_gives_a_reason_and_filters_
         browser.as_it_was_at_the_first_of(3).await,
         "Quarterly report"
     );
+
+    // Back to the workspace (the reason kept), and its hash chains, which SUPPORT may check.
+    browser
+        .click(Locator::LinkText("The workspace's audit history"))
+        .await;
+    let check = browser.check_the_hash_chains().await;
+    assert!(check.starts_with("Intact"), "{check}");
     browser.client.clone().close().await.unwrap();
 }
 
@@ -338,19 +359,7 @@ async fn an_owner_sees_only_their_workspaces_and_travels_back_two_changes() {
     browser
         .goto(&app, &format!("/console/workspaces/{ws}/audit"))
         .await;
-    browser
-        .click(Locator::LinkText("Check the hash chains"))
-        .await;
-    let check = browser
-        .client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css("p.ok"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let check = browser.check_the_hash_chains().await;
     assert!(check.starts_with("Intact"), "{check}");
     browser.client.clone().close().await.unwrap();
 }
