@@ -79,6 +79,10 @@ pub fn scope(
             "/workspaces/{id}/items/{item}",
             web::get().to(timeline::item_history),
         )
+        .route(
+            "/workspaces/{id}/members/{user}",
+            web::get().to(timeline::member_history),
+        )
         .route("/log", web::get().to(log::log))
         .route("/log.ndjson", web::get().to(log::download_ndjson))
         .route("/log.csv", web::get().to(log::download_csv))

@@ -447,6 +447,9 @@ fn entry_table(entries: &[&Entry], links: &Links<'_>) -> Markup {
                                             @if entry.entity == "ITEM" {
                                                 " · " a href={ "/console/workspaces/" (workspace) "/items/" (entry.entity_id) (Links::query(*reason).trim_end_matches(['?', '&'])) } { "item history" }
                                             }
+                                            @if entry.entity == "MEMBER" {
+                                                " · " a href={ "/console/workspaces/" (workspace) "/members/" (entry.entity_id) (Links::query(*reason).trim_end_matches(['?', '&'])) } { "member history" }
+                                            }
                                         }
                                         Links::Item { page } => {
                                             " · " a href={ (page) "at=" (entry.position) } { "show as it was here" }
@@ -623,6 +626,118 @@ pub async fn item_history(
         }
     };
     respond(StatusCode::OK, page(&title, Some(&visit.header()), body))
+}
+
+/// The most pages of a workspace's membership entries a member's page reads (100 each).
+const MEMBER_PAGES: usize = 20;
+
+/// `GET /console/workspaces/{id}/members/{user}[?at=POSITION]`: a member's history in the
+/// workspace, oldest first (joined, role changes, removal), with their membership as it was just
+/// after an entry, and a link to what they did. Read through the workspace's audit log (its
+/// rights; SUPPORT staff with a reason): its membership entries, at most
+/// [`MEMBER_PAGES`] × 100 of them.
+pub async fn member_history(
+    visit: Visit,
+    path: web::Path<(String, String)>,
+    query: web::Query<ItemQuery>,
+) -> HttpResponse {
+    let (workspace, member) = path.into_inner();
+    let at = given(&query.at);
+    let reason = given(&query.reason).map(|r| r.chars().take(MAX_REASON).collect::<String>());
+    let document = format!(
+        "query ConsoleMembership($workspaceId: ID!, $reason: String, $after: String) {{ \
+         auditLog(workspaceId: $workspaceId, filter: {{ entity: MEMBER, oldestFirst: true }}, \
+         reason: $reason, first: 100, after: $after) {{ edges {{ node {{ {ENTRY} }} }} \
+         pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }}"
+    );
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data {
+        audit_log: Entries,
+    }
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut after: Option<String> = None;
+    let mut complete = false;
+    for _ in 0..MEMBER_PAGES {
+        let variables = json!({ "workspaceId": workspace, "reason": reason, "after": after });
+        let page = match visit.run::<Data>(&document, variables).await {
+            Ok(data) => data.audit_log,
+            Err(Refusal::Forbidden(_)) if visit.me.is_support() && reason.is_none() => {
+                let action = format!("/console/workspaces/{workspace}/members/{member}");
+                let body = reason_form(&action, &[("at", &query.at)]);
+                return respond(
+                    StatusCode::OK,
+                    page("A member's history", Some(&visit.header()), body),
+                );
+            }
+            Err(refusal) => return visit.refusal(refusal),
+        };
+        entries.extend(
+            page.edges
+                .into_iter()
+                .map(|e| e.node)
+                .filter(|e| e.entity_id == member),
+        );
+        if !page.page_info.has_next_page {
+            complete = true;
+            break;
+        }
+        after = page.page_info.end_cursor;
+    }
+    if entries.is_empty() {
+        return visit.refusal(Refusal::NotFound);
+    }
+    // The membership just after each entry: the role its change left (none once removed).
+    let mut role: Option<&str> = None;
+    let mut then = None;
+    for entry in &entries {
+        if let Some(change) = entry.changes.iter().find(|c| c.field == "role") {
+            role = change.after.as_deref();
+        }
+        if Some(entry.position.as_str()) == at {
+            then = Some(role);
+        }
+    }
+    let links = Links::query(reason.as_deref());
+    let page_url = format!("/console/workspaces/{workspace}/members/{member}{links}");
+    let actions = format!(
+        "/console/workspaces/{workspace}/audit{links}{}",
+        serde_urlencoded::to_string([("actor", member.as_str())]).unwrap_or_default()
+    );
+    let shown: Vec<&Entry> = entries.iter().collect();
+    let body = html! {
+        p {
+            a href={ "/console/workspaces/" (workspace) "/audit" (links.trim_end_matches(['?', '&'])) } { "The workspace's audit history" }
+            " · "
+            a href=(actions) { "What this member did" }
+            " · "
+            @match role {
+                Some(role) => { "Now: " strong { (role) } }
+                None => { strong { "no longer a member" } }
+            }
+        }
+        @if let Some(reason) = &reason {
+            p.notice { "You are reading as support staff. Your reason, recorded in this workspace's history: " q { (reason) } }
+        }
+        @if let (Some(then), Some(at)) = (then, at) {
+            section.card aria-labelledby="then" {
+                h2 #then { "As it was at #" (at) }
+                dl {
+                    dt { "Role" }
+                    dd.then-role { (then.unwrap_or("not a member")) }
+                }
+                p { a href=(page_url.trim_end_matches(['?', '&'])) { "Hide" } }
+            }
+        }
+        (entry_table(&shown, &Links::Item { page: &page_url }))
+        @if !complete {
+            p.muted { "Only the workspace's first " (MEMBER_PAGES * 100) " membership entries were read." }
+        }
+    };
+    respond(
+        StatusCode::OK,
+        page("A member's history", Some(&visit.header()), body),
+    )
 }
 
 #[derive(Deserialize)]

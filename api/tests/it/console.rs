@@ -814,3 +814,65 @@ async fn the_live_tails_socket_is_for_the_consoles_own_signed_in_pages() {
         StatusCode::SWITCHING_PROTOCOLS
     );
 }
+
+#[tokio::test]
+async fn a_members_history_shows_their_role_as_it_was_at_each_entry() {
+    let app = TestApp::spawn().await;
+    let [owner, member] = ["Ana", "Mo"].map(|n| app.sign_up(n));
+    let (owner, member) = (owner.await, member.await);
+    let ws = create_workspace(&app, &owner, "Acme").await;
+    add_member(&app, &owner, &ws, &member, domain::Role::Member).await;
+    for role in ["ADMIN", "VIEWER"] {
+        let changed = owner
+            .gql(
+                &app,
+                "mutation($w: ID!, $u: ID!, $r: Role!) { changeMemberRole(workspaceId: $w, userId: $u, role: $r) { position } }",
+                json!({ "w": ws, "u": member.user_id, "r": role }),
+            )
+            .await;
+        assert!(changed["errors"].is_null(), "{changed}");
+    }
+
+    let mut browser = Browser::signed_in(&app, "Ana").await;
+    let timeline = browser
+        .get(&format!("/console/workspaces/{ws}/audit?entity=MEMBER"))
+        .await;
+    let path = format!("/console/workspaces/{ws}/members/{}", member.user_id);
+    assert!(timeline.body.contains(&path), "{}", timeline.body);
+
+    let history = browser.get(&path).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+    assert!(
+        history.body.contains("Now: <strong>VIEWER</strong>"),
+        "{}",
+        history.body
+    );
+    // Only Mo's entries: joined, then two role changes (not Ana's own membership).
+    let positions: Vec<String> = history
+        .body
+        .match_indices("?at=")
+        .map(|(i, _)| {
+            let rest = &history.body[i + 4..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .collect();
+    assert_eq!(positions.len(), 3, "{}", history.body);
+    for (position, role) in positions.iter().zip(["MEMBER", "ADMIN", "VIEWER"]) {
+        let then = browser.get(&format!("{path}?at={position}")).await;
+        assert!(
+            then.body
+                .contains(&format!("<dd class=\"then-role\">{role}</dd>")),
+            "{role} at {position}: {}",
+            then.body
+        );
+    }
+    // Someone who never was a member here has no history here.
+    let stranger = app.sign_up("Eve").await;
+    let none = browser
+        .get(&format!(
+            "/console/workspaces/{ws}/members/{}",
+            stranger.user_id
+        ))
+        .await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+}
