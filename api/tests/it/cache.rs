@@ -442,8 +442,19 @@ async fn a_write_held_back_behind_an_open_transaction_is_never_served_stale() {
         .await
         .unwrap();
     create(&b, &owner, &ws, "second").await;
-    // B acknowledged the write: A must not answer from its cache as if it had not happened,
-    // however long the holder stays open.
+    // Once A has heard of B's write (its notification takes a moment: until then a cached
+    // answer is served, which is why a client that needs its own write on another node sends
+    // `X-Min-Position`), A must not answer from its cache as if it had not happened, however
+    // long the holder keeps the write behind the horizon. Before the fix A went back to hits
+    // as soon as it had looked once and found nothing readable, so this wait never ended.
+    let heard = Instant::now();
+    while ask(&a, &owner, ITEMS, vars.clone(), &[]).await.outcome == "hit" {
+        assert!(
+            heard.elapsed() < Duration::from_secs(10),
+            "node A serves its cached answer long after B's write was announced"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     for _ in 0..20 {
         let read = ask(&a, &owner, ITEMS, vars.clone(), &[]).await;
         assert_ne!(read.outcome, "hit", "a stale answer: {}", read.body);
