@@ -46,14 +46,13 @@ struct Row {
 }
 
 pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
-    let database = server.create_database().await?;
-    let context = Context::gather(server, &database).await?;
-    let state = tempfile::Builder::new()
-        .prefix("chronicle-bench-state-")
-        .tempdir()
-        .context("creating the server's data directory")?;
-    let pool = server::app_pool(&database).await?;
-    let address = server::start_app(pool.clone(), state.path()).await?;
+    let server::Running {
+        database,
+        context,
+        pool,
+        address,
+        state: _state,
+    } = server::run_app(server).await?;
     let owner = Owner::sign_up(address, &database.pool, "reader").await?;
     let writes = Writes::new(eventlog::EventLog::new(database.pool.clone()));
     let items = generate::items_for_events(args.events);
@@ -120,7 +119,7 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     println!("{section}");
     report::write_section(&args.out, "console", &section)?;
     eprintln!("wrote the console section of {}", args.out.display());
-    drop(pool);
+    pool.close().await;
     server.drop_database(database).await?;
     Ok(())
 }

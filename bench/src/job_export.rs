@@ -48,14 +48,13 @@ struct Row {
 }
 
 pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
-    let database = server.create_database().await?;
-    let context = Context::gather(server, &database).await?;
-    let state = tempfile::Builder::new()
-        .prefix("chronicle-bench-state-")
-        .tempdir()
-        .context("creating the server's data directory")?;
-    let pool = server::app_pool(&database).await?;
-    let address = server::start_app(pool.clone(), state.path()).await?;
+    let server::Running {
+        database,
+        context,
+        pool,
+        address,
+        state: _state,
+    } = server::run_app(server).await?;
     ::jobs::setup(&database.pool).await?;
     let owner = Owner::sign_up(address, &database.pool, "exporter").await?;
     let writes = Writes::new(eventlog::EventLog::new(database.pool.clone()));

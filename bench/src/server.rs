@@ -162,6 +162,37 @@ pub async fn app_pool(database: &Database) -> anyhow::Result<PgPool> {
         .context("connecting the server's pool")
 }
 
+/// The real server started for one benchmark, on a database of its own.
+pub struct Running {
+    pub database: Database,
+    /// The run's description (machine, server), gathered before any load.
+    pub context: crate::report::Context,
+    /// The server's own pool (as `chronicle` sizes it).
+    pub pool: PgPool,
+    pub address: SocketAddr,
+    /// The server's files (its search index), removed when dropped.
+    pub state: tempfile::TempDir,
+}
+
+/// Creates a database, describes the run, and starts the real server on it ([`start_app`]).
+pub async fn run_app(server: &Server) -> anyhow::Result<Running> {
+    let database = server.create_database().await?;
+    let context = crate::report::Context::gather(server, &database).await?;
+    let state = tempfile::Builder::new()
+        .prefix("chronicle-bench-state-")
+        .tempdir()
+        .context("creating the server's data directory")?;
+    let pool = app_pool(&database).await?;
+    let address = start_app(pool.clone(), state.path()).await?;
+    Ok(Running {
+        database,
+        context,
+        pool,
+        address,
+        state,
+    })
+}
+
 /// Starts the real server on a free local port (on `pool`, already migrated), keeping its
 /// files (the search index) in `state`; returns its address. `/readyz` is only ready once every
 /// projection has caught up with the log, which [`settle`] waits for.
