@@ -13,6 +13,7 @@
 //! | the raw log (`events`, its subscription, `/events.ndjson`) | in clear | in clear | `FORBIDDEN` | `FORBIDDEN` | – | pseudonymised | `NOT_FOUND` |
 //! | a user (by id, `node`) | themself, and anyone sharing a workspace with them |||||||
 //! | find workspaces across tenants (`workspaceDirectory`, the console's finder) | `FORBIDDEN` | `FORBIDDEN` | `FORBIDDEN` | `FORBIDDEN` | yes | yes | `FORBIDDEN` |
+//! | use the console at all ([`may_use_console`]; then each page reads as above) | yes | yes | no (in no workspace) | no | yes | yes | no |
 //!
 //! The raw log carries what the audit log shows — client addresses, user agents, request ids,
 //! staff reasons, invitees' emails — so it is readable by exactly those who may read the
@@ -97,7 +98,7 @@ pub async fn content_of(
 }
 
 /// Whether a member with `role` may make the read `what`.
-fn member_may(role: Role, what: Read) -> bool {
+pub fn member_may(role: Role, what: Read) -> bool {
     use Role::{Admin, Owner};
     match what {
         Read::Content => true,
@@ -178,6 +179,13 @@ impl Standing {
             None => Err(ApiError::NotFound("event")),
         }
     }
+}
+
+/// Whether someone with the staff roles `staff` and the workspace roles `roles` may use the
+/// console at all (SPEC §1): staff, and those who may read a workspace's audit log (its owners
+/// and admins). What each page then shows is decided read by read, as for any client.
+pub fn may_use_console(staff: &[StaffRole], roles: &[Role]) -> bool {
+    !staff.is_empty() || roles.iter().any(|role| member_may(*role, Read::AuditLog))
 }
 
 /// Decides whether `user_id` may find workspaces across tenants (by name, id or a member's
@@ -317,6 +325,17 @@ mod tests {
             Err(ApiError::Domain(DomainError::Forbidden { .. })) => "forbidden",
             Err(_) => "other",
         }
+    }
+
+    #[test]
+    fn the_console_is_for_staff_and_for_owners_and_admins() {
+        use Role::{Admin, Member, Owner, Viewer};
+        assert!(may_use_console(&[StaffRole::Support], &[]));
+        assert!(may_use_console(&[StaffRole::Analyst], &[Viewer]));
+        assert!(may_use_console(&[], &[Viewer, Owner]));
+        assert!(may_use_console(&[], &[Admin]));
+        assert!(!may_use_console(&[], &[Member, Viewer]));
+        assert!(!may_use_console(&[], &[]));
     }
 
     #[test]

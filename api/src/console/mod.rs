@@ -163,6 +163,14 @@ impl Me {
     fn is_staff(&self) -> bool {
         !self.staff_roles.is_empty()
     }
+
+    /// The staff roles, as the authorization module takes them.
+    fn staff(&self) -> Vec<domain::StaffRole> {
+        self.staff_roles
+            .iter()
+            .filter_map(|r| r.parse().ok())
+            .collect()
+    }
 }
 
 /// A signed-in user's visit to a page: who they are, and how the page reads. As a handler's

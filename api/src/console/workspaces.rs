@@ -9,6 +9,8 @@ use serde::Deserialize;
 use super::Visit;
 use super::graphql::Refusal;
 use super::layout::{self, page, respond};
+use crate::authz::{self, Read};
+use domain::Role;
 
 const OWN: &str = r#"query ConsoleWorkspaces {
   workspaces(first: 100) { edges { node { id name plan viewerRole } } pageInfo { hasNextPage } }
@@ -73,14 +75,20 @@ pub async fn list(visit: Visit, search: web::Query<Search>) -> HttpResponse {
         Ok(own) => own,
         Err(refusal) => return visit.refusal(refusal),
     };
-    let managed: Vec<&Own> = own
+    // The reader's role in each of their workspaces; authz decides who may use the console,
+    // and which of them the reader may open as a member.
+    let mine: Vec<(&Own, Role)> = own
         .workspaces
         .edges
         .iter()
-        .map(|e| &e.node)
-        .filter(|w| matches!(w.viewer_role.as_str(), "OWNER" | "ADMIN"))
+        .filter_map(|e| Some((&e.node, e.node.viewer_role.parse::<Role>().ok()?)))
         .collect();
-    if managed.is_empty() && !visit.me.is_staff() {
+    let roles: Vec<Role> = mine.iter().map(|(_, role)| *role).collect();
+    let managed: Vec<&(&Own, Role)> = mine
+        .iter()
+        .filter(|(_, role)| authz::member_may(*role, Read::AuditLog))
+        .collect();
+    if !authz::may_use_console(&visit.me.staff(), &roles) {
         return layout::no_access(&visit.header());
     }
 
@@ -151,7 +159,7 @@ pub async fn list(visit: Visit, search: web::Query<Search>) -> HttpResponse {
             table {
                 thead { tr { th { "Workspace" } th { "Your role" } th { "Plan" } } }
                 tbody {
-                    @for workspace in &managed {
+                    @for (workspace, _) in managed.iter().copied() {
                         tr {
                             td { a href={ "/console/workspaces/" (workspace.id) "/audit" } { (workspace.name) } }
                             td { (workspace.viewer_role) }
