@@ -2,13 +2,13 @@
 //! read models in one transaction, at most once per idempotency key, and announced (and
 //! counted, for `/metrics`) after the commit.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use domain::DomainEvent;
 use eventlog::aggregates::to_new_events;
-use eventlog::{EventLog, ExpectedVersion, Metadata, Position, StreamRef};
+use eventlog::{Appended, EventLog, ExpectedVersion, Metadata, Position, StreamRef};
 use projections::inline::{self, AnyEvent, Envelope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -48,8 +48,8 @@ impl Clock {
 }
 
 tokio::task_local! {
-    /// Events appended so far by the transaction [`Writes::run`] or [`Writes::once`] runs.
-    static APPENDED: Cell<u64>;
+    /// What the transaction [`Writes::run`] or [`Writes::once`] runs appended so far.
+    static APPENDED: RefCell<Vec<Appended>>;
 }
 
 /// Appends and applies events; see the module docs.
@@ -130,14 +130,14 @@ impl Writes {
 
         let mut tx = self.log.pool().begin().await.map_err(internal)?;
         let (outcome, appended) =
-            counting_appends(run_and_record(&mut tx, body, &scope, key, &request_hash)).await;
+            noting_appends(run_and_record(&mut tx, body, &scope, key, &request_hash)).await;
         let committed = match outcome {
             Ok(result) => tx.commit().await.map(|()| result).map_err(internal),
             Err(err) => Err(err),
         };
         match committed {
             Ok(result) => {
-                self.committed(appended);
+                self.committed(&appended);
                 Ok(result)
             }
             // A concurrent request with the same key may have won: then this is its retry.
@@ -154,18 +154,19 @@ impl Writes {
         F: AsyncFnOnce(&mut PgConnection) -> Result<R, ApiError>,
     {
         let mut tx = self.log.pool().begin().await.map_err(internal)?;
-        let (result, appended) = counting_appends(body(&mut tx)).await;
+        let (result, appended) = noting_appends(body(&mut tx)).await;
         let result = result?;
         tx.commit().await.map_err(internal)?;
-        self.committed(appended);
+        self.committed(&appended);
         Ok(result)
     }
 
-    /// After a commit that appended `events`: announce and count them.
-    fn committed(&self, events: u64) {
-        self.log.announce_append();
+    /// After a commit that appended `appended`: tell the log, and count the events.
+    fn committed(&self, appended: &[Appended]) {
+        self.log.committed(appended);
         if let Some(counter) = &self.appended {
-            counter.inc_by(events);
+            let events: usize = appended.iter().map(|a| a.positions.len()).sum();
+            counter.inc_by(events as u64);
         }
     }
 
@@ -214,31 +215,31 @@ impl Writes {
             .append_in(conn, stream, expected, &to_new_events(&events, metadata))
             .await?;
         let first_version = appended.stream_version + 1 - events.len() as u64;
-        // Outside `run` and `once` (operator commands) nothing counts.
-        let _ = APPENDED.try_with(|n| n.set(n.get() + events.len() as u64));
+        let (position, recorded_at) = (appended.position(), appended.recorded_at);
+        // Outside `run` and `once` (operator commands) nothing is noted.
+        let _ = APPENDED.try_with(|noted| noted.borrow_mut().push(appended));
         for (i, event) in events.into_iter().enumerate() {
             let event = event.into();
             let envelope = Envelope {
                 stream_id: stream.stream_id,
                 stream_version: first_version + i as u64,
-                recorded_at: appended.recorded_at,
+                recorded_at,
                 event: &event,
             };
             inline::apply(conn, envelope)
                 .await
                 .map_err(unique_violation_as_conflict)?;
         }
-        Ok(Some(appended.position()))
+        Ok(Some(position))
     }
 }
 
-/// Runs `work` and returns, with its output, how many events it appended through
-/// [`Writes::append`].
-async fn counting_appends<T>(work: impl Future<Output = T>) -> (T, u64) {
+/// Runs `work` and returns, with its output, what it appended through [`Writes::append`].
+async fn noting_appends<T>(work: impl Future<Output = T>) -> (T, Vec<Appended>) {
     APPENDED
-        .scope(Cell::new(0), async {
+        .scope(RefCell::new(Vec::new()), async {
             let output = work.await;
-            (output, APPENDED.with(Cell::get))
+            (output, APPENDED.with(RefCell::take))
         })
         .await
 }

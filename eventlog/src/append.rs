@@ -5,7 +5,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::hash::{GENESIS, Hashed};
-use crate::{Appended, Error, EventLog, ExpectedVersion, NewEvent, Position, StreamRef};
+use crate::{
+    Appended, Error, EventLog, ExpectedVersion, NewEvent, Position, StreamHead, StreamRef,
+};
 
 /// How often an `ExpectedVersion::Any` append retries after losing a race.
 const ANY_VERSION_ATTEMPTS: usize = 16;
@@ -31,7 +33,8 @@ impl EventLog {
             attempt += 1;
             match self.append_in(&mut conn, stream, expected, events).await {
                 Ok(appended) => {
-                    self.announce_append();
+                    // The insert committed on its own.
+                    self.committed([&appended]);
                     return Ok(appended);
                 }
                 Err(err @ (Error::Conflict { .. } | Error::DuplicateEvent(_))) => {
@@ -67,19 +70,21 @@ impl EventLog {
         }
 
         // A new stream needs no read: should it exist after all, the unique key on
-        // (stream, version 1) refuses the insert as a conflict.
+        // (stream, version 1) refuses the insert as a conflict. Nor does a stream whose head
+        // this node wrote at the expected version (see `heads`).
         let head = match expected {
             ExpectedVersion::NoStream => None,
-            _ => {
-                sqlx::query!(
-                    r#"SELECT stream_type, stream_version, hash
-                   FROM events WHERE stream_id = $1
-                   ORDER BY stream_version DESC LIMIT 1"#,
-                    stream.stream_id
-                )
-                .fetch_optional(&mut *conn)
-                .await?
+            ExpectedVersion::Exact(version) => {
+                match self
+                    .inner
+                    .heads
+                    .at(stream.stream_id, stream.stream_type, version)
+                {
+                    Some(head) => Some(head),
+                    None => read_head(conn, stream.stream_id).await?,
+                }
             }
+            _ => read_head(conn, stream.stream_id).await?,
         };
         let (current, mut previous_hash) = match head {
             Some(head) if head.stream_type != stream.stream_type => {
@@ -89,7 +94,7 @@ impl EventLog {
                     actual: head.stream_type,
                 });
             }
-            Some(head) => (head.stream_version as u64, head.hash),
+            Some(head) => (head.version, head.hash),
             None => (0, GENESIS.to_vec()),
         };
         if !expected.admits(current) {
@@ -101,6 +106,8 @@ impl EventLog {
         }
 
         let recorded_at = now_micros();
+        // What the first new event links to: checked against the stored head by the insert.
+        let chained_to = previous_hash.clone();
         let mut rows = Rows::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
             let version = current + 1 + i as u64;
@@ -137,7 +144,10 @@ impl EventLog {
         // The tx_id is what the column default gives (the transaction id plus the era's
         // offset), with the offset read once per statement rather than by a function per row;
         // like the default, it is read with the statement's snapshot, taken after the insert
-        // got its lock, so an append held up by a new era lands in it.
+        // got its lock, so an append held up by a new era lands in it. An append that extends
+        // a stream inserts nothing unless the head it chains to is stored (a remembered head
+        // is then at worst behind: a conflict), so the chain can neither fork nor skip a
+        // version.
         let inserted = sqlx::query!(
             r#"WITH first_write AS MATERIALIZED (SELECT events_check_first_write($12) AS ok)
                INSERT INTO events (tx_id, event_id, stream_type, stream_id, stream_version,
@@ -151,6 +161,10 @@ impl EventLog {
                            $10::jsonb[], $11::bytea[])
                     AS e(event_id, stream_version, event_type, schema_version, payload, metadata, hash)
                WHERE first_write.ok
+                 AND (NOT $12 OR EXISTS (SELECT FROM events AS head
+                                          WHERE head.stream_id = $3
+                                            AND head.stream_version = $13
+                                            AND head.hash = $14))
                RETURNING event_id, tx_id, seq"#,
             &rows.event_ids,
             stream.stream_type,
@@ -164,10 +178,20 @@ impl EventLog {
             &rows.metadata,
             &rows.hashes,
             current > 0,
+            current as i64,
+            &chained_to,
         )
         .fetch_all(&mut *conn)
         .await
         .map_err(|err| Error::from_insert(err, stream.stream_id, expected, events[0].event_id))?;
+        if inserted.is_empty() {
+            // The head it chains to is not stored: another append took the version after it.
+            return Err(Error::Conflict {
+                stream_id: stream.stream_id,
+                expected,
+                actual: None,
+            });
+        }
 
         let positions = events
             .iter()
@@ -182,13 +206,38 @@ impl EventLog {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let stream_version = current + events.len() as u64;
         Ok(Appended {
             positions,
-            stream_version: current + events.len() as u64,
+            stream_version,
             recorded_at,
             already_stored: false,
+            head: Some(StreamHead {
+                stream_id: stream.stream_id,
+                stream_type: stream.stream_type.to_string(),
+                version: stream_version,
+                hash: previous_hash,
+            }),
         })
     }
+}
+
+/// The stream's last stored event, read from the database.
+async fn read_head(conn: &mut PgConnection, stream_id: Uuid) -> Result<Option<StreamHead>, Error> {
+    let row = sqlx::query!(
+        r#"SELECT stream_type, stream_version, hash
+                   FROM events WHERE stream_id = $1
+                   ORDER BY stream_version DESC LIMIT 1"#,
+        stream_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|row| StreamHead {
+        stream_id,
+        stream_type: row.stream_type,
+        version: row.stream_version as u64,
+        hash: row.hash,
+    }))
 }
 
 /// Column arrays for one multi-row insert.
@@ -252,6 +301,7 @@ async fn stored_positions(
         stream_version,
         recorded_at,
         already_stored: true,
+        head: None,
     }))
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Position;
+use crate::{Position, StreamHead};
 
 /// The stream an append targets: the aggregate's type and id, and its tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +149,9 @@ pub struct Appended {
     pub recorded_at: DateTime<Utc>,
     /// True when every event was already stored: nothing was written.
     pub already_stored: bool,
+    /// The stream's head after the append (`None` when nothing was written): once the
+    /// transaction commits, hand it to [`crate::EventLog::committed`].
+    pub head: Option<StreamHead>,
 }
 
 impl Appended {

@@ -18,6 +18,7 @@ mod era;
 mod error;
 mod event;
 mod hash;
+mod heads;
 mod position;
 mod read;
 mod tail;
@@ -31,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 pub use era::{EraRaised, ensure_positions_increase};
 pub use error::Error;
 pub use event::{Actor, Appended, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamRef};
+pub use heads::StreamHead;
 pub use position::{InvalidPosition, Position};
 pub use read::{EventFilter, ReaderStall, StallCause};
 pub use tail::Tail;
@@ -63,6 +65,8 @@ struct Inner {
     listening: watch::Sender<bool>,
     /// Payloads received on the notices channel.
     notices: tokio::sync::broadcast::Sender<String>,
+    /// Heads of streams this node appended to (see [`heads`]).
+    heads: heads::Heads,
     /// Asks the notifier task to announce an append to other nodes.
     announce: mpsc::Sender<()>,
     /// Dropped with the last handle, which stops the background tasks.
@@ -97,6 +101,7 @@ impl EventLog {
                 wake,
                 listening,
                 notices,
+                heads: heads::Heads::new(),
                 announce,
                 _shutdown: shutdown,
             }),
@@ -114,6 +119,17 @@ impl EventLog {
         self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
         // A full channel means an announcement is already pending: it will cover this one.
         let _ = self.inner.announce.try_send(());
+    }
+
+    /// After a transaction that appended with [`EventLog::append_in`] committed: remembers the
+    /// heads it wrote (the next append to those streams needs no read of their heads) and
+    /// announces the append ([`EventLog::announce_append`]). Never call it before the commit
+    /// succeeded.
+    pub fn committed<'a>(&self, appended: impl IntoIterator<Item = &'a Appended>) {
+        for head in appended.into_iter().filter_map(|a| a.head.as_ref()) {
+            self.inner.heads.remember(head.clone());
+        }
+        self.announce_append();
     }
 
     /// Announces, on every node, that something derived from the log moved on (a shared

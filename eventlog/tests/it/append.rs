@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use eventlog::{Error, ExpectedVersion};
+use eventlog::{Error, EventLog, ExpectedVersion};
 use futures::future::join_all;
 use uuid::Uuid;
 
@@ -357,4 +357,82 @@ async fn extending_a_stream_after_another_write_is_refused() {
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(log.read_stream(stream.stream_id).await.unwrap().len(), 2);
+}
+
+/// A node appending to a stream whose head it wrote chains to the remembered head without
+/// reading it; another node extending the stream meanwhile makes that append a conflict (the
+/// remembered head is then behind), never a fork of the chain; a head written by a transaction
+/// that rolled back is never remembered.
+#[tokio::test]
+async fn remembered_heads_never_fork_the_chain() {
+    let (db, node_a) = setup().await;
+    let node_b = EventLog::new(db.pool().clone());
+    let stream = item_stream(Uuid::now_v7());
+    node_a
+        .append(&stream, ExpectedVersion::NoStream, &[event(1), event(2)])
+        .await
+        .unwrap();
+    // Node A remembers version 2; node B does not, and extends the stream.
+    node_b
+        .append(&stream, ExpectedVersion::Exact(2), &[event(3)])
+        .await
+        .unwrap();
+    let behind = node_a
+        .append(&stream, ExpectedVersion::Exact(2), &[event(4)])
+        .await
+        .unwrap_err();
+    assert!(matches!(behind, Error::Conflict { .. }), "{behind:?}");
+    node_a
+        .append(&stream, ExpectedVersion::Exact(3), &[event(4)])
+        .await
+        .unwrap();
+    // Remembered at 4 now: appended from memory.
+    node_a
+        .append(&stream, ExpectedVersion::Exact(4), &[event(5)])
+        .await
+        .unwrap();
+
+    // Version 6 written and rolled back: the stream stays at 5, and so does what A remembers.
+    let mut tx = db.pool().begin().await.unwrap();
+    let rolled_back = node_a
+        .append_in(&mut tx, &stream, ExpectedVersion::Exact(5), &[event(6)])
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let refused = node_a
+        .append(&stream, ExpectedVersion::Exact(6), &[event(7)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Error::Conflict {
+                actual: Some(5),
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    // Told about it anyway (a caller's bug), the unique key still holds the chain together.
+    node_a.committed([&rolled_back]);
+    let forked = node_a
+        .append(&stream, ExpectedVersion::Exact(6), &[event(7)])
+        .await;
+    assert!(forked.is_err(), "{forked:?}");
+    node_a
+        .append(&stream, ExpectedVersion::Exact(5), &[event(6)])
+        .await
+        .unwrap();
+
+    let versions: Vec<u64> = node_a
+        .read_stream(stream.stream_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+    let report = node_a.verify(None).await.unwrap();
+    assert_eq!(report.first_broken, None, "{report:?}");
+    assert_eq!(report.events_checked, 6);
 }
