@@ -235,35 +235,56 @@ pub async fn log(
     }
 }
 
+/// What a write appends to, which decides how its role is held (see [`role_for_write`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appends {
+    /// It starts a new stream (creates an aggregate).
+    NewStream,
+    /// It extends a stream that exists.
+    ExistingStream,
+}
+
 /// The caller's role in the workspace, for deciding a write made on `conn` (`NOT_FOUND`, as
-/// `missing`, for non-members). Read without a lock: the events insert must stay the first
-/// write of the transaction (a row lock would take a transaction id before it), so once the
-/// write is done, [`confirm_role`] checks the role still holds.
+/// `missing`, for non-members). The membership row must stay share-locked until the
+/// transaction ends, so that a role change or removal committed meanwhile is seen (the write
+/// is refused with `CONFLICT`, and a retry is decided with the new role) and one not yet
+/// committed waits for this write: either way the old role never writes after the change is
+/// acknowledged. A write that starts a stream locks it here, in one round trip. One that
+/// extends a stream must not: its events insert must be the first write of its transaction (a
+/// row lock would take a transaction id before it), so it reads the role without a lock here
+/// and [`confirm_role`] locks and checks it once the events are written.
 pub async fn role_for_write(
     conn: &mut PgConnection,
     workspace_id: Uuid,
     user_id: Uuid,
     missing: &'static str,
+    appends: Appends,
 ) -> Result<Role, ApiError> {
-    queries::member_role(&mut *conn, workspace_id, user_id)
-        .await?
-        .as_deref()
+    let role = match appends {
+        Appends::NewStream => {
+            queries::member_role_locked(&mut *conn, workspace_id, user_id).await?
+        }
+        Appends::ExistingStream => queries::member_role(&mut *conn, workspace_id, user_id).await?,
+    };
+    role.as_deref()
         .map(stored_role)
         .transpose()?
         .ok_or(ApiError::NotFound(missing))
 }
 
-/// Confirms, at the end of a write's transaction, that the caller still holds the `role` the
-/// write was decided with. The membership row stays share-locked until the transaction ends:
-/// a role change or removal committed meanwhile is seen here (the write is refused with
-/// `CONFLICT`, and a retry is decided with the new role), and one not yet committed waits for
-/// this write. Either way the old role never writes after the change is acknowledged.
+/// Confirms, at the end of a write's transaction, that the caller still holds the `role`
+/// [`role_for_write`] gave, and keeps it locked until the transaction ends (nothing to do when
+/// it was locked already).
 pub async fn confirm_role(
     conn: &mut PgConnection,
     workspace_id: Uuid,
     user_id: Uuid,
     role: Role,
+    appends: Appends,
 ) -> Result<(), ApiError> {
+    if appends == Appends::NewStream {
+        return Ok(());
+    }
     let now = queries::member_role_locked(conn, workspace_id, user_id).await?;
     if now.as_deref() == Some(role.as_str()) {
         return Ok(());

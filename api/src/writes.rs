@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use domain::DomainEvent;
 use eventlog::aggregates::to_new_events;
-use eventlog::{Appended, EventLog, ExpectedVersion, Metadata, Position, StreamRef};
+use eventlog::{Appended, EventLog, ExpectedVersion, Metadata, StreamRef};
 use projections::inline::{self, AnyEvent, Envelope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -195,7 +195,8 @@ impl Writes {
     }
 
     /// Appends `events` to `stream` and applies them to the inline read models, inside the
-    /// caller's transaction. Returns the position written (`None`: nothing to write).
+    /// caller's transaction. Returns what was written (`None`: nothing to write): its
+    /// [`Appended::position`] is the mutation's consistency token.
     pub async fn append<E>(
         &self,
         conn: &mut PgConnection,
@@ -203,7 +204,7 @@ impl Writes {
         expected: ExpectedVersion,
         events: Vec<E>,
         metadata: &Metadata,
-    ) -> Result<Option<Position>, ApiError>
+    ) -> Result<Option<Appended>, ApiError>
     where
         E: DomainEvent + Into<AnyEvent>,
     {
@@ -215,9 +216,9 @@ impl Writes {
             .append_in(conn, stream, expected, &to_new_events(&events, metadata))
             .await?;
         let first_version = appended.stream_version + 1 - events.len() as u64;
-        let (position, recorded_at) = (appended.position(), appended.recorded_at);
+        let recorded_at = appended.recorded_at;
         // Outside `run` and `once` (operator commands) nothing is noted.
-        let _ = APPENDED.try_with(|noted| noted.borrow_mut().push(appended));
+        let _ = APPENDED.try_with(|noted| noted.borrow_mut().push(appended.clone()));
         for (i, event) in events.into_iter().enumerate() {
             let event = event.into();
             let envelope = Envelope {
@@ -230,7 +231,7 @@ impl Writes {
                 .await
                 .map_err(unique_violation_as_conflict)?;
         }
-        Ok(Some(position))
+        Ok(Some(appended))
     }
 }
 

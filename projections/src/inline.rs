@@ -543,21 +543,7 @@ pub async fn rebuild_with(
         }
     }
 
-    let mut tx = conn.begin().await?;
-    // Locked last table first: an item write holds `items` when it share-locks its author's
-    // `members` row (api::authz::confirm_role), so taking `items` before `members` keeps the
-    // two from waiting on each other.
-    let live = TABLES
-        .iter()
-        .rev()
-        .map(|t| format!("public.{t}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "LOCK TABLE {live} IN EXCLUSIVE MODE"
-    )))
-    .execute(&mut *tx)
-    .await?;
+    let mut tx = lock_live_tables(&mut conn).await?;
     shadow::write_here(&mut tx).await?;
     // Appends that committed before the lock: every event from the horizon on. (An append still
     // open writes its read models after the swap, into the rebuilt rows.)
@@ -584,6 +570,57 @@ pub async fn rebuild_with(
         .await?;
     tx.commit().await?;
     Ok(applied)
+}
+
+/// How long the swap waits for its table locks in one try.
+const SWAP_LOCK_TRY: &str = "200ms";
+/// How many tries it makes before giving up.
+const SWAP_LOCK_TRIES: usize = 300;
+
+/// A transaction on `conn` holding the live tables locked against writers. Writers lock
+/// `items` and `members` in either order (an item write that starts a stream share-locks its
+/// author's `members` row before it inserts the item; one that extends a stream does it last,
+/// see `api::authz::role_for_write`), so no order of taking the tables one by one is safe from
+/// a deadlock: each try waits a moment for all of them and, failing that, lets go of those it
+/// took (the writers go on) and tries again.
+async fn lock_live_tables(
+    conn: &mut PgConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, Error> {
+    let live = TABLES
+        .iter()
+        .rev()
+        .map(|t| format!("public.{t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lock =
+        format!("SET LOCAL lock_timeout = '{SWAP_LOCK_TRY}'; LOCK TABLE {live} IN EXCLUSIVE MODE");
+    let mut tx = conn.begin().await?;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        // A savepoint: rolling back to it lets go of the locks taken since.
+        let mut attempt = tx.begin().await?;
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(lock.clone()))
+            .execute(&mut *attempt)
+            .await
+        {
+            Ok(_) => {
+                attempt.commit().await?;
+                break;
+            }
+            // lock_not_available: a writer holds one of the tables.
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some("55P03") && tries < SWAP_LOCK_TRIES =>
+            {
+                attempt.rollback().await?;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    sqlx::raw_sql("SET LOCAL lock_timeout = DEFAULT")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 /// Applies recorded events to the read models on `conn`; returns how many it applied.

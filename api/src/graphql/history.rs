@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use domain::{Item as ItemState, UserId, Workspace as WorkspaceState};
 use eventlog::EventLog;
 use eventlog::aggregates::AsOf;
-use projections::queries::{ItemRow, WorkspaceRow};
+use projections::queries::WorkspaceRow;
 use uuid::Uuid;
 
 use super::types::{Item, Workspace, pool};
@@ -62,47 +62,10 @@ pub async fn fold_item(
     as_of: AsOf,
 ) -> Result<Option<(Uuid, Item)>, ApiError> {
     let loaded = log.load_as_of::<ItemState>(id, as_of).await?;
-    let state = &loaded.state;
-    let (
-        Some(workspace_id),
-        Some(title),
-        Some(status),
-        Some(author),
-        Some(created_at),
-        Some(updated_at),
-    ) = (
-        state.workspace_id(),
-        state.title(),
-        state.status(),
-        state.author(),
-        state.created_at(),
-        loaded.updated_at,
-    )
-    else {
-        return Ok(None);
-    };
-    let row = ItemRow {
-        id,
-        workspace_id: workspace_id.as_uuid(),
-        title: title.as_str().to_string(),
-        body: state
-            .body()
-            .map(|b| b.as_str().to_string())
-            .unwrap_or_default(),
-        tags: state
-            .tags()
-            .map(|t| t.iter().map(|tag| tag.as_str().to_string()).collect())
-            .unwrap_or_default(),
-        status: status.as_str().to_string(),
-        author_id: author.as_uuid(),
-        created_at,
-        updated_at,
-        version: loaded.version as i64,
-    };
-    Ok(Some((
-        workspace_id.as_uuid(),
-        Item::historical(row, state.is_deleted()),
-    )))
+    let item = loaded
+        .updated_at
+        .and_then(|at| Item::from_state(id, &loaded.state, loaded.version, at));
+    Ok(item.map(|item| (item.workspace(), item)))
 }
 
 /// The workspace as of `as_of`; `NOT_FOUND` before it was created or for non-members.

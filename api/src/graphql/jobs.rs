@@ -166,7 +166,7 @@ impl JobMutations {
                         "the job is no longer failed: it is running or done",
                     )));
                 }
-                Ok(position.map(|p| p.to_string()))
+                Ok(position.map(|a| a.position().to_string()))
             })
             .await?;
         tracing::info!(job_id = %id, event_id = %job.event_id, %user_id, "job retried");

@@ -2,7 +2,7 @@
 
 use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use projections::queries::{self, InviteRow, ItemRow, MemberRow, UserRow, WorkspaceRow};
 
 use crate::cache::reads;
@@ -338,6 +338,41 @@ impl Item {
     /// An item as it was at some point (time travel), possibly already deleted then.
     pub fn historical(row: ItemRow, deleted: bool) -> Item {
         Item { row, deleted }
+    }
+
+    /// The item `id` in `state`, at stream `version`, last changed at `updated_at` (when its
+    /// last event was recorded, as the read model has it); `None` before it was created.
+    pub fn from_state(
+        id: uuid::Uuid,
+        state: &domain::Item,
+        version: u64,
+        updated_at: DateTime<Utc>,
+    ) -> Option<Item> {
+        let row = ItemRow {
+            id,
+            workspace_id: state.workspace_id()?.as_uuid(),
+            title: state.title()?.as_str().to_string(),
+            body: state
+                .body()
+                .map(|b| b.as_str().to_string())
+                .unwrap_or_default(),
+            tags: state
+                .tags()
+                .map(|t| t.iter().map(|tag| tag.as_str().to_string()).collect())
+                .unwrap_or_default(),
+            status: state.status()?.as_str().to_string(),
+            author_id: state.author()?.as_uuid(),
+            // At the database's precision, as the read model stores it.
+            created_at: state.created_at()?.trunc_subsecs(6),
+            updated_at,
+            version: version as i64,
+        };
+        Some(Item::historical(row, state.is_deleted()))
+    }
+
+    /// The item's workspace.
+    pub fn workspace(&self) -> uuid::Uuid {
+        self.row.workspace_id
     }
 }
 

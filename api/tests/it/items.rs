@@ -126,6 +126,79 @@ async fn an_item_lives_its_whole_life_through_the_api() {
     );
 }
 
+/// A mutation's payload is built from the state it decided, not read back: it must be what
+/// the read model holds, field for field, after every kind of change.
+#[tokio::test]
+async fn a_mutation_payload_is_what_the_read_model_holds() {
+    const FIELDS: &str =
+        "id workspaceId title body tags status version createdAt updatedAt author { id }";
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("ana").await;
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    let read = |id: String| {
+        let (app, ana) = (&app, &ana);
+        async move {
+            let query = format!("query($id: ID!) {{ item(id: $id) {{ {FIELDS} }} }}");
+            let response = ana.gql(app, &query, json!({ "id": id })).await;
+            response["data"]["item"].clone()
+        }
+    };
+    let created = ana
+        .gql(
+            &app,
+            &format!("mutation($input: CreateItemInput!) {{ createItem(input: $input) {{ item {{ {FIELDS} }} }} }}"),
+            json!({ "input": { "workspaceId": ws, "title": "Q3", "body": "ünïcode ✓", "tags": ["b", "a"], "status": "ACTIVE" } }),
+        )
+        .await;
+    let item = created["data"]["createItem"]["item"].clone();
+    let id = item["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
+    assert_eq!(item, read(id.clone()).await);
+
+    let updated = ana
+        .gql(
+            &app,
+            &format!("mutation($input: UpdateItemInput!) {{ updateItem(input: $input) {{ item {{ {FIELDS} }} }} }}"),
+            json!({ "input": { "id": id, "expectedVersion": 1, "title": "Q3 final", "body": "", "tags": [] } }),
+        )
+        .await;
+    let item = updated["data"]["updateItem"]["item"].clone();
+    assert_eq!(item["version"], 4, "{updated}");
+    assert_ne!(item["updatedAt"], item["createdAt"]);
+    assert_eq!(item, read(id.clone()).await);
+
+    for change in ["archiveItem", "restoreItem"] {
+        let changed = ana
+            .gql(
+                &app,
+                &format!("mutation($id: ID!) {{ {change}(id: $id) {{ item {{ {FIELDS} }} }} }}"),
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(
+            changed["data"][change]["item"],
+            read(id.clone()).await,
+            "{changed}"
+        );
+    }
+    // A change to what is already there writes nothing and answers from the read model.
+    let same = ana
+        .gql(
+            &app,
+            &format!("mutation($input: UpdateItemInput!) {{ updateItem(input: $input) {{ item {{ {FIELDS} }} position }} }}"),
+            json!({ "input": { "id": id, "expectedVersion": 6, "title": "Q3 final" } }),
+        )
+        .await;
+    assert_eq!(
+        same["data"]["updateItem"]["position"],
+        Value::Null,
+        "{same}"
+    );
+    assert_eq!(same["data"]["updateItem"]["item"], read(id).await);
+}
+
 #[tokio::test]
 async fn items_paginate_filter_and_sort() {
     let app = TestApp::spawn().await;

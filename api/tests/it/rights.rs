@@ -250,35 +250,84 @@ async fn an_invitee_is_recorded_with_the_role_they_join_with_not_as_owner() {
     }
 }
 
+/// A write that creates an item locks the caller's membership first: a demotion in flight
+/// makes it wait, and it is then decided with the new role (a viewer may not create).
 #[tokio::test]
-async fn a_role_change_committing_during_an_item_write_is_seen_by_that_write() {
-    let app = TestApp::spawn().await;
-    let (ana, bo) = (app.sign_up("Ana").await, app.sign_up("Bo").await);
-    let ws = create_workspace(&app, &ana, "Acme").await;
-    add_member(&app, &ana, &ws, &bo, domain::Role::Member).await;
-    let bo_uuid: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM users WHERE email = 'Bo@example.com'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
-
-    // A demotion in flight: its transaction has changed Bo's membership row and not committed
-    // (as the role change's own transaction does between its append and its commit).
-    let mut demotion = app.db.pool().begin().await.unwrap();
-    sqlx::query("UPDATE members SET role = 'VIEWER' WHERE user_id = $1")
-        .bind(bo_uuid)
-        .execute(&mut *demotion)
-        .await
-        .unwrap();
-
-    let write = tokio::spawn({
+async fn a_role_change_committing_during_an_item_creation_decides_it() {
+    let (app, bo, ws) = with_member_bo().await;
+    let written = while_bo_is_demoted(&app, {
         let (app, bo, ws) = (app.clone(), bo.clone(), ws.clone());
         async move {
             bo.gql(&app, CREATE_ITEM, json!({ "w": ws, "t": "late" }))
                 .await
         }
-    });
-    // Wait until the write is blocked on Bo's membership row, then commit the demotion.
+    })
+    .await;
+    assert_eq!(error_codes(&written), ["FORBIDDEN"], "{written}");
+    assert_eq!(
+        item_rows(&app).await,
+        (0, 0),
+        "the old role wrote once more"
+    );
+}
+
+/// A write that extends an item's stream reads the role, appends, then locks the membership
+/// and checks the role still holds: a demotion committed meanwhile is seen (`CONFLICT`), and
+/// nothing of the write stays.
+#[tokio::test]
+async fn a_role_change_committing_during_an_item_update_is_seen_by_that_write() {
+    let (app, bo, ws) = with_member_bo().await;
+    let created = bo
+        .gql(&app, CREATE_ITEM, json!({ "w": ws, "t": "early" }))
+        .await;
+    let id = created["data"]["createItem"]["item"]["id"].clone();
+    let written = while_bo_is_demoted(&app, {
+        let (app, bo) = (app.clone(), bo.clone());
+        async move {
+            bo.gql(
+                &app,
+                "mutation($id: ID!) { updateItem(input: { id: $id, expectedVersion: 1, title: \"late\" }) { position } }",
+                json!({ "id": id }),
+            )
+            .await
+        }
+    })
+    .await;
+    assert_eq!(error_codes(&written), ["CONFLICT"], "{written}");
+    assert_eq!(
+        item_rows(&app).await,
+        (1, 1),
+        "the old role wrote once more"
+    );
+    // Tried again, the write is decided with the new role.
+    let retried = bo
+        .gql(&app, CREATE_ITEM, json!({ "w": ws, "t": "late" }))
+        .await;
+    assert_eq!(error_codes(&retried), ["FORBIDDEN"], "{retried}");
+}
+
+/// An app where Ana owns a workspace and Bo is a member of it.
+async fn with_member_bo() -> (TestApp, Session, String) {
+    let app = TestApp::spawn().await;
+    let (ana, bo) = (app.sign_up("Ana").await, app.sign_up("Bo").await);
+    let ws = create_workspace(&app, &ana, "Acme").await;
+    add_member(&app, &ana, &ws, &bo, domain::Role::Member).await;
+    (app, bo, ws)
+}
+
+/// Runs `write` while a demotion of Bo to viewer is in flight — its transaction has changed
+/// Bo's membership row and not committed (as the role change's own transaction does between
+/// its append and its commit) — and commits the demotion once the write waits for it.
+async fn while_bo_is_demoted(
+    app: &TestApp,
+    write: impl Future<Output = Value> + Send + 'static,
+) -> Value {
+    let mut demotion = app.db.pool().begin().await.unwrap();
+    sqlx::query("UPDATE members SET role = 'VIEWER' WHERE user_id = (SELECT id FROM users WHERE email = 'Bo@example.com')")
+        .execute(&mut *demotion)
+        .await
+        .unwrap();
+    let write = tokio::spawn(write);
     loop {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'",
@@ -296,36 +345,17 @@ async fn a_role_change_committing_during_an_item_write_is_seen_by_that_write() {
         tokio::task::yield_now().await;
     }
     demotion.commit().await.unwrap();
+    write.await.unwrap()
+}
 
-    let written = write.await.unwrap();
-    assert_eq!(error_codes(&written), ["CONFLICT"], "{written}");
-    let count = |table: &'static str| {
-        let pool = app.db.pool().clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*) FROM {table} WHERE {}",
-                if table == "events" {
-                    "stream_type = 'item'"
-                } else {
-                    "true"
-                }
-            )))
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
-    assert_eq!(count("items").await, 0, "the old role wrote once more");
-    assert_eq!(
-        count("events").await,
-        0,
-        "nor did its event stay in the log"
-    );
-    // Tried again, the write is decided with the new role.
-    let retried = bo
-        .gql(&app, CREATE_ITEM, json!({ "w": ws, "t": "late" }))
-        .await;
-    assert_eq!(error_codes(&retried), ["FORBIDDEN"], "{retried}");
+/// Rows of the items read model, and item events in the log.
+async fn item_rows(app: &TestApp) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM events WHERE stream_type = 'item')",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap()
 }
 
 #[tokio::test]

@@ -103,7 +103,7 @@ impl AccountMutations {
                 Auth::store_credentials(conn, user_id.as_uuid(), &password_hash).await?;
                 Ok(Written {
                     id: user_id.as_uuid(),
-                    position: position.map(|p| p.to_string()),
+                    position: position.map(|a| a.position().to_string()),
                 })
             })
             .await?;

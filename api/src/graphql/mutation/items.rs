@@ -12,7 +12,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Written, handles};
-use crate::authz;
+use crate::authz::{self, Appends};
 use crate::error::ApiError;
 use crate::graphql::ids::{Kind, decode, encode};
 use crate::graphql::query::caller;
@@ -199,7 +199,7 @@ impl ItemMutations {
             workspace_id: None,
             expected_version,
         };
-        let written = run(
+        let (written, _) = run(
             ctx,
             "deleteItem",
             &(&id, expected_version),
@@ -241,38 +241,45 @@ struct Target {
 }
 
 /// Decides `action` on the item with the caller's role in its workspace, and writes the
-/// outcome, once per idempotency key.
+/// outcome, once per idempotency key. Returns, with what was written, the item as the write
+/// left it (`None` when a stored result was returned for a retry, or nothing was written).
 async fn run(
     ctx: &Context<'_>,
     operation: &str,
     input: &impl Serialize,
     target: Target,
     action: ItemAction,
-) -> async_graphql::Result<Written> {
+) -> async_graphql::Result<(Written, Option<Item>)> {
     let h = handles(ctx)?;
     let user = h.req.user()?.user_id;
+    let mut after = None;
     let written = h
         .writes
         .once(h.req, operation, input, async |conn| {
             // A new item's stream is empty: no need to read it.
-            let loaded = match target.workspace_id {
-                Some(_) => Loaded {
-                    state: domain::Item::default(),
-                    version: 0,
-                    updated_at: None,
-                },
-                None => h.writes.log().load::<domain::Item>(target.item_id).await?,
+            let (loaded, appends) = match target.workspace_id {
+                Some(_) => (
+                    Loaded {
+                        state: domain::Item::default(),
+                        version: 0,
+                        updated_at: None,
+                    },
+                    Appends::NewStream,
+                ),
+                None => (
+                    h.writes.log().load::<domain::Item>(target.item_id).await?,
+                    Appends::ExistingStream,
+                ),
             };
             let workspace_id = target
                 .workspace_id
                 .or_else(|| loaded.state.workspace_id().map(|w| w.as_uuid()))
                 .ok_or(ApiError::NotFound("item"))?;
-            let missing = if target.workspace_id.is_some() {
-                "workspace"
-            } else {
-                "item"
+            let missing = match appends {
+                Appends::NewStream => "workspace",
+                Appends::ExistingStream => "item",
             };
-            let role = authz::role_for_write(conn, workspace_id, user, missing).await?;
+            let role = authz::role_for_write(conn, workspace_id, user, missing, appends).await?;
             if let Some(expected) = target.expected_version
                 && expected != loaded.version as i64
             {
@@ -290,33 +297,59 @@ async fn run(
             let events = loaded
                 .state
                 .decide(ItemCommand::new(access, action), &h.domain_context(user))?;
+            let state = events.iter().fold(loaded.state.clone(), Aggregate::evolve);
             let stream = StreamRef {
                 stream_type: domain::Item::STREAM_TYPE,
                 stream_id: target.item_id,
                 workspace_id: Some(workspace_id),
             };
             let metadata = h.req.metadata(Some(user), Some(role.as_str()));
-            let position = h
+            let appended = h
                 .writes
                 .append(conn, &stream, loaded.expected_version(), events, &metadata)
                 .await?;
-            authz::confirm_role(conn, workspace_id, user, role).await?;
+            authz::confirm_role(conn, workspace_id, user, role, appends).await?;
+            let position = appended.as_ref().map(|a| a.position().to_string());
+            // The payload is the decided state: the read model now holds the same.
+            after = appended
+                .as_ref()
+                .zip(position.clone())
+                .and_then(|(a, position)| {
+                    let item =
+                        Item::from_state(target.item_id, &state, a.stream_version, a.recorded_at);
+                    Some((position, item?))
+                });
             Ok(Written {
                 id: target.item_id,
-                position: position.map(|p| p.to_string()),
+                position,
             })
         })
         .await?;
-    Ok(written)
+    // Only if this very write committed: a retry racing it may have won with another item.
+    let after = after
+        .filter(|(position, _)| written.position.as_ref() == Some(position))
+        .map(|(_, item)| item);
+    Ok((written, after))
 }
 
-async fn payload(ctx: &Context<'_>, written: Written) -> async_graphql::Result<ItemPayload> {
-    let caller = crate::graphql::query::caller(ctx)?;
-    let row = queries::item(pool(ctx)?, written.id, caller)
-        .await
-        .map_err(ApiError::from)?;
+/// The payload of a mutation that leaves the item in place: as the write left it, else (a
+/// retry answered from its stored result, a no-op change) as the read model has it now.
+async fn payload(
+    ctx: &Context<'_>,
+    (written, after): (Written, Option<Item>),
+) -> async_graphql::Result<ItemPayload> {
+    let item = match after {
+        Some(item) => item,
+        None => {
+            let caller = crate::graphql::query::caller(ctx)?;
+            let row = queries::item(pool(ctx)?, written.id, caller)
+                .await
+                .map_err(ApiError::from)?;
+            Item::from(row.ok_or(ApiError::NotFound("item"))?)
+        }
+    };
     Ok(ItemPayload {
-        item: Item::from(row.ok_or(ApiError::NotFound("item"))?),
+        item,
         position: written.position,
     })
 }

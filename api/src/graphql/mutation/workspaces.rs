@@ -240,7 +240,7 @@ pub(super) async fn run_for(
                 .await?;
             Ok(Written {
                 id: subject,
-                position: position.map(|p| p.to_string()),
+                position: position.map(|a| a.position().to_string()),
             })
         })
         .await?;
