@@ -24,6 +24,7 @@ pub mod operator;
 pub mod persisted;
 pub mod pruning;
 pub mod read_side;
+pub mod remembered;
 pub mod request;
 pub mod secrets;
 pub mod shutdown;

@@ -236,7 +236,7 @@ impl Auth {
     /// request. Call before cloning.
     pub fn remember_sessions(mut self, log: &EventLog) -> Auth {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.known_sessions = Some(sessions::KnownSessions::follow(log));
+            inner.known_sessions = Some(sessions::follow(log));
         }
         self
     }
@@ -427,18 +427,18 @@ impl Auth {
     /// Whether session `session_id` of `user_id` is going: from memory when this node knows,
     /// else from the database.
     async fn session_going(&self, session_id: Uuid, user_id: Uuid) -> Result<bool, AuthError> {
+        let pool = &self.inner.pool;
         let Some(known) = &self.inner.known_sessions else {
-            return refresh::is_active(&self.inner.pool, session_id, user_id).await;
+            return refresh::is_active(pool, session_id, user_id).await;
         };
-        if known.is_going(session_id, user_id).await {
-            return Ok(true);
-        }
-        let generation = known.generation();
-        let going = refresh::is_active(&self.inner.pool, session_id, user_id).await?;
-        if going {
-            known.remember(session_id, user_id, generation).await;
-        }
-        Ok(going)
+        let read = async {
+            let going = refresh::is_active(pool, session_id, user_id).await?;
+            Ok::<_, AuthError>(going.then_some(()))
+        };
+        Ok(known
+            .get_or_read((session_id, user_id), read)
+            .await?
+            .is_some())
     }
 
     /// Verifies a bearer access token: HS256 only, `exp`, `iss`, `aud` and `sub` required and
