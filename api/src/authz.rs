@@ -29,6 +29,75 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::remembered::Remembered;
+
+/// The notice a node sends when a membership changes (a member added, their role changed,
+/// removed; the read models rebuilt).
+pub use projections::inline::MEMBERS_CHANGED;
+
+/// Members' roles remembered at most (the least recently used are forgotten first).
+const ROLES_CAPACITY: u64 = 100_000;
+/// How long a role is remembered without being read again.
+const ROLES_REMEMBERED_FOR: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Where reads' rights are decided from: the read models, and the members' roles this node
+/// remembers when it follows the log's notices (see [`crate::remembered`]; a role is then
+/// served from memory until a change of any membership is heard of: this node forgets at the
+/// commit of its own changes, other nodes when the notice arrives). Writes never use what is
+/// remembered: they lock the membership row ([`role_for_write`]).
+#[derive(Clone)]
+pub struct Rights {
+    pool: PgPool,
+    roles: Option<Remembered<(Uuid, Uuid), Role>>,
+}
+
+impl Rights {
+    /// Rights read from `pool` every time.
+    pub fn new(pool: PgPool) -> Rights {
+        Rights { pool, roles: None }
+    }
+
+    /// These rights, with members' roles remembered while `log` brings every membership
+    /// change's notice.
+    pub fn remembering_roles(self, log: &eventlog::EventLog) -> Rights {
+        let roles = Remembered::follow(log, MEMBERS_CHANGED, ROLES_CAPACITY, ROLES_REMEMBERED_FOR);
+        Rights {
+            roles: Some(roles),
+            ..self
+        }
+    }
+
+    /// This node changed a membership: forget every role remembered, at once.
+    pub fn forget_roles(&self) {
+        if let Some(roles) = &self.roles {
+            roles.forget_all();
+        }
+    }
+
+    /// The database rights are read from.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// `user_id`'s role in `workspace_id`, if a member.
+    async fn member_role(
+        &self,
+        workspace_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Option<Role>, ApiError> {
+        let read = async {
+            queries::member_role(&self.pool, workspace_id, user_id)
+                .await?
+                .as_deref()
+                .map(stored_role)
+                .transpose()
+        };
+        match &self.roles {
+            Some(roles) => roles.get_or_read((workspace_id, user_id), read).await,
+            None => read.await,
+        }
+    }
+}
 
 /// A kind of read of one workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,15 +138,15 @@ impl Grant {
 /// anyone who may not know the workspace exists, `FORBIDDEN` for members whose role is not
 /// enough.
 pub async fn workspace(
-    pool: &PgPool,
+    rights: &Rights,
     user_id: Uuid,
     workspace_id: Uuid,
     what: Read,
 ) -> Result<Grant, ApiError> {
-    let role = member_role(pool, workspace_id, user_id).await?;
+    let role = rights.member_role(workspace_id, user_id).await?;
     let staff = match role {
         Some(role) if member_may(role, what) => Vec::new(),
-        _ => staff_roles(pool, user_id).await?,
+        _ => staff_roles(&rights.pool, user_id).await?,
     };
     decide(role, &staff, what)
 }
@@ -85,12 +154,12 @@ pub async fn workspace(
 /// [`Read::Content`] of the workspace that holds something else the caller asked for (an
 /// item): `NOT_FOUND` names that thing, so a stranger learns nothing about the workspace.
 pub async fn content_of(
-    pool: &PgPool,
+    rights: &Rights,
     user_id: Uuid,
     workspace_id: Uuid,
     thing: &'static str,
 ) -> Result<Role, ApiError> {
-    match workspace(pool, user_id, workspace_id, Read::Content).await {
+    match workspace(rights, user_id, workspace_id, Read::Content).await {
         Ok(Grant::Member(role)) => Ok(role),
         Ok(_) | Err(ApiError::NotFound(_)) => Err(ApiError::NotFound(thing)),
         Err(err) => Err(err),
@@ -217,13 +286,13 @@ pub async fn visible_users(
 /// Decides a read of the raw log, of one workspace or (`None`) of every workspace, which only
 /// ANALYST staff may do.
 pub async fn log(
-    pool: &PgPool,
+    rights: &Rights,
     user_id: Uuid,
     workspace_id: Option<Uuid>,
 ) -> Result<Grant, ApiError> {
     match workspace_id {
-        Some(workspace_id) => workspace(pool, user_id, workspace_id, Read::Events).await,
-        None if staff_roles(pool, user_id)
+        Some(workspace_id) => workspace(rights, user_id, workspace_id, Read::Events).await,
+        None if staff_roles(&rights.pool, user_id)
             .await?
             .contains(&StaffRole::Analyst) =>
         {
@@ -302,18 +371,6 @@ pub async fn staff_roles(pool: &PgPool, user_id: Uuid) -> Result<Vec<StaffRole>,
         .flat_map(|u| &u.staff_roles)
         .filter_map(|r| r.parse().ok())
         .collect())
-}
-
-async fn member_role(
-    pool: &PgPool,
-    workspace_id: Uuid,
-    user_id: Uuid,
-) -> Result<Option<Role>, ApiError> {
-    queries::member_role(pool, workspace_id, user_id)
-        .await?
-        .as_deref()
-        .map(stored_role)
-        .transpose()
 }
 
 fn stored_role(text: &str) -> Result<Role, ApiError> {

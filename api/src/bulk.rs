@@ -164,7 +164,9 @@ impl LogStream {
             Ok(types) => types,
             Err(err) => return refused(err),
         };
-        let grant = match authz::log(self.log.pool(), user_id, workspace_id).await {
+        // A bulk read is rare: its rights are read from the database, never remembered.
+        let rights = authz::Rights::new(self.log.pool().clone());
+        let grant = match authz::log(&rights, user_id, workspace_id).await {
             Ok(grant) => grant,
             Err(err) => return refused(err),
         };

@@ -79,7 +79,9 @@ async fn serve(
         .await
         .map_err(ApiError::from)?
         .ok_or(ApiError::NotFound("export"))?;
-    authz::content_of(pool, user_id, export.workspace_id, "export").await?;
+    // A download is rare: its rights are read from the database, never remembered.
+    let rights = authz::Rights::new(pool.clone());
+    authz::content_of(&rights, user_id, export.workspace_id, "export").await?;
     let (Some(file_id), Some(expires_at), Some(completed_at)) =
         (export.file_id, export.expires_at, export.completed_at)
     else {

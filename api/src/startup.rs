@@ -10,6 +10,7 @@ use eventlog::EventLog;
 use sqlx::PgPool;
 
 use crate::auth::Auth;
+use crate::authz::Rights;
 use crate::background::{self, invite_tokens};
 use crate::bulk;
 use crate::cache::{Freshness, ResponseCache};
@@ -74,10 +75,13 @@ impl Application {
             background::start(config, &log, clock.clone(), &node, &draining, &mut tasks).await?;
         }
         let metrics = Metrics::new();
+        let rights = Rights::new(pool.clone()).remembering_roles(&log);
         let writes = Writes::with_clock(log.clone(), clock.clone())
-            .counting_appends(metrics.appended_events());
+            .counting_appends(metrics.appended_events())
+            .forgetting_roles(rights.clone());
         let schema = build_schema(
             writes.clone(),
+            rights,
             auth.clone(),
             pseudonymizer.clone(),
             read_side.clone(),

@@ -59,6 +59,9 @@ pub struct Writes {
     clock: Clock,
     /// Counts the events of every committed transaction (`/metrics`), when set.
     appended: Option<prometheus::IntCounter>,
+    /// Told when a committed transaction appended to a workspace (which may have changed a
+    /// membership), when set.
+    rights: Option<crate::authz::Rights>,
 }
 
 impl Writes {
@@ -78,6 +81,7 @@ impl Writes {
             log,
             clock,
             appended: None,
+            rights: None,
         }
     }
 
@@ -85,6 +89,15 @@ impl Writes {
     pub fn counting_appends(self, counter: prometheus::IntCounter) -> Writes {
         Writes {
             appended: Some(counter),
+            ..self
+        }
+    }
+
+    /// These writes, making `rights` forget the roles it remembers whenever a committed
+    /// transaction appended to a workspace's stream (where memberships change).
+    pub fn forgetting_roles(self, rights: crate::authz::Rights) -> Writes {
+        Writes {
+            rights: Some(rights),
             ..self
         }
     }
@@ -164,6 +177,16 @@ impl Writes {
     /// After a commit that appended `appended`: tell the log, and count the events.
     fn committed(&self, appended: &[Appended]) {
         self.log.committed(appended);
+        let to_workspace = |a: &Appended| {
+            a.head.as_ref().is_some_and(|head| {
+                head.stream_type() == <domain::Workspace as domain::Aggregate>::STREAM_TYPE
+            })
+        };
+        if let Some(rights) = &self.rights
+            && appended.iter().any(to_workspace)
+        {
+            rights.forget_roles();
+        }
         if let Some(counter) = &self.appended {
             let events: usize = appended.iter().map(|a| a.positions.len()).sum();
             counter.inc_by(events as u64);

@@ -22,6 +22,13 @@ pub struct StreamHead {
     pub(crate) hash: Vec<u8>,
 }
 
+impl StreamHead {
+    /// The type of the stream.
+    pub fn stream_type(&self) -> &str {
+        &self.stream_type
+    }
+}
+
 /// The remembered heads (see the module docs).
 pub(crate) struct Heads(moka::sync::Cache<Uuid, StreamHead>);
 

@@ -53,6 +53,11 @@ impl AnyEvent {
     }
 }
 
+/// The notice every node hears when the transaction that changed `members` commits (a member
+/// added, their role changed, removed, or the read models rebuilt): nodes that remember roles
+/// forget them.
+pub const MEMBERS_CHANGED: &str = "members-changed";
+
 /// An event with the envelope fields the read models record.
 #[derive(Debug, Clone, Copy)]
 pub struct Envelope<'a> {
@@ -338,6 +343,12 @@ async fn apply_workspace(
         }
         _ => {}
     }
+    if matches!(
+        event,
+        E::MemberAdded { .. } | E::MemberRoleChanged { .. } | E::MemberRemoved { .. }
+    ) {
+        EventLog::notify_nodes(conn, MEMBERS_CHANGED).await?;
+    }
     Ok(())
 }
 
@@ -568,6 +579,7 @@ pub async fn rebuild_with(
     sqlx::raw_sql(sqlx::AssertSqlSafe(swap))
         .execute(&mut *tx)
         .await?;
+    EventLog::notify_nodes(&mut tx, MEMBERS_CHANGED).await?;
     tx.commit().await?;
     Ok(applied)
 }

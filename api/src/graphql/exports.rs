@@ -12,7 +12,7 @@ use projections::queries::{self, ExportRow};
 use super::ids::{Kind, decode, encode};
 use super::pagination::{Counted, Page, TotalCount, encode_cursor};
 use super::query::{ItemFilter, caller};
-use super::types::{User, pool, stored, user};
+use super::types::{User, pool, rights, stored, user};
 use crate::authz::{self, Read};
 use crate::cache::reads;
 use crate::error::ApiError;
@@ -147,7 +147,7 @@ pub async fn exports(
     let user_id = caller(ctx)?;
     let workspace_id = decode(Kind::Workspace, &workspace_id)?;
     let pool = pool(ctx)?;
-    authz::workspace(pool, user_id, workspace_id, Read::Content).await?;
+    authz::workspace(rights(ctx)?, user_id, workspace_id, Read::Content).await?;
     reads::workspace(ctx, workspace_id);
     let read =
         |after, backward, limit| queries::exports(pool, workspace_id, after, backward, limit);

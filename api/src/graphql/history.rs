@@ -10,7 +10,7 @@ use eventlog::aggregates::AsOf;
 use projections::queries::WorkspaceRow;
 use uuid::Uuid;
 
-use super::types::{Item, Workspace, pool};
+use super::types::{Item, Workspace, rights};
 use crate::authz::{self, Grant, Read};
 use crate::cache::reads;
 use crate::error::ApiError;
@@ -50,7 +50,7 @@ pub async fn item(
         .await?
         .ok_or_else(not_found)?;
     reads::workspace(ctx, workspace_id);
-    authz::content_of(pool(ctx)?, reader, workspace_id, "item").await?;
+    authz::content_of(rights(ctx)?, reader, workspace_id, "item").await?;
     Ok(item)
 }
 
@@ -82,7 +82,7 @@ pub async fn workspace(
         .map_err(ApiError::from)?;
     let state = &loaded.state;
     let not_found = || ApiError::NotFound("workspace");
-    let viewer_role = match authz::workspace(pool(ctx)?, reader, id, Read::Content).await? {
+    let viewer_role = match authz::workspace(rights(ctx)?, reader, id, Read::Content).await? {
         Grant::Member(role) => role.as_str().to_string(),
         Grant::Support | Grant::Analyst => return Err(not_found().into()),
     };

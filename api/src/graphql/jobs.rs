@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::ids::{self, Kind, decode};
 use super::pagination::{Counted, Page, TotalCount, encode_cursor};
 use super::query::caller;
-use super::types::pool;
+use super::types::{pool, rights};
 use domain::{Aggregate, UserId, Workspace, WorkspaceCommand};
 use eventlog::StreamRef;
 
@@ -85,7 +85,7 @@ pub async fn failed_jobs(
     let user_id = caller(ctx)?;
     let workspace_id = decode(Kind::Workspace, &workspace_id)?;
     let pool = pool(ctx)?;
-    authz::workspace(pool, user_id, workspace_id, Read::Jobs).await?;
+    authz::workspace(rights(ctx)?, user_id, workspace_id, Read::Jobs).await?;
     let read = |after, backward, limit| async move {
         let jobs = jobs::failed::list(pool, workspace_id, after, backward, limit).await;
         jobs.map_err(anyhow::Error::from)
@@ -128,7 +128,7 @@ impl JobMutations {
             .await
             .map_err(internal)?
             .ok_or(ApiError::NotFound("failed job"))?;
-        match authz::workspace(pool, user_id, job.workspace_id, Read::Jobs).await {
+        match authz::workspace(rights(ctx)?, user_id, job.workspace_id, Read::Jobs).await {
             Err(ApiError::NotFound(_)) => return Err(ApiError::NotFound("failed job").into()),
             other => other?,
         };

@@ -23,6 +23,7 @@ mod variables;
 use async_graphql::{Schema, SchemaBuilder};
 
 use crate::auth::Auth;
+use crate::authz::Rights;
 use crate::config::Environment;
 use crate::error::ErrorCodes;
 use crate::limits::{AliasLimit, ExecutionTimeout, Limits};
@@ -46,8 +47,10 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
 /// Builds the schema served at `/graphql`, with the query-level abuse limits. Introspection
 /// and field suggestions ("did you mean …?", which reveal the schema just the same) are off in
 /// production.
+#[allow(clippy::too_many_arguments)]
 pub fn build_schema(
     writes: Writes,
+    rights: Rights,
     auth: Auth,
     pseudonymizer: events::Pseudonymizer,
     read_side: ReadSide,
@@ -68,6 +71,7 @@ pub fn build_schema(
         .data(query::ConsistencyWaits::new(limits.max_consistency_waits))
         .data(writes.log().clone())
         .data(writes)
+        .data(rights)
         .data(auth)
         .data(pseudonymizer)
         .data(read_side)

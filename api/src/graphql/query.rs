@@ -15,7 +15,7 @@ use super::ids::{GlobalId, Kind, decode};
 use super::node::{Node, NodeLoader};
 use super::pagination::{Counted, Page, TotalCount, encode_cursor};
 use super::search::{self, SearchConnection, SearchFilter, SearchOrder, SearchRequest};
-use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool};
+use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool, rights};
 use crate::authz::{self, Grant, Read};
 use crate::cache::reads;
 use crate::error::ApiError;
@@ -334,7 +334,7 @@ impl Query {
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
         reads::workspace(ctx, workspace_id);
-        authz::workspace(pool, user_id, workspace_id, Read::Invites).await?;
+        authz::workspace(rights(ctx)?, user_id, workspace_id, Read::Invites).await?;
         let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         let read =
             |after, backward, limit| queries::invites(pool, workspace_id, after, backward, limit);
@@ -440,7 +440,7 @@ impl Query {
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         let pool = pool(ctx)?;
         reads::workspace(ctx, workspace_id);
-        authz::workspace(pool, user_id, workspace_id, Read::Content).await?;
+        authz::workspace(rights(ctx)?, user_id, workspace_id, Read::Content).await?;
         let filter = filter.unwrap_or_default();
         let filter = queries::ItemFilter {
             status: filter
@@ -497,7 +497,7 @@ impl Query {
         let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
         reads::workspace(ctx, workspace_id);
-        let grant = authz::workspace(pool(ctx)?, user_id, workspace_id, Read::AuditLog).await?;
+        let grant = authz::workspace(rights(ctx)?, user_id, workspace_id, Read::AuditLog).await?;
         if grant == Grant::Support {
             audit::record_staff_access(ctx, workspace_id, user_id, reason).await?;
         }
@@ -532,7 +532,7 @@ impl Query {
             .ok_or(ApiError::NotFound("item"))?
             .as_uuid();
         reads::workspace(ctx, workspace_id);
-        authz::content_of(pool(ctx)?, user_id, workspace_id, "item").await?;
+        authz::content_of(rights(ctx)?, user_id, workspace_id, "item").await?;
         let log_filter = eventlog::EventFilter {
             stream_id: Some(item_id),
             ..Default::default()
@@ -562,7 +562,7 @@ impl Query {
             .as_ref()
             .map(|id| decode(Kind::Workspace, id))
             .transpose()?;
-        let grant = authz::log(pool(ctx)?, user_id, workspace_id).await?;
+        let grant = authz::log(rights(ctx)?, user_id, workspace_id).await?;
         let (log_filter, from) = filter.to_log_filter(workspace_id)?;
         let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         if page.backward() && from.is_some() {
@@ -599,7 +599,7 @@ impl Query {
     ) -> async_graphql::Result<AuditVerification> {
         let user_id = caller(ctx)?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
-        authz::workspace(pool(ctx)?, user_id, workspace_id, Read::AuditTrail).await?;
+        authz::workspace(rights(ctx)?, user_id, workspace_id, Read::AuditTrail).await?;
         let report = ctx
             .data::<EventLog>()?
             .verify(Some(workspace_id))

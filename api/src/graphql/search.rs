@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::ids::{Kind, decode};
 use super::pagination::Page;
 use super::query::{ReadModel, consistent};
-use super::types::{Item, ItemStatus, pool};
+use super::types::{Item, ItemStatus, pool, rights};
 use crate::authz::{self, Read};
 use crate::cache::reads;
 use crate::error::ApiError;
@@ -148,7 +148,7 @@ pub async fn search(
     let workspace_id = decode(Kind::Workspace, &request.workspace_id)?;
     let pool = pool(ctx)?;
     reads::search_index(ctx, workspace_id);
-    authz::workspace(pool, reader, workspace_id, Read::Content).await?;
+    authz::workspace(rights(ctx)?, reader, workspace_id, Read::Content).await?;
     if request.query.len() > MAX_QUERY_CHARS * 4 || request.query.chars().count() > MAX_QUERY_CHARS
     {
         return Err(ApiError::BadInput(format!(

@@ -13,15 +13,14 @@ use eventlog::aggregates::AsOf;
 use eventlog::{EventFilter, EventLog, Position, RecordedEvent, Tail};
 use futures::Stream;
 use futures::stream;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::events::{self, Event, EventsFilter, Pseudonymizer};
 use super::history::fold_item;
 use super::ids::{Kind, decode};
 use super::query::caller;
-use super::types::{Item, pool};
-use crate::authz::{self, Grant, Read};
+use super::types::{Item, rights};
+use crate::authz::{self, Grant, Read, Rights};
 use crate::error::ApiError;
 
 /// How often a running subscription checks again that its subscriber may still read it.
@@ -141,7 +140,7 @@ enum Right {
 /// removed from a workspace, or demoted below what the feed needs, stops receiving it.
 struct Feed {
     tail: Tail,
-    pool: PgPool,
+    rights: Rights,
     user_id: Uuid,
     right: Right,
     /// How the subscriber reads (pseudonymised for ANALYST staff).
@@ -157,12 +156,12 @@ impl Feed {
         filter: EventFilter,
     ) -> async_graphql::Result<Feed> {
         let user_id = caller(ctx)?;
-        let pool = pool(ctx)?.clone();
-        let grant = Feed::authorize(&pool, user_id, right).await?;
+        let rights = rights(ctx)?.clone();
+        let grant = Feed::authorize(&rights, user_id, right).await?;
         let tail = ctx.data::<EventLog>()?.tail(after).with_filter(filter);
         Ok(Feed {
             tail,
-            pool,
+            rights,
             user_id,
             right,
             grant,
@@ -170,11 +169,11 @@ impl Feed {
         })
     }
 
-    async fn authorize(pool: &PgPool, user_id: Uuid, right: Right) -> Result<Grant, ApiError> {
+    async fn authorize(rights: &Rights, user_id: Uuid, right: Right) -> Result<Grant, ApiError> {
         match right {
-            Right::Log(workspace_id) => authz::log(pool, user_id, workspace_id).await,
+            Right::Log(workspace_id) => authz::log(rights, user_id, workspace_id).await,
             Right::Content(workspace_id) => {
-                authz::workspace(pool, user_id, workspace_id, Read::Content).await
+                authz::workspace(rights, user_id, workspace_id, Read::Content).await
             }
         }
     }
@@ -182,7 +181,7 @@ impl Feed {
     async fn next(&mut self) -> Result<RecordedEvent, ApiError> {
         let event = self.tail.next().await?;
         if self.checked_at.elapsed() >= RECHECK_RIGHTS {
-            self.grant = Feed::authorize(&self.pool, self.user_id, self.right).await?;
+            self.grant = Feed::authorize(&self.rights, self.user_id, self.right).await?;
             self.checked_at = Instant::now();
         }
         Ok(event)

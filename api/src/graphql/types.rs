@@ -72,6 +72,11 @@ pub(crate) fn pool<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a PgPool> {
     Ok(ctx.data::<crate::writes::Writes>()?.log().pool())
 }
 
+/// Where the request's rights are decided from.
+pub(crate) fn rights<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate::authz::Rights> {
+    ctx.data::<crate::authz::Rights>()
+}
+
 /// The user `id` (who must exist: ids come from the read models), batched with the other
 /// users the request resolves.
 pub(super) async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<User> {
