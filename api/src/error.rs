@@ -1,14 +1,7 @@
 //! The API's error type and its mapping to GraphQL `extensions.code` — the one place where
 //! errors of every crate become the codes of SPEC §8.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
-};
 use async_graphql::{Response, ServerError};
-use futures::StreamExt;
-use futures::stream::BoxStream;
 
 /// Every error code a client can see: those documented in SPEC §8, and the one the persisted
 /// query protocol needs.
@@ -155,31 +148,9 @@ impl ApiError {
 ///   types, limits) or while coercing a resolver's arguments (types, validators such as list
 ///   lengths) is the client's: `BAD_USER_INPUT`;
 /// - anything else is unexpected: logged in full, shown as `INTERNAL` with nothing more.
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodes {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        assign_codes(next.run(ctx).await)
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(assign_codes).boxed()
-    }
-}
-
-fn assign_codes(mut response: Response) -> Response {
+///
+/// [`crate::graphql::hooks::Hooks`] applies it to every response.
+pub(crate) fn assign_codes(mut response: Response) -> Response {
     for error in &mut response.errors {
         assign_code(error);
     }

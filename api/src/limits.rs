@@ -4,14 +4,10 @@
 //! and operations (in [`crate::websocket`]), and the bounded wait for a consistency token
 //! (SPEC §5). All configurable, with safe defaults.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Response, ServerError, ServerResult, Variables};
+use async_graphql::{Response, ServerError, ServerResult};
 
 /// The limits in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,45 +54,24 @@ impl Default for Limits {
     }
 }
 
-/// Refuses documents with more aliased fields than allowed (they multiply work cheaply).
-pub struct AliasLimit(pub usize);
-
-impl ExtensionFactory for AliasLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimit(self.0))
+/// Refuses documents with more aliased fields than `max` (they multiply work cheaply).
+pub fn check_aliases(document: &ExecutableDocument, max: usize) -> ServerResult<()> {
+    let operations = document
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set.node);
+    let fragments = document
+        .fragments
+        .values()
+        .map(|f| &f.node.selection_set.node);
+    let aliases: usize = operations.chain(fragments).map(count_aliases).sum();
+    if aliases > max {
+        return Err(ServerError::new(
+            format!("the query uses {aliases} aliases; at most {max} are allowed"),
+            None,
+        ));
     }
-}
-
-#[async_trait::async_trait]
-impl Extension for AliasLimit {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let operations = document
-            .operations
-            .iter()
-            .map(|(_, op)| &op.node.selection_set.node);
-        let fragments = document
-            .fragments
-            .values()
-            .map(|f| &f.node.selection_set.node);
-        let aliases: usize = operations.chain(fragments).map(count_aliases).sum();
-        if aliases > self.0 {
-            return Err(ServerError::new(
-                format!(
-                    "the query uses {aliases} aliases; at most {} are allowed",
-                    self.0
-                ),
-                None,
-            ));
-        }
-        Ok(document)
-    }
+    Ok(())
 }
 
 fn count_aliases(set: &SelectionSet) -> usize {
@@ -114,34 +89,18 @@ fn count_aliases(set: &SelectionSet) -> usize {
 }
 
 /// Bounds the execution of every query and mutation, over HTTP and over a WebSocket alike: one
-/// that runs longer is answered with an `INTERNAL` "took too long" error (its resolvers are
-/// dropped).
-pub struct ExecutionTimeout(pub Duration);
-
-impl ExtensionFactory for ExecutionTimeout {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ExecutionTimeout(self.0))
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ExecutionTimeout {
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        match tokio::time::timeout(self.0, next.run(ctx, operation_name)).await {
-            Ok(response) => response,
-            Err(_) => {
-                let mut error = ServerError::new("the request took too long", None);
-                error
-                    .extensions
-                    .get_or_insert_with(Default::default)
-                    .set("code", crate::error::Code::Internal.as_str());
-                Response::from_errors(vec![error])
-            }
+/// that runs longer than `limit` is answered with an `INTERNAL` "took too long" error (its
+/// resolvers are dropped).
+pub async fn within(limit: Duration, execution: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, execution).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut error = ServerError::new("the request took too long", None);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", crate::error::Code::Internal.as_str());
+            Response::from_errors(vec![error])
         }
     }
 }

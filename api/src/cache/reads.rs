@@ -5,17 +5,15 @@
 //! the job queue, or it has an effect, such as a staff member's recorded look).
 //!
 //! Resolvers call the functions below with their context; outside a cached request they do
-//! nothing. [`CachePolicy`] makes caching opt-in per root field: an answer is cached only when
+//! nothing. [`check_root_field`] makes caching opt-in per root field: an answer is cached only when
 //! every root field it selects is listed in [`CACHEABLE_ROOTS`], whose resolvers record what
 //! they read.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
-};
-use async_graphql::{Context, ServerResult, Value};
+use async_graphql::Context;
+use async_graphql::extensions::{ExtensionContext, ResolveInfo};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -130,34 +128,16 @@ pub fn uncacheable(ctx: &Context<'_>, why: &'static str) {
     }
 }
 
-/// Marks answers that select a root field outside [`CACHEABLE_ROOTS`] as uncacheable.
-pub struct CachePolicy;
-
-impl ExtensionFactory for CachePolicy {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CachePolicyExtension)
-    }
-}
-
-struct CachePolicyExtension;
-
-#[async_trait::async_trait]
-impl Extension for CachePolicyExtension {
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        if info.path_node.parent.is_none()
-            && (info.parent_type != "Query" || !CACHEABLE_ROOTS.contains(&info.name))
-            && let Some(reads) = ctx.data_opt::<Arc<Reads>>()
-        {
-            reads.record(|r| {
-                r.uncacheable
-                    .get_or_insert("a root field that is not cached");
-            });
-        }
-        next.run(ctx, info).await
+/// Marks the answer uncacheable when `info` is a root field outside [`CACHEABLE_ROOTS`]
+/// (called as each field is resolved).
+pub fn check_root_field(ctx: &ExtensionContext<'_>, info: &ResolveInfo<'_>) {
+    if info.path_node.parent.is_none()
+        && (info.parent_type != "Query" || !CACHEABLE_ROOTS.contains(&info.name))
+        && let Some(reads) = ctx.data_opt::<Arc<Reads>>()
+    {
+        reads.record(|r| {
+            r.uncacheable
+                .get_or_insert("a root field that is not cached");
+        });
     }
 }

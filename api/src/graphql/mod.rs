@@ -7,6 +7,7 @@ pub mod events;
 pub mod execution;
 pub mod exports;
 mod history;
+pub mod hooks;
 pub(crate) mod ids;
 pub mod jobs;
 pub mod loaders;
@@ -25,8 +26,7 @@ use async_graphql::{Schema, SchemaBuilder};
 use crate::auth::Auth;
 use crate::authz::Rights;
 use crate::config::Environment;
-use crate::error::ErrorCodes;
-use crate::limits::{AliasLimit, ExecutionTimeout, Limits};
+use crate::limits::Limits;
 use crate::read_side::ReadSide;
 use crate::writes::Writes;
 
@@ -37,11 +37,8 @@ pub use subscription::Subscription;
 /// Chronicle's GraphQL schema.
 pub type ChronicleSchema = Schema<Query, Mutation, Subscription>;
 
-fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query, Mutation::default(), Subscription)
-        .extension(ErrorCodes)
-        .extension(execution::MarkExecution)
-        .extension(variables::RequiredVariables)
+fn builder(hooks: hooks::Hooks) -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation::default(), Subscription).extension(hooks)
 }
 
 /// Builds the schema served at `/graphql`, with the query-level abuse limits. Introspection
@@ -58,16 +55,14 @@ pub fn build_schema(
     environment: Environment,
     limits: &Limits,
 ) -> ChronicleSchema {
-    let builder = builder()
+    let hooks = hooks::Hooks::served(
+        limits.max_aliases,
+        limits.request_timeout,
+        operation::PerOperation::new(writes.log().clone(), pseudonymizer.clone()),
+    );
+    let builder = builder(hooks)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .extension(AliasLimit(limits.max_aliases))
-        .extension(crate::cache::CachePolicy)
-        .extension(ExecutionTimeout(limits.request_timeout))
-        .extension(operation::PerOperation::new(
-            writes.log().clone(),
-            pseudonymizer.clone(),
-        ))
         .data(query::ConsistencyWaits::new(limits.max_consistency_waits))
         .data(writes.log().clone())
         .data(writes)
@@ -89,5 +84,5 @@ pub fn build_schema(
 
 /// The schema as SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    builder(hooks::Hooks::default()).finish().sdl()
 }

@@ -5,11 +5,7 @@
 //! name, and the idempotency key it sends in `extensions.idempotencyKey`.
 
 use std::any::TypeId;
-use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
 use async_graphql::{Request, ServerError, ServerResult, Value};
 use eventlog::EventLog;
 use uuid::Uuid;
@@ -19,6 +15,7 @@ use super::{loaders, node};
 use crate::request::{MAX_OPERATION_NAME, RequestContext};
 
 /// Gives each operation its own context and loaders.
+#[derive(Clone)]
 pub struct PerOperation {
     log: EventLog,
     pseudonymizer: Pseudonymizer,
@@ -28,24 +25,13 @@ impl PerOperation {
     pub fn new(log: EventLog, pseudonymizer: Pseudonymizer) -> PerOperation {
         PerOperation { log, pseudonymizer }
     }
-}
 
-impl ExtensionFactory for PerOperation {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PerOperation {
-            log: self.log.clone(),
-            pseudonymizer: self.pseudonymizer.clone(),
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for PerOperation {
-    async fn prepare_request(
+    /// Gives `request` its context (over a WebSocket: derived from the connection's, in
+    /// `session_data`) and loaders.
+    pub fn prepare(
         &self,
-        ctx: &ExtensionContext<'_>,
+        session_data: &async_graphql::Data,
         mut request: Request,
-        next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         if request
             .operation_name
@@ -58,8 +44,7 @@ impl Extension for PerOperation {
             ));
         }
         let has_context = request.data.contains_key(&TypeId::of::<RequestContext>());
-        let connection = ctx
-            .session_data
+        let connection = session_data
             .get(&TypeId::of::<RequestContext>())
             .and_then(|data| data.downcast_ref::<RequestContext>());
         if let (false, Some(connection)) = (has_context, connection) {
@@ -92,6 +77,6 @@ impl Extension for PerOperation {
                 caller.user_id,
             ));
         }
-        next.run(ctx, request).await
+        Ok(request)
     }
 }

@@ -3,67 +3,47 @@
 //! async-graphql's validation only checks the variables that were sent, and the operation
 //! would fail later, in a resolver, as an internal error.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
 use async_graphql::parser::types::{DocumentOperations, OperationDefinition};
 use async_graphql::{Positioned, Request, ServerError, ServerResult};
 
-/// See the module docs.
-pub struct RequiredVariables;
-
-impl ExtensionFactory for RequiredVariables {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequiredVariables)
+/// Refuses `request` when it leaves out a variable its operation requires (see the module
+/// docs).
+pub fn check_required(request: &mut Request) -> ServerResult<()> {
+    let operation_name = request.operation_name.clone();
+    // Parsed once: the request keeps the document for the rest of its way. One that does
+    // not parse is left to the parser to report.
+    let required: Vec<_> = match request.parsed_query() {
+        Err(_) => Vec::new(),
+        Ok(document) => selected(&document.operations, operation_name.as_deref())
+            .map(|operation| {
+                operation
+                    .node
+                    .variable_definitions
+                    .iter()
+                    .filter(|def| {
+                        !def.node.var_type.node.nullable && def.node.default_value.is_none()
+                    })
+                    .map(|def| {
+                        (
+                            def.node.name.node.clone(),
+                            def.node.var_type.node.to_string(),
+                            def.pos,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    if let Some((name, ty, pos)) = required
+        .into_iter()
+        .find(|(name, _, _)| !request.variables.contains_key(name))
+    {
+        return Err(ServerError::new(
+            format!("variable ${name} of required type {ty} was not provided"),
+            Some(pos),
+        ));
     }
-}
-
-#[async_trait::async_trait]
-impl Extension for RequiredVariables {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let operation_name = request.operation_name.clone();
-        // Parsed once: the request keeps the document for the rest of its way. One that does
-        // not parse is left to the parser to report.
-        let required: Vec<_> = match request.parsed_query() {
-            Err(_) => Vec::new(),
-            Ok(document) => selected(&document.operations, operation_name.as_deref())
-                .map(|operation| {
-                    operation
-                        .node
-                        .variable_definitions
-                        .iter()
-                        .filter(|def| {
-                            !def.node.var_type.node.nullable && def.node.default_value.is_none()
-                        })
-                        .map(|def| {
-                            (
-                                def.node.name.node.clone(),
-                                def.node.var_type.node.to_string(),
-                                def.pos,
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        if let Some((name, ty, pos)) = required
-            .into_iter()
-            .find(|(name, _, _)| !request.variables.contains_key(name))
-        {
-            return Err(ServerError::new(
-                format!("variable ${name} of required type {ty} was not provided"),
-                Some(pos),
-            ));
-        }
-        next.run(ctx, request).await
-    }
+    Ok(())
 }
 
 /// The operation a request runs, if it can be told (when it cannot, execution refuses it).
