@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use self::client::{Client, PAGE, Tenant};
-use self::postgraphile::{PostGraphile, Setup};
+use self::postgraphile::{Installation, Setup};
 use crate::latency::{Latencies, millis};
 use crate::pgbench::Baseline;
 use crate::report::{self, Context};
@@ -68,14 +68,18 @@ struct Row {
 
 pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.seconds.max(1));
+    // First, so that a missing Node.js fails the run before anything is set up.
+    let postgraphile = Installation::prepare()?;
     let database = server.create_database().await?;
     let baseline = Baseline::prepare(server, &database).await?;
     let context = Context::gather(server, &database).await?;
     let pool = server::app_pool(&database).await?;
     let state = tempfile::tempdir().context("creating the server's state directory")?;
     let client = Client::new(server::start_app(pool.clone(), state.path()).await?)?;
-    // Started first, so that a missing Node.js fails the run before minutes of measuring.
-    let postgraphile = PostGraphile::start(&database, chronicle_http_workers()).await?;
+    // Started before the measurements, so that it fails the run (if at all) early.
+    let postgraphile = postgraphile
+        .start(&database, chronicle_http_workers())
+        .await?;
     let reference = Client::new(postgraphile.address)?;
 
     eprintln!("api: signing up {CLIENTS} users, each with a workspace");

@@ -32,9 +32,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const LOG_TAIL_LINES: usize = 20;
 
 /// The watchdog: starts the command given as arguments in the background, stops it when its
-/// own stdin closes (the harness dropped it or died), and exits when the command does.
-const WATCHDOG: &str = r#""$@" & server=$!
-(cat >/dev/null; kill "$server" 2>/dev/null) &
+/// own stdin closes (the harness dropped it or died), and exits when the command does. (A
+/// background job's stdin is `/dev/null`, hence the pipe handed over on descriptor 3.)
+const WATCHDOG: &str = r#"exec 3<&0
+"$@" 3<&- </dev/null &
+server=$!
+(cat <&3 >/dev/null; kill "$server" 2>/dev/null) &
+exec 3<&-
 wait "$server""#;
 
 /// How PostGraphile runs, for the report.
@@ -63,13 +67,30 @@ pub struct PostGraphile {
     _log_dir: tempfile::TempDir,
 }
 
-impl PostGraphile {
-    /// Installs PostGraphile if needed and starts it on `database` with `workers` cluster
-    /// workers; returns once it answers GraphQL.
-    pub async fn start(database: &Database, workers: usize) -> anyhow::Result<PostGraphile> {
+/// PostGraphile installed and ready to start.
+pub struct Installation {
+    project: PathBuf,
+    version: String,
+    node: String,
+}
+
+impl Installation {
+    /// Checks that Node.js is there and installs the pinned PostGraphile if needed.
+    pub fn prepare() -> anyhow::Result<Installation> {
         let project = project_dir();
         let node = require("node", "runs PostGraphile")?;
         let version = install(&project)?;
+        Ok(Installation {
+            project,
+            version,
+            node,
+        })
+    }
+
+    /// Starts PostGraphile on `database` with `workers` cluster workers; returns once it
+    /// answers GraphQL.
+    pub async fn start(&self, database: &Database, workers: usize) -> anyhow::Result<PostGraphile> {
+        let project = &self.project;
         let workers = workers.max(1);
         let pool_per_worker = APP_POOL_SIZE.div_ceil(workers as u32);
         let log_dir = tempfile::Builder::new()
@@ -110,8 +131,8 @@ impl PostGraphile {
             stdin,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
             setup: Setup {
-                version,
-                node,
+                version: self.version.clone(),
+                node: self.node.clone(),
                 workers,
                 pool_per_worker,
             },
@@ -122,7 +143,9 @@ impl PostGraphile {
         server.wait_until_answering().await?;
         Ok(server)
     }
+}
 
+impl PostGraphile {
     /// Waits until a worker says which port it listens on (all workers share it).
     async fn wait_for_port(&mut self) -> anyhow::Result<SocketAddr> {
         let started = Instant::now();
