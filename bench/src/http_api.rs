@@ -120,12 +120,12 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     ];
     // Each PostGraphile measurement right after Chronicle's on the same workspaces.
     for (tenants, workspaces) in variants {
-        for (server, request) in [
+        for (answering, request) in [
             (&client, Request::Items),
             (&reference, Request::PostGraphileItems),
         ] {
             database.checkpoint().await;
-            let (row, _) = measure(server, tenants, request, duration).await?;
+            let (row, _) = measure(answering, tenants, request, duration).await?;
             rows.push(Row {
                 workspaces: workspaces.clone(),
                 ..row

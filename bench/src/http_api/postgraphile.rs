@@ -118,7 +118,7 @@ impl Installation {
             .env("DATABASE_URL", &database.url)
             .env("NODE_ENV", "production")
             .env("FORCE_COLOR", "0")
-            .current_dir(&project)
+            .current_dir(project)
             .stdin(Stdio::piped())
             .stdout(output.try_clone().context("sharing PostGraphile's log")?)
             .stderr(output)
