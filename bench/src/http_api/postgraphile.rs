@@ -318,6 +318,69 @@ fn listening_port(log: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http_api::client::PAGE;
+    use crate::http_api::same_pages;
+    use crate::server::{self, Server};
+
+    /// Processes of `group` that have not ended (zombies waiting for their parent excluded).
+    fn living(group: libc::pid_t) -> Vec<String> {
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                // pid (comm) state ppid pgrp ...: comm may hold spaces, so read after its ')'.
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+                fields.first() != Some(&"Z") && fields.get(2) == Some(&group.to_string().as_str())
+            })
+            .collect()
+    }
+
+    /// Started as the benchmark starts it, PostGraphile answers a workspace's first page with
+    /// the items Chronicle answers, in the same order; dropping it ends all its processes.
+    #[test]
+    fn answers_chronicles_page_and_stops_whole() {
+        let server = Server::provision().expect("a PostgreSQL server");
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let installation = Installation::prepare().expect("Node.js and PostGraphile");
+            let database = server.create_database().await.unwrap();
+            let pool = server::app_pool(&database).await.unwrap();
+            let state = tempfile::tempdir().unwrap();
+            let address = server::start_app(pool.clone(), state.path()).await.unwrap();
+            let chronicle = Client::new(address).unwrap();
+            let tenant = chronicle.tenant(0).await.unwrap();
+            // More than a page, so that the order decides which items are on it.
+            for n in 0..PAGE + 5 {
+                chronicle.create_item(&tenant, n as u64).await.unwrap();
+            }
+
+            let postgraphile = installation.start(&database, 2).await.unwrap();
+            let group = postgraphile.shell.id() as libc::pid_t;
+            // The watchdog shell, its reader, PostGraphile's master and two workers.
+            assert!(living(group).len() >= 4, "{:?}", living(group));
+            let reference = Client::new(postgraphile.address).unwrap();
+            same_pages(&chronicle, &reference, std::slice::from_ref(&tenant))
+                .await
+                .unwrap();
+
+            drop(postgraphile);
+            let stopped = Instant::now();
+            while !living(group).is_empty() {
+                assert!(
+                    stopped.elapsed() < STOP_TIMEOUT,
+                    "still running after the stop: {:?}",
+                    living(group)
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            pool.close().await;
+            server.drop_database(database).await.unwrap();
+        });
+    }
 
     #[test]
     fn reads_the_port_a_worker_listens_on() {
