@@ -1,24 +1,28 @@
 //! `api`: the real HTTP server under load. `createItem` throughput and latency at 32 concurrent
 //! clients next to pgbench's raw single-row insert TPS in the same run, and `items` (first 20)
-//! query throughput.
+//! query throughput next to PostGraphile v4 reading the same `items` table in the same run.
 //!
 //! The server is `api::startup::Application`, started in this process on a port of its own with
 //! a connection pool like the `chronicle` binary's; the clients are tasks of this process sending
 //! GraphQL over keep-alive HTTP/1.1 connections, each waiting for its answer before sending the
-//! next request.
+//! next request. PostGraphile runs as a child process ([`postgraphile`]) and gets the same
+//! clients.
 
 pub(crate) mod client;
+mod postgraphile;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
 use self::client::{Client, PAGE, Tenant};
+use self::postgraphile::{Installation, Setup};
 use crate::latency::{Latencies, millis};
 use crate::pgbench::Baseline;
 use crate::report::{self, Context};
-use crate::server::{self, Server};
+use crate::server::{self, APP_POOL_SIZE, Server};
 
 /// Concurrent clients in every measurement.
 const CLIENTS: usize = 32;
@@ -26,6 +30,8 @@ const CLIENTS: usize = 32;
 const WARM_UP: Duration = Duration::from_secs(2);
 /// SPEC §10: `createItem` throughput at 32 clients ≥ this × raw insert TPS.
 const TARGET_RATIO: f64 = 0.5;
+/// Issue 12: uncached `items` throughput at 32 clients ≥ this × PostGraphile v4's.
+const POSTGRAPHILE_TARGET_RATIO: f64 = 2.0;
 /// Items every workspace holds before `items` is measured.
 const MIN_ITEMS: usize = 200;
 /// Sign-ups run a few at a time: each hashes a password with argon2id.
@@ -47,6 +53,8 @@ pub struct Args {
 enum Request {
     CreateItem,
     Items,
+    /// The same page as `Items`, asked of PostGraphile.
+    PostGraphileItems,
 }
 
 /// One measured line of the table.
@@ -60,12 +68,19 @@ struct Row {
 
 pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.seconds.max(1));
+    // First, so that a missing Node.js fails the run before anything is set up.
+    let postgraphile = Installation::prepare()?;
     let database = server.create_database().await?;
     let baseline = Baseline::prepare(server, &database).await?;
     let context = Context::gather(server, &database).await?;
     let pool = server::app_pool(&database).await?;
     let state = tempfile::tempdir().context("creating the server's state directory")?;
     let client = Client::new(server::start_app(pool.clone(), state.path()).await?)?;
+    // Started before the measurements, so that it fails the run (if at all) early.
+    let postgraphile = postgraphile
+        .start(&database, chronicle_http_workers())
+        .await?;
+    let reference = Client::new(postgraphile.address)?;
 
     eprintln!("api: signing up {CLIENTS} users, each with a workspace");
     let own = tenants(&client, CLIENTS).await?;
@@ -94,24 +109,38 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     });
 
     top_up(&client, &own, &mut created).await?;
-    database.checkpoint().await;
-    let (row, _) = measure(&client, &own, Request::Items, duration).await?;
+    same_pages(&client, &reference, &own).await?;
     let fewest = created.iter().min().copied().unwrap_or_default();
-    rows.push(Row {
-        workspaces: format!("{CLIENTS}, one per client (≥ {fewest} items each)"),
-        ..row
-    });
-    let (row, _) = measure(&client, &shared, Request::Items, duration).await?;
-    rows.push(Row {
-        workspaces: format!("1, shared ({} items)", created[0]),
-        ..row
-    });
+    let variants = [
+        (
+            &own,
+            format!("{CLIENTS}, one per client (≥ {fewest} items each)"),
+        ),
+        (&shared, format!("1, shared ({} items)", created[0])),
+    ];
+    // Each PostGraphile measurement right after Chronicle's on the same workspaces.
+    for (tenants, workspaces) in variants {
+        for (answering, request) in [
+            (&client, Request::Items),
+            (&reference, Request::PostGraphileItems),
+        ] {
+            database.checkpoint().await;
+            let (row, _) = measure(answering, tenants, request, duration).await?;
+            rows.push(Row {
+                workspaces: workspaces.clone(),
+                ..row
+            });
+        }
+    }
 
-    // Nothing is in flight any more: close the server's pool so that the database can go.
+    // Nothing is in flight any more: stop PostGraphile and close the server's pool so that
+    // the database can go.
+    let setup = postgraphile.setup.clone();
+    drop(postgraphile);
     pool.close().await;
     server.drop_database(database).await?;
 
-    let section = render(&context, &rows, raw_tps, duration);
+    let section = render(&context, &rows, raw_tps, &setup, duration);
     println!("{section}");
     report::write_section(&args.out, "api", &section)?;
     eprintln!("wrote the api section of {}", args.out.display());
@@ -144,6 +173,31 @@ async fn top_up(client: &Client, tenants: &[Tenant], created: &mut [usize]) -> a
         }
     }
     Ok(())
+}
+
+/// Checks that PostGraphile answers every tenant's first page with the same items, in the same
+/// order, as Chronicle: the two measurements read the same rows.
+async fn same_pages(
+    chronicle: &Client,
+    postgraphile: &Client,
+    tenants: &[Tenant],
+) -> anyhow::Result<()> {
+    for tenant in tenants {
+        let ours = chronicle.first_page(tenant).await?;
+        let theirs = postgraphile.first_page_postgraphile(tenant).await?;
+        anyhow::ensure!(
+            ours == theirs,
+            "PostGraphile's first page of workspace {} differs from Chronicle's:\n\
+             Chronicle:    {ours:?}\nPostGraphile: {theirs:?}",
+            tenant.workspace_uuid
+        );
+    }
+    Ok(())
+}
+
+/// Chronicle's HTTP workers: its server keeps actix-web's default, one per available core.
+fn chronicle_http_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, NonZeroUsize::get)
 }
 
 fn add(totals: &mut [usize], counts: &[usize]) {
@@ -203,6 +257,7 @@ async fn send_for(
                 Request::Items => {
                     client.list_items(&tenant).await?;
                 }
+                Request::PostGraphileItems => client.list_items_postgraphile(&tenant).await?,
             }
             Ok(started.elapsed())
         },
@@ -249,20 +304,33 @@ impl Request {
         match self {
             Request::CreateItem => "createItem",
             Request::Items => "items",
+            Request::PostGraphileItems => "allItems",
         }
     }
 }
 
 /// The section of `BENCHMARKS.md`.
-fn render(context: &Context, rows: &[Row], raw_tps: f64, duration: Duration) -> String {
+fn render(
+    context: &Context,
+    rows: &[Row],
+    raw_tps: f64,
+    postgraphile: &Setup,
+    duration: Duration,
+) -> String {
+    let Setup {
+        version,
+        node,
+        workers,
+        pool_per_worker,
+    } = postgraphile;
     let mut out = format!(
-        "## GraphQL API over HTTP vs. raw insert (`api`)\n\n{}\n\
-         The real server (`api::startup::Application`, production mode, its default 2 HTTP \
-         workers, a 64-connection pool like the `chronicle` binary's, the response cache off: \
-         see the `cache` section for it) is started in the \
+        "## GraphQL API over HTTP vs. raw insert and PostGraphile (`api`)\n\n{}\n\
+         The real server (`api::startup::Application`, production mode, its default {} HTTP \
+         workers (one per core), a {APP_POOL_SIZE}-connection pool like the `chronicle` \
+         binary's, the response cache off: see the `cache` section for it) is started in the \
          harness's process; {CLIENTS} clients in the same process send GraphQL over keep-alive \
          HTTP/1.1 connections, each waiting for its answer before sending the next request. \
-         **The server, the load generator and PostgreSQL share the machine's cores.** Each \
+         **The servers (Chronicle, and PostGraphile below), the load generator and PostgreSQL share the machine's cores.** Each \
          `createItem` creates an item with a title, a {}-character body and 2 tags and asks for \
          `item {{ id version }} position`; `items` asks for the first {PAGE} items \
          (`id title tags status version`) of a workspace, newest first. With one workspace per \
@@ -272,9 +340,23 @@ fn render(context: &Context, rows: &[Row], raw_tps: f64, duration: Duration) -> 
          transaction, into `raw_events`, a copy of `events` (as in the `append` section). Each \
          measurement runs {}s after a {}s warm-up and a `CHECKPOINT`; latencies are measured \
          by the client, from sending the request to having parsed the answer.\n\n\
+         PostGraphile {version} (Node.js {node}, installed by the harness from \
+         `bench/postgraphile/package-lock.json`) runs beside it as a child process on the same \
+         database, with as many worker processes as Chronicle has HTTP workers and a pool of \
+         the same total size: `postgraphile --cluster-workers {workers} --max-pool-size \
+         {pool_per_worker} --disable-graphiql --disable-query-log` (no watch, no explain, \
+         `NODE_ENV=production`). Its rows ask for the same page of the same `items` rows: \
+         `allItems(first: {PAGE}, orderBy: [CREATED_AT_DESC, ID_DESC], condition: \
+         {{workspaceId: …}}) {{ nodes {{ id title tags status version }} }}`; before measuring, \
+         the harness checks that both servers answer the same {PAGE} items in the same order \
+         for every workspace. Each is measured right after the Chronicle row above it, by the \
+         same {CLIENTS} clients with the same HTTP client, warm-up and duration. PostGraphile \
+         is sent no token and checks no rights (it connects as the database owner), whereas \
+         Chronicle verifies the caller's token and membership on every request.\n\n\
          | request | clients | workspaces | req/s | p50 | p99 | ÷ raw insert TPS |\n\
          |---|---:|---|---:|---:|---:|---:|\n",
         context.markdown(),
+        chronicle_http_workers(),
         client::body_chars(),
         duration.as_secs(),
         WARM_UP.as_secs(),
@@ -283,9 +365,12 @@ fn render(context: &Context, rows: &[Row], raw_tps: f64, duration: Duration) -> 
         "| raw single-row insert (pgbench) | {CLIENTS} | — | {raw_tps:.0} | — | — | 1.00 |\n"
     ));
     for row in rows {
+        let request = match row.request {
+            Request::PostGraphileItems => format!("PostGraphile `{}`", row.request.name()),
+            _ => format!("`{}`", row.request.name()),
+        };
         out.push_str(&format!(
-            "| `{}` | {CLIENTS} | {} | {:.0} | {} | {} | {:.2} |\n",
-            row.request.name(),
+            "| {request} | {CLIENTS} | {} | {:.0} | {} | {} | {:.2} |\n",
             row.workspaces,
             row.per_second,
             millis(row.latencies.percentile(0.50)),
@@ -295,16 +380,39 @@ fn render(context: &Context, rows: &[Row], raw_tps: f64, duration: Duration) -> 
     }
     if let Some(first) = rows.first() {
         let ratio = first.per_second / raw_tps;
-        let verdict = if ratio >= TARGET_RATIO {
-            "met"
-        } else {
-            "not met"
-        };
         out.push_str(&format!(
             "\nTarget (SPEC §10): `createItem` throughput at {CLIENTS} clients ≥ {TARGET_RATIO} × \
-             raw insert TPS — **{verdict}** ({ratio:.2}, one workspace per client). The `items` \
-             ratios are given for scale only; SPEC §10 sets no bar for uncached queries.\n"
+             raw insert TPS — **{}** ({ratio:.2}, one workspace per client).\n",
+            verdict(ratio >= TARGET_RATIO),
+        ));
+    }
+    let versus: Vec<String> = rows
+        .iter()
+        .zip(rows.iter().skip(1))
+        .filter(|(ours, theirs)| {
+            matches!(ours.request, Request::Items)
+                && matches!(theirs.request, Request::PostGraphileItems)
+        })
+        .map(|(ours, theirs)| {
+            let ratio = ours.per_second / theirs.per_second;
+            format!(
+                "{}: **{}** ({ratio:.2} ×)",
+                ours.workspaces,
+                verdict(ratio >= POSTGRAPHILE_TARGET_RATIO)
+            )
+        })
+        .collect();
+    if !versus.is_empty() {
+        out.push_str(&format!(
+            "\nTarget (issue 12): uncached `items` throughput at {CLIENTS} clients ≥ \
+             {POSTGRAPHILE_TARGET_RATIO} × PostGraphile v4's on the same table and data — {}. \
+             The `items` ratios to raw insert TPS are given for scale only.\n",
+            versus.join("; ")
         ));
     }
     out
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "not met" }
 }

@@ -170,10 +170,7 @@ async fn request(
     let id = body["data"]["requestExport"]["export"]["id"]
         .as_str()
         .with_context(|| format!("requestExport failed: {body}"))?;
-    use base64::Engine;
-    let text = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id)?)?;
-    let (_, uuid) = text.split_once(':').context("a global id")?;
-    Ok(uuid.parse()?)
+    crate::http_api::client::uuid_of(id)
 }
 
 /// A `/proc/PID/status` field of `process`, in KiB.

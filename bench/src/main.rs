@@ -6,7 +6,8 @@
 //!   concurrent appenders, next to pgbench's TPS for a single-row `INSERT` of the same row into
 //!   a copy of the `events` table.
 //! - `api`: the real HTTP server: `createItem` throughput and latency at 32 concurrent clients
-//!   next to pgbench's raw insert TPS in the same run, and `items` (first 20) query throughput.
+//!   next to pgbench's raw insert TPS in the same run, and `items` (first 20) query throughput
+//!   next to PostGraphile v4 on the same table and data (needs Node.js and npm).
 //! - `cache`: `items(first: 20)` answered from the response cache, next to a bare actix-web
 //!   endpoint sending the same bytes and to the same query with the cache off.
 //! - `export`: a workspace of 100,000 events read whole through `/events.ndjson` and through an
@@ -65,7 +66,7 @@ struct Cli {
 enum Benchmark {
     /// Event log append throughput vs. raw PostgreSQL single-row inserts (pgbench).
     Append(append::Args),
-    /// createItem and items throughput over HTTP vs. raw PostgreSQL single-row inserts.
+    /// createItem and items throughput over HTTP vs. raw single-row inserts and PostGraphile.
     Api(http_api::Args),
     /// A cached query vs. a bare actix-web endpoint and vs. the cache turned off.
     Cache(cache::Args),

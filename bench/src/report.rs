@@ -31,6 +31,10 @@ cargo run --release -p bench -- search
 cargo run --release -p bench -- jobs
 ```
 
+The `api` benchmark also measures PostGraphile v4 on the same data: it needs Node.js and npm
+(Debian: `apt-get install nodejs npm`); the harness installs the version pinned in
+`bench/postgraphile/` with `npm ci` when it is missing, and starts and stops it itself.
+
 `cargo run --release -p bench -- help` lists the benchmarks. Each run replaces only its own
 section below; the others are kept.
 ";

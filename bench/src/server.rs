@@ -152,10 +152,14 @@ fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
 /// How long [`settle`] waits for the server's projections to catch up.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// A pool like the one `chronicle` serves with (`api::database`): 64 connections, 10 s to get one.
+/// Connections in the pool of the server the benchmarks start, like `chronicle`'s.
+pub const APP_POOL_SIZE: u32 = 64;
+
+/// A pool like the one `chronicle` serves with (`api::database`): [`APP_POOL_SIZE`]
+/// connections, 10 s to get one.
 pub async fn app_pool(database: &Database) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
-        .max_connections(64)
+        .max_connections(APP_POOL_SIZE)
         .acquire_timeout(Duration::from_secs(10))
         .connect(&database.url)
         .await

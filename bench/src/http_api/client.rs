@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail, ensure};
+use base64::Engine as _;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 const SIGN_UP: &str = "mutation($input: SignUpInput!) { signUp(input: $input) { accessToken } }";
 const CREATE_WORKSPACE: &str = "mutation($name: String!) {
@@ -14,6 +16,11 @@ const CREATE_ITEM: &str = "mutation($input: CreateItemInput!) {
   createItem(input: $input) { item { id version } position } }";
 const ITEMS: &str = "query($w: ID!) {
   items(workspaceId: $w, first: 20) { edges { node { id title tags status version } } } }";
+/// The same page from PostGraphile's generated API over the `items` table: the same fields,
+/// newest first with the same tie-break as Chronicle's (`created_at DESC, id DESC`).
+const POSTGRAPHILE_ITEMS: &str = "query($w: UUID!) {
+  allItems(first: 20, orderBy: [CREATED_AT_DESC, ID_DESC], condition: {workspaceId: $w}) {
+    nodes { id title tags status version } } }";
 
 /// How many items one `items` request asks for.
 pub const PAGE: usize = 20;
@@ -28,7 +35,10 @@ const BODY: &str = "Match every open invoice from the third quarter against its 
 #[derive(Clone)]
 pub struct Tenant {
     pub token: Arc<str>,
+    /// The workspace's global id, as Chronicle's API takes it.
     pub workspace_id: Arc<str>,
+    /// The workspace's row id (for servers reading the tables directly).
+    pub workspace_uuid: Uuid,
 }
 
 /// A client of the server's `/graphql` endpoint; clones share the connection pool.
@@ -71,6 +81,7 @@ impl Client {
         Ok(Tenant {
             token: token.into(),
             workspace_id: workspace_id.into(),
+            workspace_uuid: uuid_of(workspace_id)?,
         })
     }
 
@@ -109,9 +120,49 @@ impl Client {
         let (data, hit) = self
             .call_seeing_cache(Some(&tenant.token), &query, variables)
             .await?;
-        let edges = data["items"]["edges"].as_array().map_or(0, Vec::len);
-        ensure!(edges == PAGE, "items returned {edges} items, not {PAGE}");
+        full_page(&data["items"]["edges"])?;
         Ok(hit)
+    }
+
+    /// The ids of the tenant's first page of items, newest first.
+    pub async fn first_page(&self, tenant: &Tenant) -> anyhow::Result<Vec<Uuid>> {
+        let variables = json!({ "w": &*tenant.workspace_id });
+        let data = self.call(Some(&tenant.token), ITEMS, variables).await?;
+        full_page(&data["items"]["edges"])?
+            .iter()
+            .map(|edge| uuid_of(edge["node"]["id"].as_str().context("an item without id")?))
+            .collect()
+    }
+
+    /// [`Client::list_items`] asked of PostGraphile: no token (it checks none), the workspace
+    /// by its row id.
+    pub async fn list_items_postgraphile(&self, tenant: &Tenant) -> anyhow::Result<()> {
+        let data = self.postgraphile_items(tenant).await?;
+        full_page(&data["allItems"]["nodes"]).map(drop)
+    }
+
+    /// [`Client::first_page`] as PostGraphile answers it.
+    pub async fn first_page_postgraphile(&self, tenant: &Tenant) -> anyhow::Result<Vec<Uuid>> {
+        let data = self.postgraphile_items(tenant).await?;
+        full_page(&data["allItems"]["nodes"])?
+            .iter()
+            .map(|node| {
+                let id = node["id"].as_str().context("an item without id")?;
+                Uuid::parse_str(id).with_context(|| format!("`{id}` is not a uuid"))
+            })
+            .collect()
+    }
+
+    async fn postgraphile_items(&self, tenant: &Tenant) -> anyhow::Result<Value> {
+        let variables = json!({ "w": tenant.workspace_uuid });
+        self.call(None, POSTGRAPHILE_ITEMS, variables).await
+    }
+
+    /// Asks for `__typename`: succeeds once the server answers GraphQL at all.
+    pub async fn typename(&self) -> anyhow::Result<()> {
+        let data = self.call(None, "{ __typename }", json!({})).await?;
+        ensure!(data["__typename"].is_string(), "no __typename in {data}");
+        Ok(())
     }
 
     /// The raw answer to the tenant's first page, as the server sends it.
@@ -175,6 +226,29 @@ impl Client {
             None => request,
         }
     }
+}
+
+/// A page of items (`edges` or `nodes`), which must hold [`PAGE`] of them.
+fn full_page(page: &Value) -> anyhow::Result<&[Value]> {
+    let items = page.as_array().map_or(&[][..], Vec::as_slice);
+    ensure!(
+        items.len() == PAGE,
+        "the page held {} items, not {PAGE}",
+        items.len()
+    );
+    Ok(items)
+}
+
+/// The uuid inside one of Chronicle's global ids (base64 of `Kind:uuid`).
+pub fn uuid_of(global_id: &str) -> anyhow::Result<Uuid> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(global_id)
+        .with_context(|| format!("`{global_id}` is not a global id"))?;
+    let text = String::from_utf8(bytes).context("a global id that is not UTF-8")?;
+    let (_, uuid) = text
+        .split_once(':')
+        .with_context(|| format!("`{text}` is not a global id"))?;
+    Uuid::parse_str(uuid).with_context(|| format!("`{uuid}` is not a uuid"))
 }
 
 /// The length of every created item's body, in characters.
