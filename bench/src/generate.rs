@@ -93,8 +93,10 @@ const ARCHIVED_PER_MILLE: u64 = 150;
 /// A user signed up through the API, with the workspace they created: the owner of generated
 /// items, and a member who may read the workspace's events.
 pub struct Owner {
-    /// Their access token.
+    /// Their access token: it expires (15 minutes by default), so a phase that uses it after
+    /// a long one calls [`Owner::log_in`] first.
     pub token: String,
+    email: String,
     pub user_id: Uuid,
     /// The workspace's global (GraphQL) id.
     pub workspace: String,
@@ -106,50 +108,32 @@ impl Owner {
     /// `address` and creates their workspace, both through GraphQL over HTTP; `pool` (the
     /// server's database) turns their opaque global ids into uuids.
     pub async fn sign_up(address: SocketAddr, pool: &PgPool, name: &str) -> anyhow::Result<Owner> {
-        let http = reqwest::Client::new();
-        let url = format!("http://{address}/graphql");
-        let call = async |token: Option<&str>, query: &str, variables: Value| {
-            let mut request = http
-                .post(&url)
-                .json(&json!({ "query": query, "variables": variables }));
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let mut body: Value = request
-                .send()
-                .await
-                .context("sending a GraphQL request")?
-                .json()
-                .await
-                .context("reading a GraphQL response")?;
-            if body.get("errors").is_some() {
-                bail!("GraphQL request failed: {body}");
-            }
-            anyhow::Ok(body["data"].take())
-        };
+        let graphql = Graphql::new(address);
         let email = format!("{name}@example.com");
         let input = json!({
             "email": email,
-            "password": "correct horse battery staple",
+            "password": PASSWORD,
             "displayName": name,
         });
-        let data = call(
-            None,
-            "mutation($input: SignUpInput!) { signUp(input: $input) { accessToken } }",
-            json!({ "input": input }),
-        )
-        .await?;
+        let data = graphql
+            .call(
+                None,
+                "mutation($input: SignUpInput!) { signUp(input: $input) { accessToken } }",
+                json!({ "input": input }),
+            )
+            .await?;
         let token = data["signUp"]["accessToken"]
             .as_str()
             .context("signUp returned no access token")?
             .to_string();
-        let data = call(
-            Some(&token),
-            "mutation($name: String!) {
+        let data = graphql
+            .call(
+                Some(&token),
+                "mutation($name: String!) {
                createWorkspace(input: {name: $name, region: EU}) { workspace { id } } }",
-            json!({ "name": format!("{name}'s workspace") }),
-        )
-        .await?;
+                json!({ "name": format!("{name}'s workspace") }),
+            )
+            .await?;
         let workspace = data["createWorkspace"]["workspace"]["id"]
             .as_str()
             .context("createWorkspace returned no id")?
@@ -168,10 +152,74 @@ impl Owner {
                 .context("looking up the new workspace")?;
         Ok(Owner {
             token,
+            email,
             user_id,
             workspace,
             workspace_id,
         })
+    }
+
+    /// Signs in again and keeps the new access token: call it right before a phase that uses
+    /// HTTP after a long one (generating millions of items outlasts a token).
+    pub async fn log_in(&mut self, address: SocketAddr) -> anyhow::Result<()> {
+        let data = Graphql::new(address)
+            .call(
+                None,
+                "mutation($email: String!, $password: String!) {
+                   logIn(email: $email, password: $password) { accessToken } }",
+                json!({ "email": self.email, "password": PASSWORD }),
+            )
+            .await?;
+        self.token = data["logIn"]["accessToken"]
+            .as_str()
+            .context("logIn returned no access token")?
+            .to_string();
+        Ok(())
+    }
+}
+
+/// The password of every [`Owner`].
+const PASSWORD: &str = "correct horse battery staple";
+
+/// GraphQL over HTTP on a server, failing on any error in the response.
+struct Graphql {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Graphql {
+    fn new(address: SocketAddr) -> Graphql {
+        Graphql {
+            http: reqwest::Client::new(),
+            url: format!("http://{address}/graphql"),
+        }
+    }
+
+    /// The response's `data`.
+    async fn call(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut body: Value = request
+            .send()
+            .await
+            .context("sending a GraphQL request")?
+            .json()
+            .await
+            .context("reading a GraphQL response")?;
+        if body.get("errors").is_some() {
+            bail!("GraphQL request failed: {body}");
+        }
+        Ok(body["data"].take())
     }
 }
 

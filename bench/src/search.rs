@@ -77,7 +77,7 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     let pool = server::app_pool(&database).await?;
     let state = tempfile::tempdir().context("creating the server's state directory")?;
     let address = server::start_app(pool.clone(), state.path()).await?;
-    let owner = Owner::sign_up(address, &pool, "searcher").await?;
+    let mut owner = Owner::sign_up(address, &pool, "searcher").await?;
     let writes = ::api::writes::Writes::new(eventlog::EventLog::new(pool.clone()));
     generate::items(&writes, owner.workspace_id, owner.user_id, args.items).await?;
     server::settle(address).await?;
@@ -102,6 +102,8 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     let (index_latencies, total_hits) =
         search_index(&index, owner.workspace_id, args.queries).await?;
     eprintln!("search: {} searches over HTTP", args.queries);
+    // Generating and rebuilding can outlast the token signed up with.
+    owner.log_in(address).await?;
     let http = search_http(address, &owner, args.queries).await?;
     eprintln!("search: {} ILIKE queries", args.ilike_queries);
     let ilike = search_ilike(&pool, owner.workspace_id, args.ilike_queries).await?;
