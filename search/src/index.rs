@@ -136,14 +136,26 @@ impl SearchIndex {
         changes: impl IntoIterator<Item = Change>,
         checkpoint: &str,
     ) -> Result<(), Error> {
-        let mut writer = self.lock_writer()?;
-        let staged = self.stage(&writer, changes);
-        let committed = staged.and_then(|()| commit(&mut writer, Some(checkpoint)));
-        if let Err(error) = committed {
-            discard(&mut writer);
-            return Err(error);
+        let mut bulk = self.bulk()?;
+        for change in changes {
+            match change {
+                Change::Upsert(item) => bulk.upsert(&item)?,
+                Change::Delete(id) => bulk.delete(id),
+            }
         }
-        self.publish(Some(checkpoint))
+        bulk.commit(checkpoint)
+    }
+
+    /// Takes the index's writer to stage changes and commit them in several steps: the
+    /// index analyses what is staged in the background while the caller prepares more, which
+    /// is how a rebuild keeps reading while it indexes. Updates by others wait until the
+    /// [`Bulk`] is dropped.
+    pub fn bulk(&self) -> Result<Bulk<'_>, Error> {
+        Ok(Bulk {
+            index: self,
+            writer: self.lock_writer()?,
+            staged: false,
+        })
     }
 
     /// Removes every document and the checkpoint, e.g. before rebuilding from the start.
@@ -249,26 +261,6 @@ impl SearchIndex {
         hits.collect()
     }
 
-    fn stage(
-        &self,
-        writer: &IndexWriter,
-        changes: impl IntoIterator<Item = Change>,
-    ) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                Change::Upsert(item) => {
-                    let doc = self.fields.document(&item)?;
-                    writer.delete_term(self.fields.id_term(item.id));
-                    writer.add_document(doc)?;
-                }
-                Change::Delete(id) => {
-                    writer.delete_term(self.fields.id_term(id));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Shows the last commit to searches, then its checkpoint to callers.
     fn publish(&self, checkpoint: Option<&str>) -> Result<(), Error> {
         self.reader.reload()?;
@@ -291,6 +283,61 @@ impl SearchIndex {
                 self.writer.clear_poison();
                 Ok(writer)
             }
+        }
+    }
+}
+
+/// The index's writer, held to stage changes and commit them ([`SearchIndex::bulk`]).
+///
+/// Each commit stores everything staged since the previous one together with a checkpoint,
+/// atomically, and shows it to searches. What is staged when the `Bulk` is dropped (or when a
+/// commit fails) is discarded: the index keeps its last commit and that commit's checkpoint.
+pub struct Bulk<'a> {
+    index: &'a SearchIndex,
+    writer: MutexGuard<'a, IndexWriter>,
+    /// Whether anything was staged since the last commit.
+    staged: bool,
+}
+
+impl Bulk<'_> {
+    /// Stages the item: it replaces any document with its id at the next commit. Fails, staging
+    /// nothing, if a timestamp cannot be represented.
+    pub fn upsert(&mut self, item: &ItemDoc) -> Result<(), Error> {
+        let doc = self.index.fields.document(item)?;
+        self.staged = true;
+        self.writer.delete_term(self.index.fields.id_term(item.id));
+        self.writer.add_document(doc)?;
+        Ok(())
+    }
+
+    /// Stages the removal of the item with this id, if the index has it.
+    pub fn delete(&mut self, id: Uuid) {
+        self.staged = true;
+        self.writer.delete_term(self.index.fields.id_term(id));
+    }
+
+    /// Commits what was staged with `checkpoint` (see [`SearchIndex::apply`]); when this
+    /// returns, searches see it. On error nothing staged since the previous commit is applied.
+    #[tracing::instrument(skip_all, fields(checkpoint = %checkpoint))]
+    pub fn commit(&mut self, checkpoint: &str) -> Result<(), Error> {
+        if let Err(error) = commit(&mut self.writer, Some(checkpoint)) {
+            self.discard();
+            return Err(error);
+        }
+        self.staged = false;
+        self.index.publish(Some(checkpoint))
+    }
+
+    fn discard(&mut self) {
+        discard(&mut self.writer);
+        self.staged = false;
+    }
+}
+
+impl Drop for Bulk<'_> {
+    fn drop(&mut self) {
+        if self.staged {
+            self.discard();
         }
     }
 }

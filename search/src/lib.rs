@@ -71,7 +71,7 @@ mod schema;
 mod tag_sets;
 
 pub use error::Error;
-pub use index::{Opened, SearchIndex};
+pub use index::{Bulk, Opened, SearchIndex};
 pub use item::{ARCHIVED, Change, ItemDoc};
 pub use matching::MAX_WORDS;
 pub use query::{Hit, MAX_PAGE_SIZE, Order, SearchFilter, SearchQuery, SearchResults};

@@ -198,6 +198,49 @@ fn a_failing_batch_applies_nothing_and_keeps_the_checkpoint() {
 }
 
 #[test]
+fn a_bulk_commits_in_steps_and_discards_what_it_did_not_commit() {
+    let workspace = Uuid::new_v4();
+    let test = TestIndex::new();
+    let first = item(workspace, "first version", "");
+    let other = item(workspace, "other", "");
+    let mut bulk = test.index.bulk().unwrap();
+    bulk.upsert(&first).unwrap();
+    bulk.commit("1").unwrap();
+    assert_eq!(test.index.get(first.id).unwrap(), Some(first.clone()));
+    // Staged again and again before the next commit: only the last version stays.
+    let second = ItemDoc {
+        title: "second version".into(),
+        ..first.clone()
+    };
+    let third = ItemDoc {
+        title: "third version".into(),
+        ..first.clone()
+    };
+    bulk.upsert(&second).unwrap();
+    bulk.upsert(&other).unwrap();
+    bulk.upsert(&third).unwrap();
+    assert_eq!(
+        (test.index.get(first.id).unwrap(), test.index.checkpoint()),
+        (Some(first.clone()), Some("1".into())),
+        "staged changes are not seen before their commit"
+    );
+    bulk.commit("2").unwrap();
+    assert_eq!(test.index.get(first.id).unwrap(), Some(third));
+    assert_eq!(test.index.doc_count(), 2);
+    // Staged, never committed.
+    bulk.delete(other.id);
+    bulk.upsert(&item(workspace, "never committed", ""))
+        .unwrap();
+    drop(bulk);
+    test.index.apply([], "3").unwrap();
+    assert_eq!(
+        (test.index.doc_count(), test.index.get(other.id).unwrap()),
+        (2, Some(other))
+    );
+    assert_eq!(test.index.checkpoint().as_deref(), Some("3"));
+}
+
+#[test]
 fn clear_removes_every_document_and_the_checkpoint() {
     let workspace = Uuid::new_v4();
     let test = TestIndex::with(&[item(workspace, "a", ""), item(workspace, "b", "")]);
