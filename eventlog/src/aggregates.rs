@@ -92,18 +92,31 @@ pub fn fold<A: Aggregate>(
 
 /// Reads a recorded event as a domain event.
 pub fn decode<E: DomainEvent>(recorded: &RecordedEvent) -> Result<E, Error> {
-    E::from_stored(
+    let decoded = E::from_stored(
         &recorded.event_type,
         recorded.schema_version,
         recorded.payload.clone(),
-    )
-    .map_err(|err| Error::Corrupt {
+    );
+    decoded.map_err(|err| corrupt(recorded, err))
+}
+
+/// [`decode`], consuming the recorded event: its payload is read in place, not copied (what
+/// a reader of millions of events, such as a rebuild, saves).
+pub fn decode_owned<E: DomainEvent>(mut recorded: RecordedEvent) -> Result<E, Error> {
+    let payload = std::mem::take(&mut recorded.payload);
+    let decoded = E::from_stored(&recorded.event_type, recorded.schema_version, payload);
+    decoded.map_err(|err| corrupt(&recorded, err))
+}
+
+/// The error for a stored event that does not decode.
+fn corrupt(recorded: &RecordedEvent, err: serde_json::Error) -> Error {
+    Error::Corrupt {
         event_id: recorded.event_id,
         reason: format!(
             "{} v{}: {err}",
             recorded.event_type, recorded.schema_version
         ),
-    })
+    }
 }
 
 /// The decided events as events to append, each with a fresh id and the same metadata.

@@ -17,10 +17,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use chrono::{DateTime, Utc};
 use domain::{Aggregate, Item, ItemEvent};
-use eventlog::aggregates::decode;
+use eventlog::aggregates::decode_owned;
 use eventlog::{EventLog, Position, RecordedEvent};
-use search::{Change, ItemDoc, SearchIndex};
+use search::{Bulk, ItemDoc, SearchIndex};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::Error;
@@ -226,36 +228,62 @@ async fn apply_batch(
     checkpoint: Position,
 ) -> Result<(), Error> {
     tokio::task::spawn_blocking(move || {
+        let index = &generation.index;
         let mut changes = Changes::default();
-        for event in &events {
-            changes.add(&generation.index, event)?;
+        for event in events {
+            if let Some(event) = ItemChange::decode(event)? {
+                changes.add(index, event)?;
+            }
         }
+        let mut bulk = index.bulk()?;
+        changes.stage(&mut bulk)?;
         hooks::before_commit(NAME)?;
-        generation
-            .index
-            .apply(changes.finish(), &checkpoint.to_string())?;
+        bulk.commit(&checkpoint.to_string())?;
         Ok::<_, Error>(())
     })
     .await
     .map_err(|err| Error::Storage(std::io::Error::other(err)))?
 }
 
-/// The index changes a run of events makes: the final state of each item they touch.
+/// An event of an item's stream, decoded: what the index needs of it.
+struct ItemChange {
+    id: Uuid,
+    /// When it was recorded: the item's last update.
+    at: DateTime<Utc>,
+    event: ItemEvent,
+}
+
+impl ItemChange {
+    /// The item event `recorded` holds; `None` for the events of other streams.
+    fn decode(recorded: RecordedEvent) -> Result<Option<ItemChange>, Error> {
+        if recorded.stream_type != Item::STREAM_TYPE {
+            return Ok(None);
+        }
+        Ok(Some(ItemChange {
+            id: recorded.stream_id,
+            at: recorded.recorded_at,
+            event: decode_owned(recorded)?,
+        }))
+    }
+}
+
+/// The index changes a run of events makes: the current state of each item they touch,
+/// staged in the index as often as the caller likes and committed by it.
 #[derive(Default)]
 struct Changes {
-    /// Each touched item's document (`None`: deleted), in first-touched order.
-    docs: HashMap<Uuid, Option<ItemDoc>>,
-    order: Vec<Uuid>,
+    /// Each touched item's document (`None`: deleted), and whether it changed since it was
+    /// last staged.
+    docs: HashMap<Uuid, (Option<ItemDoc>, bool)>,
+    /// The items changed since the last staging, each once, in first-changed order.
+    unstaged: Vec<Uuid>,
 }
 
 impl Changes {
-    fn add(&mut self, index: &SearchIndex, recorded: &RecordedEvent) -> Result<(), Error> {
-        if recorded.stream_type != Item::STREAM_TYPE {
-            return Ok(());
-        }
-        let id = recorded.stream_id;
-        let event: ItemEvent = decode(recorded)?;
-        let at = recorded.recorded_at;
+    /// Takes in one more event. The state of an item it has not seen yet is read from the
+    /// index's last commit, so everything staged must be committed before it forgets (is
+    /// replaced by a new `Changes`).
+    fn add(&mut self, index: &SearchIndex, change: ItemChange) -> Result<(), Error> {
+        let ItemChange { id, at, event } = change;
         if let ItemEvent::ItemCreated {
             workspace_id,
             title,
@@ -265,24 +293,24 @@ impl Changes {
             author,
             created_at,
             ..
-        } = &event
+        } = event
         {
             let doc = ItemDoc {
                 id,
                 workspace_id: workspace_id.as_uuid(),
-                title: title.as_str().to_string(),
-                body: body.as_str().to_string(),
-                tags: tags.iter().map(|t| t.as_str().to_string()).collect(),
+                title: title.into(),
+                body: body.into(),
+                tags: tags.iter().map(|tag| tag.as_str().to_string()).collect(),
                 status: status.as_str().to_string(),
                 author_id: author.as_uuid(),
-                created_at: *created_at,
+                created_at,
                 updated_at: at,
             };
             self.set(id, Some(doc));
             return Ok(());
         }
-        let current = match self.docs.get(&id) {
-            Some(doc) => doc.clone(),
+        let current = match self.docs.get_mut(&id) {
+            Some((doc, _)) => doc.take(),
             None => index.get(id)?,
         };
         let Some(mut doc) = current else {
@@ -295,10 +323,10 @@ impl Changes {
                 self.set(id, None);
                 return Ok(());
             }
-            ItemEvent::ItemRetitled { to, .. } => doc.title = to.as_str().to_string(),
-            ItemEvent::ItemBodyEdited { to, .. } => doc.body = to.as_str().to_string(),
+            ItemEvent::ItemRetitled { to, .. } => doc.title = to.into(),
+            ItemEvent::ItemBodyEdited { to, .. } => doc.body = to.into(),
             ItemEvent::ItemRetagged { to, .. } => {
-                doc.tags = to.iter().map(|t| t.as_str().to_string()).collect();
+                doc.tags = to.iter().map(|tag| tag.as_str().to_string()).collect();
             }
             ItemEvent::ItemPublished { .. } => {
                 doc.status = domain::ItemStatus::Active.as_str().to_string();
@@ -314,65 +342,157 @@ impl Changes {
     }
 
     fn set(&mut self, id: Uuid, doc: Option<ItemDoc>) {
-        if self.docs.insert(id, doc).is_none() {
-            self.order.push(id);
+        let previous = self.docs.insert(id, (doc, true));
+        if !previous.is_some_and(|(_, unstaged)| unstaged) {
+            self.unstaged.push(id);
         }
     }
 
-    fn finish(mut self) -> Vec<Change> {
-        self.order
-            .iter()
-            .map(|id| match self.docs.remove(id).flatten() {
-                Some(doc) => Change::Upsert(doc),
-                None => Change::Delete(*id),
-            })
-            .collect()
+    /// Stages the items changed since the last staging, as they stand now.
+    fn stage(&mut self, bulk: &mut Bulk<'_>) -> Result<(), Error> {
+        for id in self.unstaged.drain(..) {
+            let Some((doc, unstaged)) = self.docs.get_mut(&id) else {
+                continue;
+            };
+            *unstaged = false;
+            match doc {
+                Some(doc) => bulk.upsert(doc)?,
+                None => bulk.delete(id),
+            }
+        }
+        Ok(())
     }
 }
 
 /// Rebuilds the search index in `dir` from position 0 as a new generation beside the live
 /// one, then makes it the one in use. `progress` is told the events read so far. Returns the
 /// events read.
-pub async fn rebuild(
+///
+/// Reading and indexing overlap: this task reads the log (through its read horizon, like
+/// every reader) and decodes the item events, up to [`REBUILD_READ_AHEAD`] batches ahead of
+/// a thread that stages them in the index and commits every so many events, while tantivy
+/// analyses what is staged on threads of its own.
+pub async fn rebuild(log: &EventLog, dir: &Path, progress: impl FnMut(u64)) -> Result<u64, Error> {
+    rebuild_with(log, dir, RebuildBatches::default(), progress).await
+}
+
+/// How a rebuild reads and commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RebuildBatches {
+    /// Events read from the log per query.
+    pub read: usize,
+    /// Events between two commits of the index (each commit writes segments).
+    pub commit_every: usize,
+}
+
+impl Default for RebuildBatches {
+    fn default() -> RebuildBatches {
+        RebuildBatches {
+            read: REBUILD_BATCH,
+            commit_every: REBUILD_COMMIT_EVERY,
+        }
+    }
+}
+
+/// [`rebuild`] with the given batch sizes.
+pub async fn rebuild_with(
     log: &EventLog,
     dir: &Path,
+    batches: RebuildBatches,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, Error> {
     fs::create_dir_all(dir)?;
     let name = new_generation();
     let generation = Arc::new(Generation::open(dir, name.clone())?);
-    let mut after = Position::START;
-    let mut read = 0u64;
-    let mut changes = Changes::default();
-    let mut since_commit = 0;
-    loop {
-        let events = log.read_all(after, REBUILD_BATCH).await?;
-        let done = events.is_empty();
-        if let Some(last) = events.last() {
-            after = last.position;
-            read += events.len() as u64;
-            since_commit += events.len();
-            for event in &events {
-                changes.add(&generation.index, event)?;
-            }
-        }
-        if done || since_commit >= REBUILD_COMMIT_EVERY {
-            let batch = std::mem::take(&mut changes);
-            let (generation, checkpoint) = (generation.clone(), after.to_string());
-            tokio::task::spawn_blocking(move || {
-                generation.index.apply(batch.finish(), &checkpoint)
-            })
-            .await
-            .map_err(|err| Error::Storage(std::io::Error::other(err)))??;
-            since_commit = 0;
-        }
-        progress(read);
-        if done {
-            break;
-        }
-    }
+    let (to_indexer, from_reader) = mpsc::channel(REBUILD_READ_AHEAD);
+    let indexer = {
+        let generation = generation.clone();
+        let commit_every = batches.commit_every;
+        tokio::task::spawn_blocking(move || {
+            index_batches(&generation.index, from_reader, commit_every)
+        })
+    };
+    let read = read_batches(log, batches.read, to_indexer, &mut progress).await;
+    let indexed = indexer
+        .await
+        .map_err(|err| Error::Storage(std::io::Error::other(err)))?;
+    // An indexer that failed stopped the reading: its error is the cause.
+    indexed?;
+    let read = read?;
     // Release the index's writer lock before any node opens it.
     drop(generation);
     point_current(dir, &name)?;
     Ok(read)
+}
+
+/// Read batches the rebuild's reader may be ahead of its indexer.
+const REBUILD_READ_AHEAD: usize = 4;
+
+/// A batch of the log for the rebuild's indexer: its item events, decoded, and the position
+/// of its last event (of any stream).
+struct RebuildBatch {
+    changes: Vec<ItemChange>,
+    events: usize,
+    last: Position,
+}
+
+/// Reads the whole log into `batches`, decoded, until none is readable; stops early if the
+/// indexer is gone (it failed). Returns the events read.
+async fn read_batches(
+    log: &EventLog,
+    size: usize,
+    batches: mpsc::Sender<RebuildBatch>,
+    progress: &mut impl FnMut(u64),
+) -> Result<u64, Error> {
+    let mut after = Position::START;
+    let mut read = 0u64;
+    loop {
+        let events = log.read_all(after, size).await?;
+        let Some(last) = events.last().map(|event| event.position) else {
+            return Ok(read);
+        };
+        let count = events.len();
+        let mut changes = Vec::with_capacity(count);
+        for event in events {
+            changes.extend(ItemChange::decode(event)?);
+        }
+        let batch = RebuildBatch {
+            changes,
+            events: count,
+            last,
+        };
+        if batches.send(batch).await.is_err() {
+            return Ok(read);
+        }
+        after = last;
+        read += count as u64;
+        progress(read);
+    }
+}
+
+/// Stages the batches in `index` as they come, committing every `commit_every` events and
+/// once more at the end, each commit with the position of its last event.
+fn index_batches(
+    index: &SearchIndex,
+    mut batches: mpsc::Receiver<RebuildBatch>,
+    commit_every: usize,
+) -> Result<(), Error> {
+    let mut bulk = index.bulk()?;
+    let mut changes = Changes::default();
+    let (mut since_commit, mut last) = (0, Position::START);
+    while let Some(batch) = batches.blocking_recv() {
+        for change in batch.changes {
+            changes.add(index, change)?;
+        }
+        changes.stage(&mut bulk)?;
+        since_commit += batch.events;
+        last = batch.last;
+        if since_commit >= commit_every {
+            bulk.commit(&last.to_string())?;
+            // Committed: what it held is read from the index from now on.
+            changes = Changes::default();
+            since_commit = 0;
+        }
+    }
+    Ok(bulk.commit(&last.to_string())?)
 }

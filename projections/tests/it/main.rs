@@ -541,6 +541,173 @@ async fn rebuilds_beside_the_live_copy_never_show_readers_a_partial_one() {
     );
 }
 
+/// Appends `events` to the item stream `id`, which has `version` events.
+async fn append_item_events(
+    log: &EventLog,
+    workspace: Uuid,
+    id: Uuid,
+    version: u64,
+    events: &[ItemEvent],
+) {
+    let stream = StreamRef {
+        stream_type: "item",
+        stream_id: id,
+        workspace_id: Some(workspace),
+    };
+    let expected = match version {
+        0 => ExpectedVersion::NoStream,
+        version => ExpectedVersion::Exact(version),
+    };
+    let events = to_new_events(events, &Metadata::system("test"));
+    log.append(&stream, expected, &events).await.unwrap();
+}
+
+/// A rebuild, reading a few events at a time and committing every few (so that events of one
+/// item fall in different reads and different commits), makes the same documents as the live
+/// projection that applied every event as it came, whatever the kind of event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuilt_search_index_has_the_live_ones_documents() {
+    let _serial = SERIAL.lock().await;
+    let Started {
+        _db,
+        log,
+        dir: _dir,
+        workspace,
+        mut node,
+    } = Started::with_items(3).await;
+    let at = chrono::Utc::now();
+    let title = |text: &str| ItemTitle::parse(text).unwrap();
+    let body = |text: &str| ItemBody::parse(text).unwrap();
+    let tags =
+        |list: &[&str]| Tags::parse(list.iter().map(|tag| tag.to_string()).collect()).unwrap();
+    let created = |id: Uuid, n: usize| ItemEvent::ItemCreated {
+        item_id: ItemId::from_uuid(id),
+        workspace_id: WorkspaceId::from_uuid(workspace),
+        title: title(&format!("item {n} invoice")),
+        body: body("first body"),
+        tags: tags(&["finance"]),
+        status: ItemStatus::Draft,
+        author: UserId::from_uuid(Uuid::now_v7()),
+        created_at: at,
+    };
+    let ids: Vec<Uuid> = (0..6).map(|_| Uuid::now_v7()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        append_item_events(&log, workspace, *id, 0, &[created(*id, n)]).await;
+    }
+    // One change per append, interleaved between items, so they spread over reads and commits.
+    let changes = [
+        (
+            0,
+            ItemEvent::ItemRetitled {
+                from: title("item 0 invoice"),
+                to: title("renamed receipt"),
+                at,
+            },
+        ),
+        (
+            1,
+            ItemEvent::ItemBodyEdited {
+                from: body("first body"),
+                to: body("second body"),
+                at,
+            },
+        ),
+        (
+            2,
+            ItemEvent::ItemRetagged {
+                from: tags(&["finance"]),
+                to: tags(&["legal", "q3"]),
+                at,
+            },
+        ),
+        (3, ItemEvent::ItemPublished { at }),
+        (
+            0,
+            ItemEvent::ItemBodyEdited {
+                from: body("first body"),
+                to: body("edited again"),
+                at,
+            },
+        ),
+        (
+            4,
+            ItemEvent::ItemArchived {
+                from: ItemStatus::Draft,
+                at,
+            },
+        ),
+        (
+            5,
+            ItemEvent::ItemDeleted {
+                title: title("item 5 invoice"),
+                at,
+            },
+        ),
+        (
+            4,
+            ItemEvent::ItemRestored {
+                to: ItemStatus::Draft,
+                at,
+            },
+        ),
+        (
+            3,
+            ItemEvent::ItemArchived {
+                from: ItemStatus::Active,
+                at,
+            },
+        ),
+        (
+            0,
+            ItemEvent::ItemRetagged {
+                from: tags(&["finance"]),
+                to: tags(&[]),
+                at,
+            },
+        ),
+    ];
+    let mut versions = vec![1u64; ids.len()];
+    for (n, event) in changes {
+        append_item_events(&log, workspace, ids[n], versions[n], &[event]).await;
+        versions[n] += 1;
+    }
+    node.catch_up(&log).await;
+    let live: Vec<_> = ids
+        .iter()
+        .map(|id| node.store.index().get(*id).unwrap())
+        .collect();
+    assert_eq!(
+        live.iter().filter(|doc| doc.is_some()).count(),
+        5,
+        "one was deleted"
+    );
+    assert_eq!(live[0].as_ref().unwrap().title, "renamed receipt");
+
+    let rebuilt_dir = tempfile::tempdir().unwrap();
+    // Reads of two events, commits after four reads: item 0 changes in two reads of one
+    // commit (its retitle and first body edit) and again after that commit (its retag).
+    let batches = search_index::RebuildBatches {
+        read: 2,
+        commit_every: 7,
+    };
+    let read = search_index::rebuild_with(&log, rebuilt_dir.path(), batches, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(read, log.count_after(None, None).await.unwrap());
+    let rebuilt = SearchStore::open(rebuilt_dir.path()).unwrap();
+    let rebuilt_docs: Vec<_> = ids
+        .iter()
+        .map(|id| rebuilt.index().get(*id).unwrap())
+        .collect();
+    assert_eq!(rebuilt_docs, live);
+    assert_eq!(rebuilt.index().doc_count(), node.store.index().doc_count());
+    assert_eq!(
+        rebuilt.index().checkpoint(),
+        Some(log.head().await.unwrap().to_string())
+    );
+    node.kill();
+}
+
 /// Runs the rebuild `start` makes, pausing it in its progress callback (after its first
 /// batch, before it takes in the rest and switches) until at least 20 more `writes` and
 /// `reads` than at the pause have been counted, so they provably overlap the rebuild.
