@@ -10,7 +10,10 @@
 //! written in the same `meta.json` that publishes the new segments: a crash leaves either
 //! both or neither. After the commit the reader is reloaded, so a search that starts after
 //! `apply` returns (or after [`SearchIndex::checkpoint`] shows the new checkpoint) sees the
-//! changes. [`SearchIndex::open`] reports whether it reopened an index (with its checkpoint) or
+//! changes. A [`Bulk`] ([`SearchIndex::bulk`]) holds the writer to stage changes over
+//! several steps and commit them in several commits, each with its checkpoint and under the
+//! same rule (a rebuild feeds the index this way, reading the log while tantivy indexes).
+//! [`SearchIndex::open`] reports whether it reopened an index (with its checkpoint) or
 //! had to create one, replacing an unusable one if needed ([`Opened`]).
 //!
 //! # Schema
