@@ -35,15 +35,28 @@ async fn create_item(log: &EventLog, workspace: Uuid, n: usize) {
         author: UserId::from_uuid(Uuid::nil()),
         created_at: chrono::Utc::now(),
     };
+    append_item_events(log, workspace, id, 0, &[event]).await;
+}
+
+/// Appends `events` to the item stream `id`, which has `version` events.
+async fn append_item_events(
+    log: &EventLog,
+    workspace: Uuid,
+    id: Uuid,
+    version: u64,
+    events: &[ItemEvent],
+) {
     let stream = StreamRef {
         stream_type: "item",
         stream_id: id,
         workspace_id: Some(workspace),
     };
-    let events = to_new_events(&[event], &Metadata::system("test"));
-    log.append(&stream, ExpectedVersion::NoStream, &events)
-        .await
-        .unwrap();
+    let expected = match version {
+        0 => ExpectedVersion::NoStream,
+        version => ExpectedVersion::Exact(version),
+    };
+    let events = to_new_events(events, &Metadata::system("test"));
+    log.append(&stream, expected, &events).await.unwrap();
 }
 
 /// The two projections, running as a node would run them.
@@ -539,27 +552,6 @@ async fn rebuilds_beside_the_live_copy_never_show_readers_a_partial_one() {
         1,
         "the old index was removed after the switch"
     );
-}
-
-/// Appends `events` to the item stream `id`, which has `version` events.
-async fn append_item_events(
-    log: &EventLog,
-    workspace: Uuid,
-    id: Uuid,
-    version: u64,
-    events: &[ItemEvent],
-) {
-    let stream = StreamRef {
-        stream_type: "item",
-        stream_id: id,
-        workspace_id: Some(workspace),
-    };
-    let expected = match version {
-        0 => ExpectedVersion::NoStream,
-        version => ExpectedVersion::Exact(version),
-    };
-    let events = to_new_events(events, &Metadata::system("test"));
-    log.append(&stream, expected, &events).await.unwrap();
 }
 
 /// A rebuild, reading a few events at a time and committing every few (so that events of one
