@@ -161,7 +161,7 @@ fn render(context: &Context, rows: &[Row], duration: Duration) -> String {
         "## Event log append vs. raw insert (`append`)\n\n{}\n\
          Each append is one `EventLog::append` of one event ({payload} bytes of JSON payload + \
          {metadata} bytes of metadata) to the appender's own item stream with \
-         `ExpectedVersion::Exact` (a read of the stream head, then one multi-row insert that commits on its own). The raw baseline is pgbench \
+         `ExpectedVersion::Exact`: one multi-row insert that commits on its own (the node remembers the head it wrote last, so it reads none), then the node's notifier announces the append to other nodes with a `pg_notify` of its own (coalesced when appends come faster than it can send). The raw baseline is pgbench \
          (`-M prepared`, one thread per client up to 2) inserting the same row, one per \
          transaction, into `raw_events`, a copy of `events` with the same columns, keys and \
          indexes. Each side runs {}s per concurrency level after a {}s warm-up and a \
