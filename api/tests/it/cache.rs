@@ -305,6 +305,9 @@ async fn a_trial_that_ends_shows_the_workspace_locked_without_any_write() {
     assert_eq!(after.body["data"]["workspace"]["locked"], true);
 }
 
+/// How long another node's append notification may take to arrive on a loaded test machine.
+const NOTIFICATION_DELAY: Duration = Duration::from_millis(500);
+
 #[tokio::test]
 async fn a_node_whose_notifications_are_cut_serves_nothing_stale_and_recovers() {
     let a = TestApp::spawn().await;
@@ -334,7 +337,10 @@ async fn a_node_whose_notifications_are_cut_serves_nothing_stale_and_recovers() 
         })
     };
     for n in 0..10 {
-        // Whatever node A has cached, it never answers without a write that B acknowledged.
+        // Whatever node A has cached, it never answers without a write that B acknowledged
+        // once the write's notification could have reached it (the README's promise: a write
+        // through another node is seen within the notification delay; B announces its append
+        // just after acknowledging it).
         ask(&a, &owner, ITEMS, vars.clone(), &[]).await;
         ask(&a, &owner, ITEMS, vars.clone(), &[]).await;
         let title = format!("item {n}");
@@ -345,9 +351,10 @@ async fn a_node_whose_notifications_are_cut_serves_nothing_stale_and_recovers() 
             if titles(&read).first() == Some(&title) {
                 break;
             }
-            assert_ne!(
-                read.outcome, "hit",
-                "a stale answer from the cache: {}",
+            assert!(
+                read.outcome != "hit" || started.elapsed() < NOTIFICATION_DELAY,
+                "a stale answer from the cache {:?} after the write: {}",
+                started.elapsed(),
                 read.body
             );
             assert!(
