@@ -16,11 +16,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ::api::writes::Writes;
-use anyhow::{Context as _, bail};
+
+use crate::http_api::client::Client;
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use domain::{ItemBody, ItemEvent, ItemId, ItemStatus, ItemTitle, Tags, UserId, WorkspaceId};
 use eventlog::{ExpectedVersion, Metadata, StreamRef};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -108,7 +110,7 @@ impl Owner {
     /// `address` and creates their workspace, both through GraphQL over HTTP; `pool` (the
     /// server's database) turns their opaque global ids into uuids.
     pub async fn sign_up(address: SocketAddr, pool: &PgPool, name: &str) -> anyhow::Result<Owner> {
-        let graphql = Graphql::new(address);
+        let graphql = Client::new(address)?;
         let email = format!("{name}@example.com");
         let input = json!({
             "email": email,
@@ -162,7 +164,7 @@ impl Owner {
     /// Signs in again and keeps the new access token: call it right before a phase that uses
     /// HTTP after a long one (generating millions of items outlasts a token).
     pub async fn log_in(&mut self, address: SocketAddr) -> anyhow::Result<()> {
-        let data = Graphql::new(address)
+        let data = Client::new(address)?
             .call(
                 None,
                 "mutation($email: String!, $password: String!) {
@@ -180,48 +182,6 @@ impl Owner {
 
 /// The password of every [`Owner`].
 const PASSWORD: &str = "correct horse battery staple";
-
-/// GraphQL over HTTP on a server, failing on any error in the response.
-struct Graphql {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Graphql {
-    fn new(address: SocketAddr) -> Graphql {
-        Graphql {
-            http: reqwest::Client::new(),
-            url: format!("http://{address}/graphql"),
-        }
-    }
-
-    /// The response's `data`.
-    async fn call(
-        &self,
-        token: Option<&str>,
-        query: &str,
-        variables: Value,
-    ) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let mut body: Value = request
-            .send()
-            .await
-            .context("sending a GraphQL request")?
-            .json()
-            .await
-            .context("reading a GraphQL response")?;
-        if body.get("errors").is_some() {
-            bail!("GraphQL request failed: {body}");
-        }
-        Ok(body["data"].take())
-    }
-}
 
 /// What [`items`] wrote.
 pub struct Generated {

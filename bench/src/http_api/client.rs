@@ -180,7 +180,7 @@ impl Client {
     }
 
     /// POSTs one GraphQL request; its `data`, or an error if it has errors or failed.
-    async fn call(
+    pub async fn call(
         &self,
         token: Option<&str>,
         query: &str,

@@ -311,14 +311,13 @@ async fn run(
             authz::confirm_role(conn, workspace_id, user, role, appends).await?;
             let position = appended.as_ref().map(|a| a.position().to_string());
             // The payload is the decided state: the read model now holds the same.
-            after = appended
-                .as_ref()
-                .zip(position.clone())
-                .and_then(|(a, position)| {
-                    let item =
-                        Item::from_state(target.item_id, &state, a.stream_version, a.recorded_at);
-                    Some((position, item?))
-                });
+            after = match &appended {
+                Some(a) => {
+                    Item::from_state(target.item_id, &state, a.stream_version, a.recorded_at)
+                        .zip(position.clone())
+                }
+                None => None,
+            };
             Ok(Written {
                 id: target.item_id,
                 position,
@@ -327,8 +326,8 @@ async fn run(
         .await?;
     // Only if this very write committed: a retry racing it may have won with another item.
     let after = after
-        .filter(|(position, _)| written.position.as_ref() == Some(position))
-        .map(|(_, item)| item);
+        .filter(|(_, position)| written.position.as_ref() == Some(position))
+        .map(|(item, _)| item);
     Ok((written, after))
 }
 
