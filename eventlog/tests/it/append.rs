@@ -436,3 +436,38 @@ async fn remembered_heads_never_fork_the_chain() {
     assert_eq!(report.first_broken, None, "{report:?}");
     assert_eq!(report.events_checked, 6);
 }
+
+/// PostgreSQL plans a prepared statement anew on each call until a generic plan costs no more
+/// than the custom ones; the append statement must get there (planning it cost as much as
+/// running it), whatever the statistics of a fresh database say.
+#[tokio::test]
+async fn the_append_statement_settles_on_a_generic_plan() {
+    let (db, log) = setup().await;
+    let mut conn = db.pool().acquire().await.unwrap();
+    for _ in 0..4 {
+        let stream = item_stream(Uuid::now_v7());
+        let mut version = 0;
+        for n in 0..3 {
+            let appended = log
+                .append_in(
+                    &mut conn,
+                    &stream,
+                    ExpectedVersion::Exact(version),
+                    &[event(n)],
+                )
+                .await
+                .unwrap();
+            version = appended.stream_version;
+        }
+    }
+
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements
+         WHERE statement LIKE '%INSERT INTO events%' AND name <> ''
+           AND statement NOT LIKE '%pg_prepared_statements%'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert!(generic >= 6, "{generic} generic and {custom} custom plans");
+}
