@@ -5,10 +5,10 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use tantivy::collector::DocSetCollector;
-use tantivy::query::TermQuery;
+use tantivy::query::{EnableScoring, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
+use tantivy::{Executor, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 use uuid::Uuid;
 
 use crate::collector::{Candidate, Page, PageCollector};
@@ -93,8 +93,11 @@ impl SearchIndex {
         Ok((SearchIndex::start(index)?, opened))
     }
 
-    fn start(index: Index) -> Result<SearchIndex, Error> {
+    fn start(mut index: Index) -> Result<SearchIndex, Error> {
         index.tokenizers().register(ANALYZER, schema::analyzer());
+        // A search visits every match (totals and facets), so its time grows with them: the
+        // segments are searched in parallel, one thread per core, and merged.
+        index.set_default_multithread_executor()?;
         let writer = index.writer(WRITER_MEMORY_BYTES)?;
         let reader = index
             .reader_builder()
@@ -174,7 +177,15 @@ impl SearchIndex {
     pub fn get(&self, id: Uuid) -> Result<Option<ItemDoc>, Error> {
         let searcher = self.reader.searcher();
         let query = TermQuery::new(self.fields.id_term(id), IndexRecordOption::Basic);
-        let found = searcher.search(&query, &DocSetCollector)?;
+        // On this thread: handing a lookup of one term to the search threads costs more than
+        // it (a rebuild looks up every item it changes).
+        let scoring = EnableScoring::disabled_from_searcher(&searcher);
+        let found = searcher.search_with_executor(
+            &query,
+            &DocSetCollector,
+            &Executor::single_thread(),
+            scoring,
+        )?;
         let Some(&address) = found.iter().next() else {
             return Ok(None);
         };
