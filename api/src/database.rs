@@ -28,7 +28,7 @@ impl Database {
                 let data = config.data_dir.join("postgres");
                 tracing::info!(dir = %data.display(), "no DATABASE_URL: running a private PostgreSQL");
                 let cluster = tokio::task::spawn_blocking(move || {
-                    Cluster::start(&data, Lifetime::Persistent)
+                    Cluster::start_sized_to_machine(&data, Lifetime::Persistent)
                 })
                 .await??;
                 create_database_if_missing(&cluster).await?;

@@ -47,6 +47,8 @@ pub struct Context {
     postgres_version: String,
     fsync: String,
     synchronous_commit: String,
+    shared_buffers: String,
+    max_wal_size: String,
     command: String,
 }
 
@@ -59,6 +61,8 @@ impl Context {
             postgres_version: database.setting("server_version").await?,
             fsync: database.setting("fsync").await?,
             synchronous_commit: database.setting("synchronous_commit").await?,
+            shared_buffers: database.setting("shared_buffers").await?,
+            max_wal_size: database.setting("max_wal_size").await?,
             command: crate::reproduce_command(),
         })
     }
@@ -68,7 +72,8 @@ impl Context {
         format!(
             "- Date: {}\n\
              - Machine: {}\n\
-             - PostgreSQL: {} on {} (fsync {}, synchronous_commit {})\n\
+             - PostgreSQL: {} on {} (fsync {}, synchronous_commit {}, shared_buffers {}, \
+             max_wal_size {})\n\
              - Command: `{}`\n",
             self.date,
             self.machine,
@@ -76,6 +81,8 @@ impl Context {
             self.server,
             self.fsync,
             self.synchronous_commit,
+            self.shared_buffers,
+            self.max_wal_size,
             self.command,
         )
     }

@@ -45,7 +45,7 @@ impl Server {
                     .context("creating a directory for the benchmark cluster")?
                     // The cluster's watchdog removes it when this process exits.
                     .keep();
-                let cluster = Cluster::start(&dir, Lifetime::Temporary)
+                let cluster = Cluster::start_sized_to_machine(&dir, Lifetime::Temporary)
                     .context("starting a private PostgreSQL cluster")?;
                 Ok(Server {
                     admin_url: cluster.url("postgres"),

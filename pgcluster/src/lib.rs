@@ -90,6 +90,19 @@ impl Cluster {
         Cluster::start_with(data_dir, lifetime, &[])
     }
 
+    /// Like [`Cluster::start`], for a cluster that has the machine to itself (`chronicle
+    /// serve`'s, the benchmarks'): its memory settings grow with the machine (see
+    /// [`machine_sized_buffers`]) instead of the defaults, which suit the test suites' many
+    /// small clusters.
+    pub fn start_sized_to_machine(data_dir: &Path, lifetime: Lifetime) -> Result<Cluster, Error> {
+        let shared_buffers = machine_sized_buffers().map(|mib| format!("{mib}MB"));
+        let mut settings = vec![("max_wal_size", "8GB")];
+        if let Some(shared_buffers) = &shared_buffers {
+            settings.push(("shared_buffers", shared_buffers));
+        }
+        Cluster::start_with(data_dir, lifetime, &settings)
+    }
+
     /// Like [`Cluster::start`], with server `settings` (name, value) on top of the defaults —
     /// e.g. `max_prepared_transactions` for tests of two-phase commit.
     pub fn start_with(
@@ -351,6 +364,27 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The shared buffers, in MiB, of a cluster that has the machine to itself: a quarter of its
+/// memory (PostgreSQL's usual advice), between the default 256 MiB and 8 GiB; `None` when the
+/// memory cannot be read (the default then stays).
+///
+/// Measured with the `search` benchmark on 1,000,000 items (2 cores, 23.5 GiB): 256 MB of
+/// buffers and 2 GB of WAL between checkpoints wrote 2,711 items/s, with backends writing
+/// dirty buffers out themselves once the tables outgrew the buffers; 6 GB of buffers and 8 GB
+/// of WAL wrote 3,644 items/s.
+pub fn machine_sized_buffers() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kib / 1024 / 4).clamp(256, 8 * 1024))
+}
+
 /// Finds the directory with `initdb` and `pg_ctl`: `CHRONICLE_PG_BIN`, else the newest
 /// `/usr/lib/postgresql/*/bin` (Debian's layout), else the directory of `initdb` on `PATH`.
 pub fn find_binaries() -> Result<PathBuf, Error> {
@@ -404,4 +438,30 @@ fn unprivileged_user() -> Result<Option<RunAs>, Error> {
         return Err(Error::NoUnprivilegedUser(name));
     }
     Ok(Some(RunAs { name, uid, gid }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_sized_to_the_machine_runs_with_its_share_of_the_memory() {
+        let dir = tempfile::Builder::new()
+            .prefix("chronicle-test-")
+            .tempdir_in("/tmp")
+            .unwrap()
+            .keep();
+        let cluster = Cluster::start_sized_to_machine(&dir, Lifetime::Temporary).unwrap();
+        let show = |query: &str| {
+            let out = cluster.client("psql", "postgres", &["-Atc", query]).unwrap();
+            String::from_utf8(out).unwrap().trim().to_owned()
+        };
+        let buffers_mib = show(
+            "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'",
+        );
+        let expected = machine_sized_buffers().expect("this machine's memory");
+        assert_eq!(buffers_mib, expected.to_string());
+        assert!((256..=8 * 1024).contains(&expected), "{expected} MiB");
+        assert_eq!(show("SHOW max_wal_size"), "8GB");
+    }
 }
