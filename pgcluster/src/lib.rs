@@ -453,7 +453,9 @@ mod tests {
             .keep();
         let cluster = Cluster::start_sized_to_machine(&dir, Lifetime::Temporary).unwrap();
         let show = |query: &str| {
-            let out = cluster.client("psql", "postgres", &["-Atc", query]).unwrap();
+            let out = cluster
+                .client("psql", "postgres", &["-Atc", query])
+                .unwrap();
             String::from_utf8(out).unwrap().trim().to_owned()
         };
         let buffers_mib = show(
