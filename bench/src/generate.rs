@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ::api::writes::Writes;
 
-use crate::http_api::client::Client;
+use crate::http_api::client::{Client, uuid_of};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use domain::{ItemBody, ItemEvent, ItemId, ItemStatus, ItemTitle, Tags, UserId, WorkspaceId};
@@ -108,7 +108,7 @@ pub struct Owner {
 impl Owner {
     /// Signs up `name` (a lowercase word: the email is `name@example.com`) on the server at
     /// `address` and creates their workspace, both through GraphQL over HTTP; `pool` (the
-    /// server's database) turns their opaque global ids into uuids.
+    /// server's database) gives the user's id, the workspace's is read from its global id.
     pub async fn sign_up(address: SocketAddr, pool: &PgPool, name: &str) -> anyhow::Result<Owner> {
         let graphql = Client::new(address)?;
         let email = format!("{name}@example.com");
@@ -145,13 +145,7 @@ impl Owner {
             .fetch_one(pool)
             .await
             .context("looking up the new user")?;
-        // Their only membership is the workspace they just created.
-        let workspace_id: Uuid =
-            sqlx::query_scalar("SELECT workspace_id FROM members WHERE user_id = $1")
-                .bind(user_id)
-                .fetch_one(pool)
-                .await
-                .context("looking up the new workspace")?;
+        let workspace_id = uuid_of(&workspace)?;
         Ok(Owner {
             token,
             email,

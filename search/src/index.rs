@@ -178,7 +178,7 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let query = TermQuery::new(self.fields.id_term(id), IndexRecordOption::Basic);
         // On this thread: handing a lookup of one term to the search threads costs more than
-        // it (a rebuild looks up every item it changes).
+        // the lookup (the projections look up every item a batch changes but does not hold).
         let scoring = EnableScoring::disabled_from_searcher(&searcher);
         let found = searcher.search_with_executor(
             &query,
