@@ -4,6 +4,12 @@ use tracing_subscriber::EnvFilter;
 use api::cli::Cli;
 use api::config::{Config, Environment};
 
+/// mimalloc rather than glibc's malloc: under load the HTTP workers spent about a fifth of
+/// their time in glibc's allocator (`_int_malloc`, `malloc_consolidate`, `unlink_chunk`), which
+/// serves GraphQL's many small short-lived allocations poorly (BENCHMARKS.md, issue 12).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

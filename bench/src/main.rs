@@ -55,6 +55,11 @@ use clap::{Parser, Subcommand};
 
 use crate::server::Server;
 
+/// The `chronicle` binary's allocator (see `api/src/main.rs`), since the server runs in this
+/// process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "chronicle-bench", about = "Chronicle's benchmark harness")]
 struct Cli {
