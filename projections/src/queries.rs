@@ -95,6 +95,13 @@ pub struct ItemFilter {
     pub author_id: Option<Uuid>,
 }
 
+impl ItemFilter {
+    /// Whether every item passes.
+    pub fn restricts_nothing(&self) -> bool {
+        self.status.is_none() && self.tags.is_empty() && self.author_id.is_none()
+    }
+}
+
 impl From<&domain::ExportFilter> for ItemFilter {
     /// The items an export holds.
     fn from(filter: &domain::ExportFilter) -> ItemFilter {
@@ -392,32 +399,90 @@ pub async fn items_by_ids(
     .await?)
 }
 
+/// The largest `limit` [`items`] reads with a statement PostgreSQL plans once per connection:
+/// an API page (at most 100 items) plus one.
+pub const ITEMS_PLANNED_ONCE_MAX: i64 = 101;
+
 /// One page of a workspace's items (the caller has checked membership).
+///
+/// Without a filter, and for a page of at most [`ITEMS_PLANNED_ONCE_MAX`] items, the statement is
+/// one PostgreSQL can plan once and reuse: its only plan is a walk of the workspace's index for
+/// the order, from the cursor, so a generic plan is as good as a custom one for any workspace. The limit is a constant in a subquery (a `LIMIT $n` alone is estimated
+/// at a tenth of the workspace's rows, so the generic plan always looked dearer and every call
+/// was planned anew: 0.116 ms of planning against 0.102 ms of execution); the outer `LIMIT $n`
+/// stops the walk after the page. There is one statement with and one without a cursor, since an
+/// optional cursor (`$n IS NULL OR ...`) cannot bound a generic plan's index scan.
+///
+/// A filtered page keeps being planned for its parameters: a tag filter may be best served by
+/// the tags' GIN index, depending on the tags, and a generic plan of the optional filters
+/// (`$n IS NULL OR ...`) estimates them so selective that it looks dearer than any custom plan.
 macro_rules! items_page {
     ($db:expr, $column:literal, $cmp:literal, $dir:literal, $key_type:literal,
-     $workspace:expr, $filter:expr, $after_key:expr, $after_id:expr, $limit:expr) => {
-        sqlx::query_as!(
-            ItemRow,
-            "SELECT id, workspace_id, title, body, tags, status, author_id, created_at, updated_at, version
-             FROM items
-             WHERE workspace_id = $1
-               AND ($2::text IS NULL OR status = $2)
-               AND tags @> $3::text[]
-               AND ($4::uuid IS NULL OR author_id = $4)
-               AND ($5::" + $key_type + " IS NULL OR (" + $column + ", id) " + $cmp + " ($5, $6))
-             ORDER BY " + $column + " " + $dir + ", id " + $dir + "
-             LIMIT $7",
-            $workspace,
-            $filter.status.as_deref(),
-            &$filter.tags,
-            $filter.author_id,
-            $after_key,
-            $after_id,
-            $limit
-        )
-        .fetch_all($db)
-        .await?
-    };
+     $workspace:expr, $filter:expr, $after_key:expr, $after_id:expr, $limit:expr) => {{
+        // `LIMIT 101` below is `ITEMS_PLANNED_ONCE_MAX` (a statement must be one literal).
+        let planned_once = $filter.restricts_nothing() && $limit <= ITEMS_PLANNED_ONCE_MAX;
+        match ($after_key.as_ref().zip($after_id), planned_once) {
+            (None, true) => sqlx::query_as!(
+                ItemRow,
+                r#"SELECT id AS "id!", workspace_id AS "workspace_id!", title AS "title!",
+                          body AS "body!", tags AS "tags!", status AS "status!",
+                          author_id AS "author_id!", created_at AS "created_at!",
+                          updated_at AS "updated_at!", version AS "version!"
+                   FROM (SELECT id, workspace_id, title, body, tags, status, author_id, created_at,
+                                updated_at, version
+                         FROM items
+                         WHERE workspace_id = $1
+                         ORDER BY "# + $column + " " + $dir + ", id " + $dir + "
+                         LIMIT 101) AS page
+                   LIMIT $2",
+                $workspace,
+                $limit
+            )
+            .fetch_all($db)
+            .await?,
+            (Some((key, id)), true) => sqlx::query_as!(
+                ItemRow,
+                r#"SELECT id AS "id!", workspace_id AS "workspace_id!", title AS "title!",
+                          body AS "body!", tags AS "tags!", status AS "status!",
+                          author_id AS "author_id!", created_at AS "created_at!",
+                          updated_at AS "updated_at!", version AS "version!"
+                   FROM (SELECT id, workspace_id, title, body, tags, status, author_id, created_at,
+                                updated_at, version
+                         FROM items
+                         WHERE workspace_id = $1 AND ("# + $column + ", id) " + $cmp + " ($2, $3)
+                         ORDER BY " + $column + " " + $dir + ", id " + $dir + "
+                         LIMIT 101) AS page
+                   LIMIT $4",
+                $workspace,
+                key,
+                id,
+                $limit
+            )
+            .fetch_all($db)
+            .await?,
+            (_, false) => sqlx::query_as!(
+                ItemRow,
+                "SELECT id, workspace_id, title, body, tags, status, author_id, created_at, updated_at, version
+                 FROM items
+                 WHERE workspace_id = $1
+                   AND ($2::text IS NULL OR status = $2)
+                   AND tags @> $3::text[]
+                   AND ($4::uuid IS NULL OR author_id = $4)
+                   AND ($5::" + $key_type + " IS NULL OR (" + $column + ", id) " + $cmp + " ($5, $6))
+                 ORDER BY " + $column + " " + $dir + ", id " + $dir + "
+                 LIMIT $7",
+                $workspace,
+                $filter.status.as_deref(),
+                &$filter.tags,
+                $filter.author_id,
+                $after_key,
+                $after_id,
+                $limit
+            )
+            .fetch_all($db)
+            .await?,
+        }
+    }};
 }
 
 /// Up to `limit` items of a workspace matching `filter`, in `order`, after `after`.

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+mod queries;
 mod restore;
 
 /// The crash hooks are global to this process: tests that run projections take turns.
