@@ -116,38 +116,31 @@ async fn an_unfiltered_items_page_settles_on_a_generic_plan() {
     .await
     .unwrap();
     assert_eq!(ids(large), newest_first[..151]);
-    let tagged = ItemFilter {
+    let newest_page = async |filter: ItemFilter| {
+        let rows = queries::items(
+            &pool,
+            workspaces[0],
+            &filter,
+            ItemOrder::CreatedDesc,
+            None,
+            21,
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 21);
+        assert!(rows.windows(2).all(|w| w[0].created_at > w[1].created_at));
+        rows
+    };
+    let tagged = newest_page(ItemFilter {
         tags: vec!["t3".into()],
         ..ItemFilter::default()
-    };
-    let rows = queries::items(
-        &pool,
-        workspaces[0],
-        &tagged,
-        ItemOrder::CreatedDesc,
-        None,
-        21,
-    )
-    .await
-    .unwrap();
-    assert_eq!(rows.len(), 21);
-    assert!(rows.iter().all(|r| r.tags == ["t3"]));
-    assert!(rows.windows(2).all(|w| w[0].created_at > w[1].created_at));
-    let active = ItemFilter {
+    })
+    .await;
+    assert!(tagged.iter().all(|r| r.tags == ["t3"]));
+    let active = newest_page(ItemFilter {
         status: Some("ACTIVE".into()),
         ..ItemFilter::default()
-    };
-    let rows = queries::items(
-        &pool,
-        workspaces[0],
-        &active,
-        ItemOrder::CreatedDesc,
-        None,
-        21,
-    )
-    .await
-    .unwrap();
-    assert_eq!(rows.len(), 21);
-    assert!(rows.iter().all(|r| r.status == "ACTIVE"));
-    assert!(rows.windows(2).all(|w| w[0].created_at > w[1].created_at));
+    })
+    .await;
+    assert!(active.iter().all(|r| r.status == "ACTIVE"));
 }
