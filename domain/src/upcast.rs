@@ -26,6 +26,11 @@ pub fn upcast(event_type: &str, schema_version: i32, payload: Value) -> (i32, Va
     (version, payload)
 }
 
+/// Whether a payload of `event_type` at `schema_version` is changed by [`upcast`].
+pub fn needs_upcasting(event_type: &str, schema_version: i32) -> bool {
+    upcaster(event_type, schema_version).is_some()
+}
+
 /// The upcaster from `version` to `version + 1` of `event_type`, if there is one.
 fn upcaster(event_type: &str, version: i32) -> Option<fn(Value) -> Value> {
     match (event_type, version) {
@@ -74,6 +79,28 @@ mod tests {
             referred_by: None,
         };
         assert_eq!(event, expected);
+    }
+
+    #[test]
+    fn stored_json_text_reads_like_a_stored_value_at_any_version() {
+        let user_id = UserId::from_uuid(uuid::Uuid::from_u128(7));
+        let v1 = json!({
+            "user_id": user_id,
+            "email": "ada@example.com",
+            "display_name": "Ada \"the\" first",
+            "referral_code": "ADA123",
+        });
+        let (_, v2) = upcast("UserSignedUp", 1, v1.clone());
+        for (version, payload) in [(1, v1), (2, v2)] {
+            let from_text =
+                UserEvent::from_stored_json("UserSignedUp", version, &payload.to_string());
+            let from_value = UserEvent::from_stored("UserSignedUp", version, payload);
+            assert_eq!(from_text.expect("text"), from_value.expect("value"));
+        }
+        assert!(needs_upcasting("UserSignedUp", 1));
+        assert!(!needs_upcasting("UserSignedUp", 2));
+        // A type no variant has is refused, however it is spelt.
+        assert!(UserEvent::from_stored_json("Nope\":{}, \"UserRenamed", 1, "{}").is_err());
     }
 
     #[test]

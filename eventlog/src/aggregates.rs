@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use domain::{Aggregate, DomainEvent};
 use uuid::Uuid;
 
-use crate::{Error, EventLog, ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent};
+use crate::{
+    Error, EventLog, ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent, ScannedEvent,
+};
 
 /// An aggregate's state as of the end of its stream (or of the point asked for).
 #[derive(Debug, Clone)]
@@ -97,7 +99,7 @@ pub fn decode<E: DomainEvent>(recorded: &RecordedEvent) -> Result<E, Error> {
         recorded.schema_version,
         recorded.payload.clone(),
     );
-    decoded.map_err(|err| corrupt(recorded, err))
+    decoded.map_err(|err| corrupt_recorded(recorded, err))
 }
 
 /// [`decode`], consuming the recorded event: its payload is read in place, not copied (what
@@ -105,18 +107,34 @@ pub fn decode<E: DomainEvent>(recorded: &RecordedEvent) -> Result<E, Error> {
 pub fn decode_owned<E: DomainEvent>(mut recorded: RecordedEvent) -> Result<E, Error> {
     let payload = std::mem::take(&mut recorded.payload);
     let decoded = E::from_stored(&recorded.event_type, recorded.schema_version, payload);
-    decoded.map_err(|err| corrupt(&recorded, err))
+    decoded.map_err(|err| corrupt_recorded(&recorded, err))
+}
+
+impl ScannedEvent {
+    /// The event as a domain event, decoded straight from its stored text (upcast if it is of
+    /// an older schema version).
+    pub fn decode<E: DomainEvent>(&self) -> Result<E, Error> {
+        let decoded = E::from_stored_json(&self.event_type, self.schema_version, &self.payload);
+        decoded.map_err(|err| corrupt(self.event_id, &self.event_type, self.schema_version, err))
+    }
 }
 
 /// The error for a stored event that does not decode.
-fn corrupt(recorded: &RecordedEvent, err: serde_json::Error) -> Error {
+fn corrupt(event_id: Uuid, event_type: &str, schema_version: i32, err: serde_json::Error) -> Error {
     Error::Corrupt {
-        event_id: recorded.event_id,
-        reason: format!(
-            "{} v{}: {err}",
-            recorded.event_type, recorded.schema_version
-        ),
+        event_id,
+        reason: format!("{event_type} v{schema_version}: {err}"),
     }
+}
+
+/// [`corrupt`] for a recorded event.
+fn corrupt_recorded(recorded: &RecordedEvent, err: serde_json::Error) -> Error {
+    corrupt(
+        recorded.event_id,
+        &recorded.event_type,
+        recorded.schema_version,
+        err,
+    )
 }
 
 /// The decided events as events to append, each with a fresh id and the same metadata.

@@ -138,6 +138,23 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// An event as [`crate::EventLog::scan`] reads it for a bulk replay (a rebuild): where it is,
+/// whose it is and what type, with its payload still in its stored JSON text and without its
+/// metadata. [`ScannedEvent::decode`] decodes the payload, upcast, for the
+/// events the reader wants, straight from the text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScannedEvent {
+    pub position: Position,
+    pub event_id: Uuid,
+    pub stream_type: String,
+    pub stream_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    /// The payload as stored: not upcast, and not yet parsed.
+    pub payload: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// The result of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {

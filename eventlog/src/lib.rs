@@ -31,7 +31,9 @@ use tokio::sync::{mpsc, watch};
 
 pub use era::{EraRaised, ensure_positions_increase};
 pub use error::Error;
-pub use event::{Actor, Appended, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamRef};
+pub use event::{
+    Actor, Appended, ExpectedVersion, Metadata, NewEvent, RecordedEvent, ScannedEvent, StreamRef,
+};
 pub use heads::StreamHead;
 pub use position::{InvalidPosition, Position};
 pub use read::{EventFilter, ReaderStall, StallCause};

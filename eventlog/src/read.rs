@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Error, EventLog, Metadata, Position, RecordedEvent};
+use crate::{Error, EventLog, Metadata, Position, RecordedEvent, ScannedEvent};
 
 /// An `events` row as selected by the readers below.
 pub(crate) struct EventRow {
@@ -68,6 +68,43 @@ impl EventLog {
         .fetch_all(self.pool())
         .await?;
         rows.into_iter().map(|row| self.decode(row)).collect()
+    }
+
+    /// [`EventLog::read_all`] for a bulk replay: the same events, each read lean
+    /// ([`ScannedEvent`]: no metadata, the payload left in its stored text for the reader to
+    /// decode only where it wants).
+    #[tracing::instrument(skip(self))]
+    pub async fn scan(&self, after: Position, limit: usize) -> Result<Vec<ScannedEvent>, Error> {
+        let horizon = self.horizon().await?;
+        let rows = sqlx::query!(
+            r#"SELECT tx_id, seq, event_id, stream_type, stream_id, event_type, schema_version,
+                      payload::text AS "payload!", recorded_at
+               FROM events
+               WHERE (tx_id, seq) > ($1, $2)
+                 AND (tx_id, seq) < ($4, $5)
+               ORDER BY tx_id, seq
+               LIMIT $3"#,
+            after.tx_id(),
+            after.seq(),
+            limit.min(i64::MAX as usize) as i64,
+            horizon.tx_id(),
+            horizon.seq()
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ScannedEvent {
+                position: Position::new(row.tx_id, row.seq),
+                event_id: row.event_id,
+                stream_type: row.stream_type,
+                stream_id: row.stream_id,
+                event_type: row.event_type,
+                schema_version: row.schema_version,
+                payload: row.payload,
+                recorded_at: row.recorded_at,
+            })
+            .collect())
     }
 
     /// Whether events after `after` exist that [`EventLog::read_all`] cannot return yet,

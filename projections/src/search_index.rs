@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use domain::{Aggregate, Item, ItemEvent};
 use eventlog::aggregates::decode_owned;
-use eventlog::{EventLog, Position, RecordedEvent};
+use eventlog::{EventLog, Position, RecordedEvent, ScannedEvent};
 use search::{Bulk, ItemDoc, SearchIndex};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -265,6 +265,18 @@ impl ItemChange {
             event: decode_owned(recorded)?,
         }))
     }
+
+    /// [`ItemChange::decode`] for an event read lean (by a rebuild).
+    fn decode_scanned(scanned: &ScannedEvent) -> Result<Option<ItemChange>, Error> {
+        if scanned.stream_type != Item::STREAM_TYPE {
+            return Ok(None);
+        }
+        Ok(Some(ItemChange {
+            id: scanned.stream_id,
+            at: scanned.recorded_at,
+            event: scanned.decode()?,
+        }))
+    }
 }
 
 /// The index changes a run of events makes: the current state of each item they touch,
@@ -369,9 +381,10 @@ impl Changes {
 /// events read.
 ///
 /// Reading and indexing overlap: this task reads the log (through its read horizon, like
-/// every reader) and decodes the item events, up to [`REBUILD_READ_AHEAD`] batches ahead of
-/// a thread that stages them in the index and commits every so many events, while tantivy
-/// analyses what is staged on threads of its own.
+/// every reader; lean, with [`EventLog::scan`]) and decodes the item events straight from
+/// their stored text, up to [`REBUILD_READ_AHEAD`] batches ahead of a thread that stages them
+/// in the index and commits every so many events, while tantivy analyses what is staged on
+/// threads of its own.
 pub async fn rebuild(log: &EventLog, dir: &Path, progress: impl FnMut(u64)) -> Result<u64, Error> {
     rebuild_with(log, dir, RebuildBatches::default(), progress).await
 }
@@ -447,14 +460,14 @@ async fn read_batches(
     let mut after = Position::START;
     let mut read = 0u64;
     loop {
-        let events = log.read_all(after, size).await?;
+        let events = log.scan(after, size).await?;
         let Some(last) = events.last().map(|event| event.position) else {
             return Ok(read);
         };
         let count = events.len();
         let mut changes = Vec::with_capacity(count);
-        for event in events {
-            changes.extend(ItemChange::decode(event)?);
+        for event in &events {
+            changes.extend(ItemChange::decode_scanned(event)?);
         }
         let batch = RebuildBatch {
             changes,

@@ -122,3 +122,64 @@ async fn an_item_is_decided_appended_and_loaded_back_with_time_travel() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_scanned_event_decodes_like_a_read_one() {
+    let (_db, log) = setup().await;
+    let access = Access {
+        workspace_id: WorkspaceId::new(),
+        user_id: UserId::new(),
+        role: Role::Member,
+    };
+    let item_id = domain::ItemId::new();
+    let created = decide(
+        &Item::default(),
+        ItemAction::Create {
+            item_id,
+            title: ItemTitle::parse("\"Q3\" invoice \u{e9}\u{1f9fe} \\ done").unwrap(),
+            body: domain::ItemBody::parse("line one\nline two").unwrap(),
+            tags: domain::Tags::parse(vec!["finance".into()]).unwrap(),
+            status: ItemStatus::Active,
+        },
+        &access,
+    );
+    let stream = StreamRef {
+        stream_type: Item::STREAM_TYPE,
+        stream_id: item_id.as_uuid(),
+        workspace_id: Some(access.workspace_id.as_uuid()),
+    };
+    let new_events = to_new_events(&created, &Metadata::system("tests"));
+    log.append(&stream, eventlog::ExpectedVersion::NoStream, &new_events)
+        .await
+        .unwrap();
+
+    let read = log.read_all(eventlog::Position::START, 10).await.unwrap();
+    let scanned = log.scan(eventlog::Position::START, 10).await.unwrap();
+    assert_eq!(scanned.len(), 1);
+    let (read, scanned) = (&read[0], &scanned[0]);
+    assert_eq!(
+        (
+            read.position,
+            read.event_id,
+            read.stream_id,
+            read.recorded_at
+        ),
+        (
+            scanned.position,
+            scanned.event_id,
+            scanned.stream_id,
+            scanned.recorded_at
+        )
+    );
+    let decoded: domain::ItemEvent = scanned.decode().unwrap();
+    assert_eq!(decoded, eventlog::aggregates::decode(read).unwrap());
+    assert_eq!(decoded, created[0]);
+
+    // A payload that does not fit its type is the log's corruption, named by event.
+    let mut broken = scanned.clone();
+    broken.payload = r#"{"title": 7}"#.into();
+    match broken.decode::<domain::ItemEvent>() {
+        Err(Error::Corrupt { event_id, .. }) => assert_eq!(event_id, scanned.event_id),
+        other => panic!("expected a corrupt event, got {other:?}"),
+    }
+}

@@ -19,13 +19,27 @@ async fn take_xid(tx: &mut sqlx::PgConnection) {
         .unwrap();
 }
 
+/// The events a reader after `after` gets: the same whether it reads them whole or lean.
 async fn ids_after(log: &EventLog, after: Position) -> Vec<Uuid> {
-    log.read_all(after, 1000)
+    let read: Vec<Uuid> = log
+        .read_all(after, 1000)
         .await
         .unwrap()
         .iter()
         .map(|e| e.event_id)
-        .collect()
+        .collect();
+    let scanned: Vec<Uuid> = log
+        .scan(after, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(
+        read, scanned,
+        "read_all and scan must hold back the same events"
+    );
+    read
 }
 
 #[tokio::test]
