@@ -16,9 +16,8 @@ fn decide(item: &Item, action: ItemAction, access: &Access) -> Vec<domain::ItemE
         .unwrap()
 }
 
-#[tokio::test]
-async fn an_item_is_decided_appended_and_loaded_back_with_time_travel() {
-    let (_db, log) = setup().await;
+/// A member's access to a new workspace, a new item's id and its (empty) stream.
+fn new_item_stream() -> (Access, domain::ItemId, StreamRef) {
     let access = Access {
         workspace_id: WorkspaceId::new(),
         user_id: UserId::new(),
@@ -30,6 +29,13 @@ async fn an_item_is_decided_appended_and_loaded_back_with_time_travel() {
         stream_id: item_id.as_uuid(),
         workspace_id: Some(access.workspace_id.as_uuid()),
     };
+    (access, item_id, stream)
+}
+
+#[tokio::test]
+async fn an_item_is_decided_appended_and_loaded_back_with_time_travel() {
+    let (_db, log) = setup().await;
+    let (access, item_id, stream) = new_item_stream();
     let metadata = Metadata::system("tests");
     let title = |t: &str| ItemTitle::parse(t).unwrap();
 
@@ -126,12 +132,7 @@ async fn an_item_is_decided_appended_and_loaded_back_with_time_travel() {
 #[tokio::test]
 async fn a_scanned_event_decodes_like_a_read_one() {
     let (_db, log) = setup().await;
-    let access = Access {
-        workspace_id: WorkspaceId::new(),
-        user_id: UserId::new(),
-        role: Role::Member,
-    };
-    let item_id = domain::ItemId::new();
+    let (access, item_id, stream) = new_item_stream();
     let created = decide(
         &Item::default(),
         ItemAction::Create {
@@ -143,11 +144,6 @@ async fn a_scanned_event_decodes_like_a_read_one() {
         },
         &access,
     );
-    let stream = StreamRef {
-        stream_type: Item::STREAM_TYPE,
-        stream_id: item_id.as_uuid(),
-        workspace_id: Some(access.workspace_id.as_uuid()),
-    };
     let new_events = to_new_events(&created, &Metadata::system("tests"));
     log.append(&stream, eventlog::ExpectedVersion::NoStream, &new_events)
         .await
