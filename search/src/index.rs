@@ -4,11 +4,12 @@ use std::fs;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
-use tantivy::collector::DocSetCollector;
-use tantivy::query::{EnableScoring, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{Executor, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
+use tantivy::{
+    DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, SegmentOrdinal,
+    TERMINATED, TantivyDocument,
+};
 use uuid::Uuid;
 
 use crate::collector::{Candidate, Page, PageCollector};
@@ -174,23 +175,34 @@ impl SearchIndex {
     }
 
     /// The item with this id as last committed, if the index has it.
+    ///
+    /// Read from the id's postings segment by segment, on this thread: a query would also
+    /// weigh the term for scoring across every segment first, and the projections look up
+    /// every item a batch changes but does not hold (a rebuild, hundreds of thousands).
     pub fn get(&self, id: Uuid) -> Result<Option<ItemDoc>, Error> {
         let searcher = self.reader.searcher();
-        let query = TermQuery::new(self.fields.id_term(id), IndexRecordOption::Basic);
-        // On this thread: handing a lookup of one term to the search threads costs more than
-        // the lookup (the projections look up every item a batch changes but does not hold).
-        let scoring = EnableScoring::disabled_from_searcher(&searcher);
-        let found = searcher.search_with_executor(
-            &query,
-            &DocSetCollector,
-            &Executor::single_thread(),
-            scoring,
-        )?;
-        let Some(&address) = found.iter().next() else {
-            return Ok(None);
-        };
-        let doc: TantivyDocument = searcher.doc(address)?;
-        self.fields.item(&doc).map(Some)
+        let term = self.fields.id_term(id);
+        for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
+            let postings = segment
+                .inverted_index(term.field())?
+                .read_postings(&term, IndexRecordOption::Basic)?;
+            let Some(mut postings) = postings else {
+                continue;
+            };
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                if segment
+                    .alive_bitset()
+                    .is_none_or(|alive| alive.is_alive(doc))
+                {
+                    let address = DocAddress::new(ordinal as SegmentOrdinal, doc);
+                    let doc: TantivyDocument = searcher.doc(address)?;
+                    return self.fields.item(&doc).map(Some);
+                }
+                doc = postings.advance();
+            }
+        }
+        Ok(None)
     }
 
     /// One page of the items of a workspace matching a text and a filter; see [`SearchQuery`]
