@@ -1,6 +1,7 @@
 //! [`SearchIndex`]: the index directory, its one writer and its reader.
 
 use std::fs;
+use std::num::NonZero;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
@@ -16,6 +17,7 @@ use crate::collector::{Candidate, Page, PageCollector};
 use crate::cursor::SortKey;
 use crate::highlight::Highlighter;
 use crate::matching::{self, QueryWord, TokenMatcher};
+use crate::parallel;
 use crate::schema::{self, ANALYZER, Fields};
 use crate::tag_sets::TagSetCache;
 use crate::{Change, Error, Hit, ItemDoc, MAX_PAGE_SIZE, Order, SearchQuery, SearchResults};
@@ -65,6 +67,8 @@ pub struct SearchIndex {
     /// The checkpoint of the commit the reader shows.
     checkpoint: RwLock<Option<String>>,
     tag_sets: TagSetCache,
+    /// The threads of the index's executor, which a search shares its matches between.
+    threads: usize,
 }
 
 impl SearchIndex {
@@ -97,8 +101,9 @@ impl SearchIndex {
     fn start(mut index: Index) -> Result<SearchIndex, Error> {
         index.tokenizers().register(ANALYZER, schema::analyzer());
         // A search visits every match (totals and facets), so its time grows with them: the
-        // segments are searched in parallel, one thread per core, and merged.
-        index.set_default_multithread_executor()?;
+        // matches are shared between threads, one per core (`src/parallel.rs`).
+        let threads = std::thread::available_parallelism().map_or(1, NonZero::get);
+        index.set_multithread_executor(threads)?;
         let writer = index.writer(WRITER_MEMORY_BYTES)?;
         let reader = index
             .reader_builder()
@@ -111,6 +116,7 @@ impl SearchIndex {
             writer: Mutex::new(writer),
             checkpoint: RwLock::new(index.load_metas()?.payload),
             tag_sets: TagSetCache::default(),
+            threads,
         })
     }
 
@@ -257,7 +263,12 @@ impl SearchIndex {
         let query = matching::build_query(fields, words, workspace_id, &request.filter, scale)?;
         let limit = request.first + 1;
         let collector = PageCollector::new(&self.tag_sets, order, after, limit, &request.filter);
-        Ok(searcher.search(&query, &collector)?)
+        Ok(parallel::search(
+            searcher,
+            &query,
+            &collector,
+            self.threads,
+        )?)
     }
 
     /// The hits of the candidates, with their highlights.

@@ -52,9 +52,11 @@
 //! fields: it applies the status and date filters, counts the total and the facets, and keeps
 //! the first `first + 1` hits after the cursor in the requested order, ties broken by id
 //! (cursors: `src/cursor.rs`) — or, read backward, the first `first + 1` before it in the
-//! reversed order, every key's bits inverted. Status facets count matches of every status (disjunctive
-//! faceting: a client can show how many archived items its text matches); tag facets count
-//! the matches of the whole filter. Only the page's stored titles and bodies are loaded, to
+//! reversed order, every key's bits inverted. The documents are shared out in contiguous runs
+//! between threads, one per core, whatever the segments' sizes (`src/parallel.rs`), and their
+//! results merged. Status facets count matches of every status (disjunctive faceting: a client
+//! can show how many archived items its text matches); tag facets count the matches of the
+//! whole filter. Only the page's stored titles and bodies are loaded, to
 //! highlight them (`src/highlight.rs`) with the same matching rules as the query, so typo and
 //! prefix matches are highlighted too.
 //!
@@ -69,6 +71,7 @@ mod highlight;
 mod index;
 mod item;
 mod matching;
+mod parallel;
 mod query;
 mod schema;
 mod tag_sets;
