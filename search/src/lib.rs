@@ -43,10 +43,12 @@
 //!   always outrank typos and title matches outrank body-only ones;
 //! - the workspace (always), the tags and the author are required terms adding no score.
 //!
-//! Three small custom clauses (`src/clauses.rs`) keep this cheap: the exact term adds its
-//! tier to its BM25 in one pass over its postings, a word's prefix and typo automata are built
-//! once for its three fields, and a filter matching a whole segment (a big workspace) is
-//! dropped from the intersection instead of being checked for every document.
+//! Two custom clauses (`src/clauses.rs`) keep this cheap: a word marks each document it
+//! matches with its best alternative, one byte per document, reading every alternative's
+//! postings once (its prefix and typo automata built once for its three fields), so a search
+//! walks those marks instead of merging nine scorers at every document; and a filter matching
+//! a whole segment (a big workspace) is dropped from the intersection instead of being checked
+//! for every document.
 //!
 //! A custom collector (`src/collector.rs`) then makes one pass over the matches, reading fast
 //! fields: it applies the status and date filters, counts the total and the facets, and keeps

@@ -19,17 +19,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tantivy::query::{
-    BooleanQuery, BoostQuery, DfaWrapper, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
-    TermQuery,
-};
+use tantivy::query::{BooleanQuery, DfaWrapper, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Score, Searcher, Term};
 use uuid::Uuid;
 
 use crate::SearchFilter;
-use crate::clauses::{AutomatonQuery, Filter, Shifted};
+use crate::clauses::{Alternative, Filter, Matcher, WordQuery};
 use crate::schema::{Fields, MAX_TOKEN_BYTES};
 
 /// Distinct words of a search text beyond this many are ignored, to bound the cost of a query.
@@ -123,12 +120,20 @@ impl QueryWord {
         let mut alternatives = Vec::new();
         for (field, rank) in searchable {
             let term = Term::from_field_text(field, &self.text);
-            alternatives.push(exact(term, tier(Kind::Exact, rank), bm25_scale));
+            alternatives.push(Alternative {
+                field,
+                tier: tier(Kind::Exact, rank),
+                matcher: Matcher::Exact { term, bm25_scale },
+            });
             for (kind, dfa) in &automata {
-                alternatives.push(automaton(field, dfa, tier(*kind, rank)));
+                alternatives.push(Alternative {
+                    field,
+                    tier: tier(*kind, rank),
+                    matcher: Matcher::Automaton(Arc::clone(dfa)),
+                });
             }
         }
-        Ok(Box::new(DisjunctionMaxQuery::new(alternatives)))
+        Ok(Box::new(WordQuery::new(alternatives)))
     }
 
     /// The automata of the word's prefix and typo matches, built once for every field (the
@@ -150,23 +155,6 @@ impl QueryWord {
         }
         Ok(automata)
     }
-}
-
-/// The exact term, scored `tier` plus its BM25 scaled below 1.
-fn exact(term: Term, tier: Score, bm25_scale: Score) -> Box<dyn Query> {
-    let bm25 = TermQuery::new(term, IndexRecordOption::WithFreqs);
-    let query = BoostQuery::new(Box::new(bm25), bm25_scale);
-    Box::new(Shifted {
-        query,
-        offset: tier,
-    })
-}
-
-/// The terms an automaton accepts, scored `tier` (an automaton match scores 1, times its boost).
-fn automaton(field: Field, automaton: &Arc<DfaWrapper>, tier: Score) -> Box<dyn Query> {
-    let automaton = Arc::clone(automaton);
-    let query = AutomatonQuery { field, automaton };
-    Box::new(BoostQuery::new(Box::new(query), tier))
 }
 
 /// The factor bringing any BM25 score of this searcher below 1.
