@@ -192,6 +192,7 @@ fn query(workspace_id: Uuid, n: usize) -> search::SearchQuery {
         first: 20,
         after: None,
         backward: false,
+        facets: true,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The single pass over the documents a query matches: status and date filters, the total, the
-//! status and tag facets, and the page of best-sorted hits after the cursor.
+//! status and tag facets (when asked), and the page of best-sorted hits after the cursor.
 //!
 //! Everything is read from fast fields (columns); no stored document is loaded here. Status
 //! and tag values are counted by per-segment ordinals and turned into strings when the
@@ -32,6 +32,8 @@ pub(crate) struct PageCollector<'a> {
     backward: bool,
     /// How many hits to keep: the page size plus one, to know whether a next page exists.
     limit: usize,
+    /// Whether to count the facets.
+    facets: bool,
     statuses: Option<Vec<String>>,
     created: TimeRange,
     updated: TimeRange,
@@ -56,12 +58,13 @@ pub(crate) struct Candidate {
 impl<'a> PageCollector<'a> {
     /// Keeps up to `limit` hits sorted by `order` after `after` — or, `backward`, by the
     /// reversed order after the reversed `after` (so the candidates' keys are reversed) —
-    /// applying the filter's statuses and dates (its tags and author are in the query).
+    /// applying the filter's statuses and dates (its tags and author are in the query), and
+    /// counts the facets if asked (they are left empty otherwise).
     pub(crate) fn new(
         tag_sets: &'a TagSetCache,
         order: Order,
         (after, backward): (Option<SortKey>, bool),
-        limit: usize,
+        (limit, facets): (usize, bool),
         filter: &SearchFilter,
     ) -> PageCollector<'a> {
         let statuses = filter.statuses.clone().filter(|list| !list.is_empty());
@@ -71,6 +74,7 @@ impl<'a> PageCollector<'a> {
             after,
             backward,
             limit,
+            facets,
             statuses,
             created: TimeRange::new(filter.created_from, filter.created_to),
             updated: TimeRange::new(filter.updated_from, filter.updated_to),
@@ -110,11 +114,15 @@ impl Collector for PageCollector<'_> {
     ) -> tantivy::Result<SegmentPage> {
         let fast = reader.fast_fields();
         let status = fast.str(STATUS)?;
-        let tag_sets = fast.str(TAG_SET)?;
+        let tag_sets = match self.facets {
+            true => fast.str(TAG_SET)?,
+            false => None,
+        };
         let segment_tags = match &tag_sets {
             Some(column) => Some(self.tag_sets.get(reader, column)?),
             None => None,
         };
+        let counted_statuses = status.as_ref().filter(|_| self.facets);
         Ok(SegmentPage {
             segment_ord,
             order: self.order,
@@ -122,8 +130,9 @@ impl Collector for PageCollector<'_> {
             backward: self.backward,
             created: self.created,
             updated: self.updated,
+            facets: self.facets,
             status_allowed: self.allowed_statuses(status.as_ref())?,
-            status_counts: OrdCounts::for_column(status.as_ref()),
+            status_counts: OrdCounts::for_column(counted_statuses),
             tag_set_counts: OrdCounts::for_column(tag_sets.as_ref()),
             segment_tags,
             columns: Columns {
@@ -189,6 +198,7 @@ pub(crate) struct SegmentPage {
     updated: TimeRange,
     columns: Columns,
     block: Block,
+    facets: bool,
     status_allowed: Vec<bool>,
     status_counts: OrdCounts,
     tag_set_counts: OrdCounts,
@@ -236,76 +246,98 @@ impl SegmentCollector for SegmentPage {
 }
 
 impl SegmentPage {
-    /// Processes the block of matches collected so far.
+    /// Processes the block of matches collected so far. Each column is read in bulk, and only
+    /// for the matches that still need it: statuses (and dates, when filtered or sorted on) for
+    /// all, tag sets for those the filter keeps, the ids for those that may make the page.
     fn flush(&mut self) {
         let mut block = std::mem::take(&mut self.block);
         let created = self.order.sorts_by_creation() || !self.created.is_unbounded();
         let updated = self.order.sorts_by_update() || !self.updated.is_unbounded();
         block.read(&self.columns, created, updated);
-        for match_ in block.matches() {
-            self.add(match_);
+        self.keep(&mut block);
+        self.total += block.kept.len() as u64;
+        if self.facets {
+            let tag_sets = self.columns.tag_sets.as_ref().map(|column| column.ords());
+            block.read_kept(tag_sets);
+            for &tag_set in block.values.iter().flatten() {
+                self.tag_set_counts.add(tag_set);
+            }
         }
+        self.rank(&mut block);
         block.clear();
         self.block = block;
     }
 
-    /// Filters, counts and ranks one match.
-    fn add(&mut self, match_: Match) {
-        let Some(status) = match_.status else {
-            return;
-        };
-        if !self.created.contains(match_.created) || !self.updated.contains(match_.updated) {
-            return;
+    /// Keeps the matches the filter allows, counting the matches of every status for the
+    /// facets.
+    ///
+    /// Whether a match is kept is unpredictable (statuses come mixed), so it decides how far
+    /// the list advances rather than whether to write: no branch to mispredict.
+    fn keep(&mut self, block: &mut Block) {
+        let dated = !self.created.is_unbounded() || !self.updated.is_unbounded();
+        block.kept.resize(block.statuses.len(), 0);
+        let mut kept = 0;
+        for (i, &status) in block.statuses.iter().enumerate() {
+            let in_range = !dated
+                || (self.created.contains(nanos(block.created[i]))
+                    && self.updated.contains(nanos(block.updated[i])));
+            let status = status.filter(|_| in_range);
+            if self.facets
+                && let Some(status) = status
+            {
+                self.status_counts.add(status);
+            }
+            let allowed = status.and_then(|status| self.status_allowed.get(status as usize));
+            block.kept[kept] = i;
+            kept += usize::from(allowed.copied().unwrap_or(false));
         }
-        self.status_counts.add(status);
-        if !self
-            .status_allowed
-            .get(status as usize)
-            .copied()
-            .unwrap_or(false)
-        {
-            return;
-        }
-        self.total += 1;
-        if let Some(tag_set) = match_.tag_set {
-            self.tag_set_counts.add(tag_set);
-        }
-        let time = match self.order {
-            Order::Relevance => 0,
-            Order::CreatedAsc | Order::CreatedDesc => match_.created,
-            Order::UpdatedAsc | Order::UpdatedDesc => match_.updated,
-        };
-        if let Some(key) = self.competing_key(match_, time) {
-            let address = DocAddress::new(self.segment_ord, match_.doc);
-            let score = match_.score;
-            self.top.push(Candidate {
-                key,
-                score,
-                address,
-            });
-        }
+        block.kept.truncate(kept);
     }
 
-    /// The document's sort key (reversed when reading backward) if it comes after the cursor
-    /// and may make the page. The id's second half is only read when the rest of the key does
-    /// not decide.
-    fn competing_key(&self, match_: Match, time: i64) -> Option<SortKey> {
+    /// Offers the kept matches to the page. A match's key starts with its score or time, so
+    /// most are turned away before their id is read: only those tying with or beating the
+    /// worst key kept (and after the cursor) read the id's first half, and only those still
+    /// tying its second half.
+    fn rank(&mut self, block: &mut Block) {
         // Reversing a key inverts every bit of it (`SortKey::reversed`), part by part.
-        let read = |bits: u64| if self.backward { !bits } else { bits };
-        let value = read(SortKey::value_for(self.order, match_.score, time));
-        let before_cursor = self.after.is_some_and(|after| value < after.value());
-        let beyond_page = self.top.worst.is_some_and(|worst| value > worst.value());
-        if before_cursor || beyond_page {
-            return None;
+        let backward = self.backward;
+        let read = |bits: u64| if backward { !bits } else { bits };
+        // Values from the cursor's to the worst kept compete (see `keep` for the branchless
+        // list).
+        let lowest = self.after.map_or(0, |after| after.value());
+        let highest = self.top.worst.map_or(u64::MAX, |worst| worst.value());
+        block.contenders.resize(block.kept.len(), (0, 0));
+        let mut contenders = 0;
+        for &i in &block.kept {
+            let time = match self.order {
+                Order::Relevance => 0,
+                Order::CreatedAsc | Order::CreatedDesc => nanos(block.created[i]),
+                Order::UpdatedAsc | Order::UpdatedDesc => nanos(block.updated[i]),
+            };
+            let value = read(SortKey::value_for(self.order, block.scores[i], time));
+            block.contenders[contenders] = (i, value);
+            contenders += usize::from((lowest <= value) & (value <= highest));
         }
-        let hi = read(match_.id_hi);
-        let hi_only = SortKey::new(value, schema::join_id(hi, 0));
-        if self.top.worst.is_some_and(|worst| hi_only > worst) {
-            return None;
+        block.contenders.truncate(contenders);
+        let ids_hi = Some(&self.columns.id_hi);
+        block.read_contenders(ids_hi);
+        for (&(i, value), hi) in block.contenders.iter().zip(&block.values) {
+            let doc = block.docs[i];
+            let hi = read(hi.unwrap_or_default());
+            let hi_only = SortKey::new(value, schema::join_id(hi, 0));
+            if self.top.worst.is_some_and(|worst| hi_only > worst) {
+                continue;
+            }
+            let lo = read(self.columns.id_lo.first(doc).unwrap_or_default());
+            let key = SortKey::new(value, schema::join_id(hi, lo));
+            if self.after.is_none_or(|after| key > after) {
+                self.top.push(Candidate {
+                    key,
+                    score: block.scores[i],
+                    address: DocAddress::new(self.segment_ord, doc),
+                });
+            }
         }
-        let lo = read(self.columns.id_lo.first(match_.doc).unwrap_or_default());
-        let key = SortKey::new(value, schema::join_id(hi, lo));
-        self.after.is_none_or(|after| key > after).then_some(key)
     }
 }
 
@@ -313,29 +345,22 @@ impl SegmentPage {
 /// once, which is several times cheaper than document by document.
 const BLOCK_LEN: usize = 64;
 
-/// A block of matches and, once read, their values.
+/// A block of matches, their values as read, and which of them are still in the running.
 #[derive(Default)]
 struct Block {
     docs: Vec<DocId>,
     scores: Vec<Score>,
     statuses: Vec<Option<u64>>,
-    tag_sets: Vec<Option<u64>>,
-    ids_hi: Vec<Option<u64>>,
     created: Vec<Option<IndexDateTime>>,
     updated: Vec<Option<IndexDateTime>>,
-}
-
-/// One match of a block, with its values.
-#[derive(Clone, Copy)]
-struct Match {
-    doc: DocId,
-    score: Score,
-    status: Option<u64>,
-    tag_set: Option<u64>,
-    id_hi: u64,
-    /// In nanoseconds; 0 if not read.
-    created: i64,
-    updated: i64,
+    /// The matches (indexes into `docs`) the filter keeps.
+    kept: Vec<usize>,
+    /// The kept matches that may make the page, with the first part of their key.
+    contenders: Vec<(usize, u64)>,
+    /// The documents of a subset of the matches, and their values in the last column read for
+    /// them.
+    subset: Vec<DocId>,
+    values: Vec<Option<u64>>,
 }
 
 impl Block {
@@ -346,44 +371,42 @@ impl Block {
         self.docs.len() == BLOCK_LEN
     }
 
-    /// Reads the values of the block's documents: always statuses, tag sets and the ids' first
-    /// halves, creation and update times if asked.
+    /// Reads the values every match needs: statuses always, creation and update times if
+    /// asked (left `None` otherwise).
     fn read(&mut self, columns: &Columns, created: bool, updated: bool) {
         let status = columns.status.as_ref().map(|column| column.ords());
-        let tag_sets = columns.tag_sets.as_ref().map(|column| column.ords());
         read_column(status, &self.docs, &mut self.statuses);
-        read_column(tag_sets, &self.docs, &mut self.tag_sets);
-        read_column(Some(&columns.id_hi), &self.docs, &mut self.ids_hi);
-        read_column(
-            created.then_some(&columns.created),
-            &self.docs,
-            &mut self.created,
-        );
-        read_column(
-            updated.then_some(&columns.updated),
-            &self.docs,
-            &mut self.updated,
-        );
+        let created = created.then_some(&columns.created);
+        read_column(created, &self.docs, &mut self.created);
+        let updated = updated.then_some(&columns.updated);
+        read_column(updated, &self.docs, &mut self.updated);
     }
 
-    fn matches(&self) -> impl Iterator<Item = Match> + '_ {
-        let nanos =
-            |time: Option<IndexDateTime>| time.map_or(0, IndexDateTime::into_timestamp_nanos);
-        (0..self.docs.len()).map(move |i| Match {
-            doc: self.docs[i],
-            score: self.scores[i],
-            status: self.statuses[i],
-            tag_set: self.tag_sets[i],
-            id_hi: self.ids_hi[i].unwrap_or_default(),
-            created: nanos(self.created[i]),
-            updated: nanos(self.updated[i]),
-        })
+    /// Reads `column` for the kept matches, into `values`.
+    fn read_kept(&mut self, column: Option<&Column<u64>>) {
+        self.subset.clear();
+        self.subset.extend(self.kept.iter().map(|&i| self.docs[i]));
+        read_column(column, &self.subset, &mut self.values);
+    }
+
+    /// Reads `column` for the contenders, into `values`.
+    fn read_contenders(&mut self, column: Option<&Column<u64>>) {
+        self.subset.clear();
+        let docs = self.contenders.iter().map(|&(i, _)| self.docs[i]);
+        self.subset.extend(docs);
+        read_column(column, &self.subset, &mut self.values);
     }
 
     fn clear(&mut self) {
         self.docs.clear();
         self.scores.clear();
+        self.kept.clear();
     }
+}
+
+/// A time read from a column, in nanoseconds; 0 if not read.
+fn nanos(time: Option<IndexDateTime>) -> i64 {
+    time.map_or(0, IndexDateTime::into_timestamp_nanos)
 }
 
 /// The first value of each document in `column` (`None` for every document without the

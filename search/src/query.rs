@@ -28,6 +28,10 @@ pub struct SearchQuery {
     /// [`SearchResults::has_more`] then tells whether hits precede them. Keys are unique, so
     /// a backward page is exactly the page a forward read would have given there.
     pub backward: bool,
+    /// Whether to count the facets ([`SearchResults::status_facets`] and
+    /// [`SearchResults::tag_facets`], left empty otherwise). A search that needs none is
+    /// cheaper: it neither reads the matches' tag sets nor counts them.
+    pub facets: bool,
 }
 
 /// Restrictions on which items match. The default restricts nothing but hides archived items.

@@ -171,6 +171,8 @@ pub async fn search(
         first: page.size(),
         after: request.after.clone().or(request.before.clone()),
         backward: page.backward(),
+        // Counting facets visits every match's tags: only when the client selects them.
+        facets: ctx.look_ahead().field("facets").exists(),
     };
     let index = ctx.data::<ReadSide>()?.search();
     let results = tokio::task::spawn_blocking(move || index.search(&query))

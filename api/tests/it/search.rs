@@ -152,6 +152,34 @@ async fn filters_facets_order_and_pages() {
     )
     .await;
     assert_eq!(even["totalCount"], 3);
+    // Facets are counted only when selected, however they are selected.
+    let tags = "facets { tags { value count } }";
+    let selections = [
+        ("totalCount", String::new()),
+        (
+            &*format!("... on SearchConnection {{ {tags} }}"),
+            String::new(),
+        ),
+        (
+            "...counts",
+            format!("fragment counts on SearchConnection {{ {tags} }}"),
+        ),
+    ];
+    for (n, (selection, fragment)) in selections.into_iter().enumerate() {
+        let query = format!(
+            "query($w: ID!) {{ search(workspaceId: $w, query: \"report\") {{ {selection} }} }} {fragment}"
+        );
+        let response = ana.gql(&app, &query, json!({ "w": ws })).await;
+        assert!(response["errors"].is_null(), "{response}");
+        let result = &response["data"]["search"];
+        match n {
+            0 => assert_eq!(result["totalCount"], 5),
+            _ => assert_eq!(
+                result["facets"]["tags"], all["facets"]["tags"],
+                "{selection}"
+            ),
+        }
+    }
 
     // Oldest first, two per page, no repeats or gaps.
     let mut seen = Vec::new();

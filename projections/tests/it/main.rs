@@ -203,6 +203,7 @@ fn searchable(store: &SearchStore, workspace: Uuid) -> u64 {
         first: 1,
         after: None,
         backward: false,
+        facets: true,
     };
     store.index().search(&query).unwrap().total
 }

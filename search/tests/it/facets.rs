@@ -99,3 +99,24 @@ fn facets_add_up_across_segments() {
     let tags = [("finance", 3), ("legal", 2), ("urgent", 1)];
     assert_eq!(results.tag_facets, counts(&tags));
 }
+
+#[test]
+fn without_facets_a_search_finds_the_same_page_and_total() {
+    let ws = Uuid::new_v4();
+    let test = fixture(ws);
+    for text in ["invoice", "", "invoice one"] {
+        let with = test.index.search(&query(ws, text)).unwrap();
+        let without = SearchQuery {
+            facets: false,
+            ..query(ws, text)
+        };
+        let without = test.index.search(&without).unwrap();
+        assert!(!with.tag_facets.is_empty(), "{text:?}");
+        assert!(without.status_facets.is_empty() && without.tag_facets.is_empty());
+        assert_eq!(
+            (without.total, &without.hits),
+            (with.total, &with.hits),
+            "{text:?}"
+        );
+    }
+}

@@ -50,6 +50,7 @@ pub fn query(workspace_id: Uuid, text: &str) -> SearchQuery {
         first: 100,
         after: None,
         backward: false,
+        facets: true,
     }
 }
 
