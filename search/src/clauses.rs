@@ -136,13 +136,19 @@ impl Query for WordQuery {
             })
         });
         let alternatives = alternatives.collect::<tantivy::Result<_>>()?;
-        Ok(Box::new(WordWeight { alternatives }))
+        let scoring = enable_scoring.is_scoring_enabled();
+        Ok(Box::new(WordWeight {
+            alternatives,
+            scoring,
+        }))
     }
 }
 
 /// The alternatives of a [`WordQuery`], in rank order.
 struct WordWeight {
     alternatives: Vec<AlternativeWeight>,
+    /// Whether scores are asked for: without, no exact term's frequencies are read.
+    scoring: bool,
 }
 
 struct AlternativeWeight {
@@ -176,7 +182,9 @@ impl Weight for WordWeight {
                 } => {
                     if let Some(info) = index.get_term_info(term)? {
                         postings += mark(&index, &info, rank, &mut ranks)?;
-                        bm25 = Some(weight.scorer(reader, bm25_scale * boost)?);
+                        if self.scoring {
+                            bm25 = Some(weight.scorer(reader, bm25_scale * boost)?);
+                        }
                     }
                 }
                 MatcherWeight::Automaton(weight) => {
