@@ -294,8 +294,9 @@ fn render(context: &Context, f: &Figures) -> String {
          {context}\
          - Data: {items} items in one workspace ({events} events in the log), generated through \
            the write path; queries are one misspelt word (`invioce`, `reprot`, …) with a status \
-           filter (`ACTIVE`), 20 hits with highlights, total and facet counts. The first query \
-           matched {hits} items.\n\n\
+           filter (`ACTIVE`), 20 hits with highlights and the total, with the facet counts in \
+           process (the HTTP query does not select them). The first query matched {hits} \
+           items.\n\n\
          | measurement | p50 | p99 | queries |\n\
          |---|---:|---:|---:|\n\
          | search index, in process | {ip50} | {ip99} | {icount} |\n\
