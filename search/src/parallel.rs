@@ -5,6 +5,10 @@
 //! of all segments, taken in order, are cut into one contiguous share per thread, a segment
 //! being split where a share ends; each thread collects its ranges with the collector's own
 //! segment collectors, and the collector merges their fruits as it would merge segments'.
+//!
+//! A segment cut in two gets a scorer per part, each built for the whole segment and started at
+//! its part (a word's marks, `src/clauses.rs`, are made twice there): with one cut per share,
+//! at most `threads - 1` segments pay this.
 
 use std::ops::Range;
 
