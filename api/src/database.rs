@@ -1,6 +1,8 @@
 //! Getting a migrated database: the configured one, or a private cluster run from the
 //! machine's PostgreSQL binaries.
 
+use std::time::Duration;
+
 use pgcluster::{Cluster, Lifetime};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -12,6 +14,37 @@ use crate::config::Config;
 pub struct Database {
     pub pool: PgPool,
     cluster: Option<Cluster>,
+}
+
+/// Connections in the server's pool.
+pub const POOL_SIZE: u32 = 64;
+
+/// How long a connection may have sat idle in the pool before it is checked again on its way
+/// out (see [`pool_options`]).
+const RECHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// The server's pool: [`POOL_SIZE`] connections, 10 s to get one.
+///
+/// sqlx checks a connection when it comes back to the pool (a round trip that also flushes what
+/// an abandoned query left behind) and, by default, again when it is handed out: two round
+/// trips around each statement's one. Here a connection that was checked on its way back less
+/// than [`RECHECK_IDLE_AFTER`] ago is handed out as it is. The cost: a connection that the
+/// database dropped within that second (a restart, a terminated backend) fails the one request
+/// it is given with an error instead of being replaced first, and is then closed; the next
+/// request gets a new one.
+pub fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= RECHECK_IDLE_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// The database name used inside a private cluster.
@@ -36,9 +69,7 @@ impl Database {
             }
         };
         let options: PgConnectOptions = url.parse()?;
-        let pool = PgPoolOptions::new()
-            .max_connections(64)
-            .acquire_timeout(std::time::Duration::from_secs(10))
+        let pool = pool_options()
             .connect_with(options)
             .await
             .map_err(|err| anyhow::anyhow!("cannot connect to the database: {err}"))?;

@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use pgcluster::{Cluster, Lifetime};
-use sqlx::postgres::PgPoolOptions;
 // Database names are generated here, never taken from input.
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 /// Connections in a benchmark database's pool: 32 appenders plus the log's listener and
-/// notifier and a little slack.
+/// notifier and a little slack. Otherwise it hands out connections as the server's does.
 const POOL_SIZE: u32 = 40;
 
 /// A PostgreSQL server: `DATABASE_URL`'s, or a private cluster that lives as long as this value.
@@ -76,7 +75,7 @@ impl Server {
             .await
             .context("creating the benchmark database")?;
         let url = with_database(&self.admin_url, &name)?;
-        let pool = PgPoolOptions::new()
+        let pool = api::database::pool_options()
             .max_connections(POOL_SIZE)
             .connect(&url)
             .await
@@ -153,14 +152,11 @@ fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Connections in the pool of the server the benchmarks start, like `chronicle`'s.
-pub const APP_POOL_SIZE: u32 = 64;
+pub const APP_POOL_SIZE: u32 = api::database::POOL_SIZE;
 
-/// A pool like the one `chronicle` serves with (`api::database`): [`APP_POOL_SIZE`]
-/// connections, 10 s to get one.
+/// The pool `chronicle` serves with ([`api::database::pool_options`]).
 pub async fn app_pool(database: &Database) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(APP_POOL_SIZE)
-        .acquire_timeout(Duration::from_secs(10))
+    api::database::pool_options()
         .connect(&database.url)
         .await
         .context("connecting the server's pool")

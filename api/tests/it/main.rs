@@ -22,6 +22,7 @@ mod metrics;
 mod ndjson_bulk;
 mod nodes;
 mod persisted;
+mod pool;
 mod proxy;
 mod read_models;
 mod referrals;
