@@ -17,6 +17,7 @@ use async_graphql::{Request, Response, ServerResult, Value, Variables};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use super::documents::Documents;
 use super::operation::PerOperation;
 use super::{execution, variables};
 use crate::{cache, error, limits};
@@ -34,17 +35,20 @@ struct Served {
     max_aliases: usize,
     timeout: Duration,
     per_operation: PerOperation,
+    documents: Documents,
 }
 
 impl Hooks {
-    /// The hooks of the schema served at `/graphql`: also the alias limit, the execution
-    /// timeout, the response cache's root-field policy and each operation's context.
+    /// The hooks of the schema served at `/graphql`: also the kept parsed documents, the
+    /// alias limit, the execution timeout, the response cache's root-field policy and each
+    /// operation's context.
     pub fn served(max_aliases: usize, timeout: Duration, per_operation: PerOperation) -> Hooks {
         Hooks {
             served: Some(Served {
                 max_aliases,
                 timeout,
                 per_operation,
+                documents: Documents::new(),
             }),
         }
     }
@@ -91,6 +95,9 @@ impl Extension for Hooks {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
+        if let Some(served) = &self.served {
+            served.documents.parse(&mut request);
+        }
         variables::check_required(&mut request)?;
         if let Some(served) = &self.served {
             request = served.per_operation.prepare(ctx.session_data, request)?;

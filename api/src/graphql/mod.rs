@@ -3,6 +3,7 @@
 
 mod audit;
 mod directory;
+mod documents;
 pub mod events;
 pub mod execution;
 pub mod exports;

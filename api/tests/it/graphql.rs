@@ -72,6 +72,31 @@ async fn internal_failures_are_internal_and_leak_nothing() {
     assert_eq!(response["errors"][0]["message"], "internal error");
 }
 
+/// The server keeps parsed documents by their text (`graphql::documents`): a document sent
+/// again is still checked, and run with its own variables, every time.
+#[tokio::test]
+async fn a_document_sent_again_runs_with_its_own_variables_and_checks() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_up("Ana").await;
+    let skipping = "query($skip: Boolean!) { logPosition @skip(if: $skip) serverVersion }";
+    for skip in [true, false, true, false] {
+        let response = ana.gql(&app, skipping, json!({ "skip": skip })).await;
+        let data = response["data"].as_object().expect("data");
+        assert_eq!(data.contains_key("logPosition"), !skip, "{response}");
+        assert!(data.contains_key("serverVersion"), "{response}");
+    }
+    // The required variable is asked for each time, not only when the document was parsed.
+    for _ in 0..2 {
+        let response = ana.gql(&app, skipping, json!({})).await;
+        assert!(only_bad_user_input(&response), "{response}");
+    }
+    // A document that does not validate is refused each time.
+    for _ in 0..2 {
+        let response = ana.gql(&app, "{ me { noSuchField } }", Value::Null).await;
+        assert!(only_bad_user_input(&response), "{response}");
+    }
+}
+
 /// POSTs `body` as `ana` accepting `accept`: the status, the content type and the body.
 async fn post_accepting(
     app: &TestApp,
