@@ -46,13 +46,20 @@ async fn terminate(db: &TestDatabase, pid: i32) {
     assert!(ended, "backend {pid} did not end");
 }
 
-#[tokio::test]
-async fn a_connection_the_database_dropped_fails_one_statement_at_most() {
+/// A server pool of one connection that PostgreSQL has just dropped, back in the pool: the
+/// database, the pool and the dropped backend.
+async fn with_a_dropped_connection() -> (TestDatabase, PgPool, i32) {
     let db = TestDatabase::create(&eventlog::MIGRATOR).await;
     let pool = server_pool(&db).await;
     let dropped = backend_pid(&pool).await.unwrap();
     settled(&pool).await;
     terminate(&db, dropped).await;
+    (db, pool, dropped)
+}
+
+#[tokio::test]
+async fn a_connection_the_database_dropped_fails_one_statement_at_most() {
+    let (_db, pool, dropped) = with_a_dropped_connection().await;
 
     // Within the second, the dead connection may be handed out: its statement fails...
     let first = backend_pid(&pool).await;
@@ -65,11 +72,7 @@ async fn a_connection_the_database_dropped_fails_one_statement_at_most() {
 
 #[tokio::test]
 async fn a_connection_idle_for_over_a_second_is_checked_before_it_is_handed_out() {
-    let db = TestDatabase::create(&eventlog::MIGRATOR).await;
-    let pool = server_pool(&db).await;
-    let dropped = backend_pid(&pool).await.unwrap();
-    settled(&pool).await;
-    terminate(&db, dropped).await;
+    let (_db, pool, dropped) = with_a_dropped_connection().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     let next = backend_pid(&pool).await.expect("a checked connection");
