@@ -59,12 +59,13 @@ impl<'a> PageCollector<'a> {
     /// Keeps up to `limit` hits sorted by `order` after `after` — or, `backward`, by the
     /// reversed order after the reversed `after` (so the candidates' keys are reversed) —
     /// applying the filter's statuses and dates (its tags and author are in the query), and
-    /// counts the facets if asked (they are left empty otherwise).
+    /// counts the facets if `facets` (they are left empty otherwise).
     pub(crate) fn new(
         tag_sets: &'a TagSetCache,
         order: Order,
         (after, backward): (Option<SortKey>, bool),
-        (limit, facets): (usize, bool),
+        limit: usize,
+        facets: bool,
         filter: &SearchFilter,
     ) -> PageCollector<'a> {
         let statuses = filter.statuses.clone().filter(|list| !list.is_empty());
@@ -114,9 +115,10 @@ impl Collector for PageCollector<'_> {
     ) -> tantivy::Result<SegmentPage> {
         let fast = reader.fast_fields();
         let status = fast.str(STATUS)?;
-        let tag_sets = match self.facets {
-            true => fast.str(TAG_SET)?,
-            false => None,
+        let tag_sets = if self.facets {
+            fast.str(TAG_SET)?
+        } else {
+            None
         };
         let segment_tags = match &tag_sets {
             Some(column) => Some(self.tag_sets.get(reader, column)?),

@@ -262,8 +262,14 @@ impl SearchIndex {
         let fields = &self.fields;
         let query = matching::build_query(fields, words, workspace_id, &request.filter, scale)?;
         let limit = request.first + 1;
-        let limits = (limit, request.facets);
-        let collector = PageCollector::new(&self.tag_sets, order, after, limits, &request.filter);
+        let collector = PageCollector::new(
+            &self.tag_sets,
+            order,
+            after,
+            limit,
+            request.facets,
+            &request.filter,
+        );
         Ok(parallel::search(
             searcher,
             &query,
