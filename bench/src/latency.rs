@@ -11,6 +11,11 @@ impl Latencies {
         Latencies(samples)
     }
 
+    /// The latencies of several measurements taken as one.
+    pub fn pooled(measurements: impl IntoIterator<Item = Latencies>) -> Latencies {
+        Latencies::new(measurements.into_iter().flat_map(|m| m.0).collect())
+    }
+
     /// How many operations were measured.
     pub fn count(&self) -> usize {
         self.0.len()
@@ -42,5 +47,15 @@ mod tests {
         assert_eq!(latencies.percentile(0.99), Duration::from_millis(99));
         assert_eq!(latencies.percentile(1.0), Duration::from_millis(100));
         assert_eq!(Latencies::new(vec![]).percentile(0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn pooled_latencies_rank_over_every_measurement() {
+        let slow = Latencies::new((51..=100).map(Duration::from_millis).collect());
+        let fast = Latencies::new((1..=50).rev().map(Duration::from_millis).collect());
+        let pooled = Latencies::pooled([slow, fast]);
+        assert_eq!(pooled.count(), 100);
+        assert_eq!(pooled.percentile(0.5), Duration::from_millis(50));
+        assert_eq!(pooled.percentile(0.99), Duration::from_millis(99));
     }
 }
