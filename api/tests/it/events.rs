@@ -26,6 +26,20 @@ fn nodes(response: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// Waits until the event at `position` is below the log's read horizon, which every log read
+/// stays under and which a transaction of the shared test cluster (or the app's own
+/// projections) can hold back for a moment. Fails after 30 s.
+async fn wait_until_readable(log: &eventlog::EventLog, position: eventlog::Position) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while log.horizon().await.unwrap() <= position {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read horizon stayed at or below {position} for 30 s"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test]
 async fn members_read_their_workspace_log_in_order_and_resume_from_a_position() {
     let app = TestApp::spawn().await;
@@ -36,14 +50,12 @@ async fn members_read_their_workspace_log_in_order_and_resume_from_a_position() 
         let created = ana.gql(&app, "mutation($w: ID!, $t: String!) { createItem(input: { workspaceId: $w, title: $t }) { position } }", json!({ "w": ws, "t": title })).await;
         written.push(created["data"]["createItem"]["position"].clone());
     }
-    // The stream reads below the log's read horizon, which a transaction anywhere in the
-    // shared test cluster (or this app's own projections) can hold back for a moment: wait
-    // until the last write is below it.
-    let last: eventlog::Position = written[2].as_str().unwrap().parse().unwrap();
-    let log = eventlog::EventLog::new(app.db.pool().clone());
-    while log.horizon().await.unwrap() <= last {
-        tokio::task::yield_now().await;
-    }
+    let last = written.last().and_then(Value::as_str).unwrap();
+    wait_until_readable(
+        &eventlog::EventLog::new(app.db.pool().clone()),
+        last.parse().unwrap(),
+    )
+    .await;
     let all = nodes(
         &ana.gql(&app, EVENTS, json!({ "filter": { "workspaceId": ws } }))
             .await,
@@ -387,11 +399,7 @@ async fn the_cli_export_and_events_ndjson_give_identical_upcast_lines_for_old_sc
         )
         .await
         .unwrap();
-    // Both read below the log's read horizon, which a transaction anywhere in the shared test
-    // cluster can hold back for a moment: wait until the old event is below it.
-    while log.horizon().await.unwrap() <= appended.position() {
-        tokio::task::yield_now().await;
-    }
+    wait_until_readable(&log, appended.position()).await;
 
     let http = app
         .client
