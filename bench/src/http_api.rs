@@ -126,7 +126,7 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     let mut comparisons = Vec::with_capacity(variants.len());
     let sides = (&client, &reference);
     for (tenants, workspaces) in variants {
-        comparisons.push(compare(&database, sides, tenants, workspaces, duration).await?);
+        comparisons.push(compare(&database, sides, tenants, &workspaces, duration).await?);
     }
 
     // Nothing is in flight any more: stop PostGraphile and close the server's pool so that
@@ -199,7 +199,6 @@ fn chronicle_http_workers() -> usize {
 /// Chronicle's `items` next to PostGraphile's `allItems` on the same workspaces, in [`ROUNDS`]
 /// rounds.
 struct Comparison {
-    workspaces: String,
     /// Chronicle's rounds taken as one: the mean rate, percentiles over every request.
     chronicle: Row,
     /// PostGraphile's, likewise.
@@ -224,7 +223,7 @@ async fn compare(
     database: &server::Database,
     (chronicle_client, postgraphile_client): (&Client, &Client),
     tenants: &[Tenant],
-    workspaces: String,
+    workspaces: &str,
     duration: Duration,
 ) -> anyhow::Result<Comparison> {
     let (mut chronicle, mut postgraphile) = (Vec::new(), Vec::new());
@@ -251,9 +250,8 @@ async fn compare(
         .map(|(ours, theirs)| ours.per_second / theirs.per_second)
         .collect();
     Ok(Comparison {
-        chronicle: Row::pooled(chronicle, &workspaces),
-        postgraphile: Row::pooled(postgraphile, &workspaces),
-        workspaces,
+        chronicle: Row::pooled(chronicle, workspaces),
+        postgraphile: Row::pooled(postgraphile, workspaces),
         ratios,
     })
 }
@@ -477,7 +475,7 @@ fn render(
                 .collect();
             format!(
                 "{}: **{}** (median {ratio:.2} ×; rounds {})",
-                comparison.workspaces,
+                comparison.chronicle.workspaces,
                 verdict(ratio >= POSTGRAPHILE_TARGET_RATIO),
                 rounds.join(", ")
             )
