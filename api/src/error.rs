@@ -149,7 +149,7 @@ impl ApiError {
 ///   lengths) is the client's: `BAD_USER_INPUT`;
 /// - anything else is unexpected: logged in full, shown as `INTERNAL` with nothing more.
 ///
-/// [`crate::graphql::hooks::Hooks`] applies it to every response.
+/// [`crate::graphql::ChronicleSchema`] applies it to every response.
 pub(crate) fn assign_codes(mut response: Response) -> Response {
     for error in &mut response.errors {
         assign_code(error);

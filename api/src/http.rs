@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use async_graphql::{BatchRequest, BatchResponse, Request, Response};
+use async_graphql::{BatchRequest, BatchResponse, Executor, Request, Response};
 use serde_json::json;
 use tracing::Instrument;
 
@@ -426,7 +426,7 @@ struct Sent<'a> {
 impl<'a> Sent<'a> {
     fn of(response: &'a Response, execution: &Execution) -> Sent<'a> {
         Sent {
-            data: execution.started().then_some(&response.data),
+            data: execution.reached(response).then_some(&response.data),
             errors: &response.errors,
             extensions: &response.extensions,
         }

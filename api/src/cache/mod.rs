@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::read_side::ReadSide;
 use crate::writes::Clock;
 pub use freshness::{Freshness, Scope};
-pub use reads::{Reads, Recorded, check_root_field};
+pub use reads::{Reads, Recorded, check_root_fields};
 
 /// How often evictions and expiries are processed in the background.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);

@@ -5,15 +5,17 @@
 //! the job queue, or it has an effect, such as a staff member's recorded look).
 //!
 //! Resolvers call the functions below with their context; outside a cached request they do
-//! nothing. [`check_root_field`] makes caching opt-in per root field: an answer is cached only when
-//! every root field it selects is listed in [`CACHEABLE_ROOTS`], whose resolvers record what
+//! nothing. [`check_root_fields`] makes caching opt-in per root field: an answer is cached only
+//! when every root field it selects is listed in [`CACHEABLE_ROOTS`], whose resolvers record what
 //! they read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Context;
-use async_graphql::extensions::{ExtensionContext, ResolveInfo};
+use async_graphql::parser::types::{
+    ExecutableDocument, OperationDefinition, OperationType, Selection,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -128,16 +130,52 @@ pub fn uncacheable(ctx: &Context<'_>, why: &'static str) {
     }
 }
 
-/// Marks the answer uncacheable when `info` is a root field outside [`CACHEABLE_ROOTS`]
-/// (called as each field is resolved).
-pub fn check_root_field(ctx: &ExtensionContext<'_>, info: &ResolveInfo<'_>) {
-    if info.path_node.parent.is_none()
-        && (info.parent_type != "Query" || !CACHEABLE_ROOTS.contains(&info.name))
-        && let Some(reads) = ctx.data_opt::<Arc<Reads>>()
-    {
+/// Marks the answer uncacheable unless `operation` is a query whose every root field, its
+/// fragments' included, is listed in [`CACHEABLE_ROOTS`] (checked before execution; no
+/// operation: the request cannot execute). A root field that `@skip` or `@include` would
+/// leave out counts all the same. Each fragment is looked at once, so the walk is linear in
+/// the document whatever its fragments spread.
+pub fn check_root_fields(
+    reads: &Reads,
+    document: &ExecutableDocument,
+    operation: Option<&OperationDefinition>,
+) {
+    if !operation.is_some_and(|operation| only_cacheable_roots(document, operation)) {
         reads.record(|r| {
             r.uncacheable
                 .get_or_insert("a root field that is not cached");
         });
     }
+}
+
+fn only_cacheable_roots(document: &ExecutableDocument, operation: &OperationDefinition) -> bool {
+    if operation.ty != OperationType::Query {
+        return false;
+    }
+    let mut sets = vec![&operation.selection_set.node];
+    let mut spread = HashSet::new();
+    while let Some(set) = sets.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    if !CACHEABLE_ROOTS.contains(&field.node.name.node.as_str()) {
+                        return false;
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    sets.push(&fragment.node.selection_set.node);
+                }
+                Selection::FragmentSpread(fragment) => {
+                    let name = &fragment.node.fragment_name.node;
+                    if spread.insert(name) {
+                        match document.fragments.get(name) {
+                            Some(fragment) => sets.push(&fragment.node.selection_set.node),
+                            None => return false,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    true
 }

@@ -4,7 +4,7 @@
 //! API would refuse that user.
 
 use actix_web::HttpRequest;
-use async_graphql::{Request, Variables};
+use async_graphql::{Executor, Request, Variables};
 use serde::de::DeserializeOwned;
 
 use crate::auth::Principal;

@@ -8,7 +8,6 @@ pub mod events;
 pub mod execution;
 pub mod exports;
 mod history;
-pub mod hooks;
 pub(crate) mod ids;
 pub mod jobs;
 pub mod loaders;
@@ -18,11 +17,12 @@ mod operation;
 mod pagination;
 pub(crate) mod query;
 mod search;
+mod served;
 mod subscription;
 mod types;
 mod variables;
 
-use async_graphql::{Schema, SchemaBuilder};
+use async_graphql::SchemaBuilder;
 
 use crate::auth::Auth;
 use crate::authz::Rights;
@@ -31,15 +31,14 @@ use crate::limits::Limits;
 use crate::read_side::ReadSide;
 use crate::writes::Writes;
 
+use execution::Root;
 pub use mutation::Mutation;
 pub use query::Query;
+pub use served::ChronicleSchema;
 pub use subscription::Subscription;
 
-/// Chronicle's GraphQL schema.
-pub type ChronicleSchema = Schema<Query, Mutation, Subscription>;
-
-fn builder(hooks: hooks::Hooks) -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query, Mutation::default(), Subscription).extension(hooks)
+fn builder() -> SchemaBuilder<Root<Query>, Root<Mutation>, Subscription> {
+    served::Schema::build(Root(Query), Root::default(), Subscription)
 }
 
 /// Builds the schema served at `/graphql`, with the query-level abuse limits. Introspection
@@ -56,12 +55,8 @@ pub fn build_schema(
     environment: Environment,
     limits: &Limits,
 ) -> ChronicleSchema {
-    let hooks = hooks::Hooks::served(
-        limits.max_aliases,
-        limits.request_timeout,
-        operation::PerOperation::new(writes.log().clone(), pseudonymizer.clone()),
-    );
-    let builder = builder(hooks)
+    let per_operation = operation::PerOperation::new(writes.log().clone(), pseudonymizer.clone());
+    let builder = builder()
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .data(query::ConsistencyWaits::new(limits.max_consistency_waits))
@@ -74,16 +69,22 @@ pub fn build_schema(
         .data(jobs.invite_tokens)
         .data(jobs.retry)
         .data(*limits);
-    match environment {
+    let schema = match environment {
         Environment::Development => builder.finish(),
         Environment::Production => builder
             .disable_introspection()
             .disable_suggestions()
             .finish(),
-    }
+    };
+    ChronicleSchema::new(
+        schema,
+        limits.max_aliases,
+        limits.request_timeout,
+        per_operation,
+    )
 }
 
 /// The schema as SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    builder(hooks::Hooks::default()).finish().sdl()
+    builder().finish().sdl()
 }

@@ -47,7 +47,7 @@ pub fn check_required(request: &mut Request) -> ServerResult<()> {
 }
 
 /// The operation a request runs, if it can be told (when it cannot, execution refuses it).
-fn selected<'a>(
+pub(super) fn selected<'a>(
     operations: &'a DocumentOperations,
     name: Option<&str>,
 ) -> Option<&'a Positioned<OperationDefinition>> {

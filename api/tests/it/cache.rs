@@ -152,6 +152,24 @@ async fn a_repeated_query_is_a_hit_until_a_write_replaces_it() {
         let position = ask(&app, &owner, "{ logPosition }", json!({}), &[]).await;
         assert_eq!(position.outcome, "bypass", "{}", position.body);
     }
+    // Neither when a fragment selects them, beside a field that may be stored.
+    for query in [
+        "{ serverVersion ...Position } fragment Position on Query { logPosition }",
+        "{ serverVersion ... on Query { ... on Query { logPosition } } }",
+    ] {
+        for _ in 0..2 {
+            let position = ask(&app, &owner, query, json!({}), &[]).await;
+            assert_eq!(position.outcome, "bypass", "{query}: {}", position.body);
+            assert!(
+                position.body["data"]["logPosition"].is_string(),
+                "{}",
+                position.body
+            );
+        }
+    }
+    // A fragment of fields that may be stored is stored.
+    let version = "{ ...Version } fragment Version on Query { serverVersion }";
+    until_hit(&app, &owner, version, &json!({})).await;
 }
 
 #[tokio::test]

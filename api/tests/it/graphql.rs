@@ -180,6 +180,26 @@ async fn request_errors_are_400_without_data_for_graphql_response_json() {
     assert_eq!(status, 200, "{response}");
     assert_eq!(response["data"]["me"]["displayName"], "Ana", "{response}");
     assert!(!error_codes(&response).is_empty(), "{response}");
+    // A mutation that fails in its resolver executed too: 200, with `data` (null).
+    let (status, _, response) = post_accepting(
+        &app,
+        &ana.token,
+        accept,
+        json!({ "query": "mutation { upgradePlan(id: \"nope\") { workspace { id } } }" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert!(response.get("data").is_some(), "{response}");
+    assert!(!error_codes(&response).is_empty(), "{response}");
+    // Nothing to resolve but the type's name, or nothing at all: no errors, 200, with data
+    // (async-graphql answers an empty selection with `null`).
+    for query in ["{ __typename }", "{ me @skip(if: true) { displayName } }"] {
+        let (status, _, response) =
+            post_accepting(&app, &ana.token, accept, json!({ "query": query })).await;
+        assert_eq!(status, 200, "{query}: {response}");
+        assert!(response.get("data").is_some(), "{query}: {response}");
+        assert!(response.get("errors").is_none(), "{query}: {response}");
+    }
 }
 
 #[tokio::test]
