@@ -114,7 +114,7 @@ impl LocalCluster {
     fn app_at(&self, address: SocketAddr) -> TestApp {
         TestApp {
             address,
-            client: reqwest::Client::new(),
+            client: crate::client(),
             db: self.db.clone(),
             data_dir: Arc::new(tempfile::tempdir().unwrap()),
             metrics_address: None,

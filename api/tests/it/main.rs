@@ -97,7 +97,7 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
-            client: reqwest::Client::new(),
+            client: client(),
             db: db.clone(),
             data_dir,
             metrics_address,
@@ -183,4 +183,15 @@ pub fn error_codes(response: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The tests' HTTP client. It lets an idle keep-alive connection go after 2 s, before the
+/// server closes it (actix-web's keep-alive is 5 s): a request sent on a connection the server
+/// is closing fails with `IncompleteMessage` (a test that waited for an export through SQL
+/// between two requests did, once, in CI).
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap()
 }
