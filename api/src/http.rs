@@ -40,7 +40,7 @@ use crate::error::Code;
 use crate::graphql::ChronicleSchema;
 use crate::graphql::events;
 use crate::graphql::execution::Execution;
-use crate::limits::Limits;
+use crate::limits::{self, Limits};
 use crate::metrics::{Metrics, Outcome};
 use crate::persisted::{Lookup, PersistedQueries, PersistedQueryError};
 use crate::request::{self, RequestContext};
@@ -197,16 +197,22 @@ impl Served<'_> {
             }
         };
         let timeout = self.limits.request_timeout;
-        let mut response =
-            match tokio::time::timeout(timeout, self.schema.execute_batch(batch)).await {
-                Ok(response) => self.answer(http, &followed, response),
-                Err(_) => {
-                    for operation in &followed {
-                        self.observe(operation.name(), Outcome::Timeout);
-                    }
-                    self.timed_out(http)
+        // The schema bounds each request's execution (`limits::within`); this bounds the batch.
+        let executed = tokio::time::timeout(timeout, self.schema.execute_batch(batch))
+            .await
+            .ok()
+            .filter(|response| {
+                !matches!(response, BatchResponse::Single(single) if limits::timed_out(single))
+            });
+        let mut response = match executed {
+            Some(response) => self.answer(http, &followed, response),
+            None => {
+                for operation in &followed {
+                    self.observe(operation.name(), Outcome::Timeout);
                 }
-            };
+                self.timed_out(http)
+            }
+        };
         mark_http_caching(http, authenticated, &mut response);
         response
     }
@@ -312,7 +318,10 @@ impl Served<'_> {
         let start = cache.start();
         let answer = cache
             .get_or_compute(key, async move {
-                let Ok(response) = tokio::time::timeout(timeout, schema.execute(request)).await
+                let Some(response) = tokio::time::timeout(timeout, schema.execute(request))
+                    .await
+                    .ok()
+                    .filter(|response| !limits::timed_out(response))
                 else {
                     return Answer::TimedOut;
                 };

@@ -4,6 +4,7 @@
 //! and operations (in [`crate::websocket`]), and the bounded wait for a consistency token
 //! (SPEC §5). All configurable, with safe defaults.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
@@ -90,12 +91,13 @@ fn count_aliases(set: &SelectionSet) -> usize {
 
 /// Bounds the execution of every query and mutation, over HTTP and over a WebSocket alike: one
 /// that runs longer than `limit` is answered with an `INTERNAL` "took too long" error (its
-/// resolvers are dropped).
+/// resolvers are dropped), whose source is [`TimedOut`].
 pub async fn within(limit: Duration, execution: impl Future<Output = Response>) -> Response {
     match tokio::time::timeout(limit, execution).await {
         Ok(response) => response,
         Err(_) => {
             let mut error = ServerError::new("the request took too long", None);
+            error.source = Some(Arc::new(TimedOut));
             error
                 .extensions
                 .get_or_insert_with(Default::default)
@@ -103,4 +105,17 @@ pub async fn within(limit: Duration, execution: impl Future<Output = Response>) 
             Response::from_errors(vec![error])
         }
     }
+}
+
+/// The source of the error [`within`] answers with: HTTP answers a request that ran out of
+/// time differently (504).
+#[derive(Debug)]
+pub struct TimedOut;
+
+/// Whether `response` is [`within`]'s answer to an execution that ran out of time.
+pub fn timed_out(response: &Response) -> bool {
+    response
+        .errors
+        .iter()
+        .any(|error| error.source::<TimedOut>().is_some())
 }

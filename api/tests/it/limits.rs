@@ -293,3 +293,47 @@ async fn an_overlong_operation_name_is_refused() {
     let response = named("N".repeat(100)).await;
     assert!(response["errors"].is_null(), "{response}");
 }
+
+#[tokio::test]
+async fn an_execution_past_the_request_timeout_is_cut_short_over_http_and_over_a_socket() {
+    let db = std::sync::Arc::new(pgcluster::TestDatabase::create(&eventlog::MIGRATOR).await);
+    let app = TestApp::spawn_configured(&db, |config| {
+        config.limits.request_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let ana = app.sign_up("Ana").await;
+    let ws = crate::workspaces::create_workspace(&app, &ana, "Acme").await;
+    let page = "query($w: ID!) { items(workspaceId: $w, first: 5) { edges { node { id } } } }";
+    let variables = json!({ "w": ws });
+
+    // A transaction holding the items table: the page's read waits behind it.
+    let mut lock = db.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&ana.token)
+        .json(&json!({ "query": page, "variables": variables }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(error_codes(&body), ["INTERNAL"], "{body}");
+
+    // Over a WebSocket a query's one answer is cut short the same way.
+    let mut socket = crate::subscriptions::Client::connect(&app, &ana).await;
+    socket.subscribe("page", page, variables.clone()).await;
+    assert_eq!(socket.error_codes("page").await, ["INTERNAL"]);
+
+    // Once the table is free, the same page is served.
+    lock.rollback().await.unwrap();
+    let served = ana.gql(&app, page, variables).await;
+    assert!(served["errors"].is_null(), "{served}");
+    assert!(served["data"]["items"]["edges"].is_array(), "{served}");
+}
