@@ -196,22 +196,14 @@ impl Served<'_> {
                 (BatchRequest::Batch(requests), followed)
             }
         };
-        let timeout = self.limits.request_timeout;
-        // The schema bounds each request's execution (`limits::within`); this bounds the batch.
-        let executed = tokio::time::timeout(timeout, self.schema.execute_batch(batch))
-            .await
-            .ok()
-            .filter(|response| {
-                !matches!(response, BatchResponse::Single(single) if limits::timed_out(single))
-            });
-        let mut response = match executed {
-            Some(response) => self.answer(http, &followed, response),
-            None => {
-                for operation in &followed {
-                    self.observe(operation.name(), Outcome::Timeout);
-                }
+        // The schema bounds each request's execution (`limits::within`); a batch's requests
+        // run at once, each within the limit, and a batch answers each one's timeout in place.
+        let mut response = match self.schema.execute_batch(batch).await {
+            BatchResponse::Single(response) if limits::timed_out(&response) => {
+                self.observe(followed[0].name(), Outcome::Timeout);
                 self.timed_out(http)
             }
+            response => self.answer(http, &followed, response),
         };
         mark_http_caching(http, authenticated, &mut response);
         response
@@ -309,22 +301,15 @@ impl Served<'_> {
         }
         let reads = Arc::new(Reads::default());
         let request = request.data(reads.clone());
-        let (schema, stamper, timeout) = (
-            self.schema.clone(),
-            cache.clone(),
-            self.limits.request_timeout,
-        );
+        let (schema, stamper) = (self.schema.clone(), cache.clone());
         let (execution, metrics) = (followed.execution.clone(), self.metrics.clone());
         let start = cache.start();
         let answer = cache
             .get_or_compute(key, async move {
-                let Some(response) = tokio::time::timeout(timeout, schema.execute(request))
-                    .await
-                    .ok()
-                    .filter(|response| !limits::timed_out(response))
-                else {
+                let response = schema.execute(request).await;
+                if limits::timed_out(&response) {
                     return Answer::TimedOut;
-                };
+                }
                 // Counted once, by the request that executed (also for those that waited).
                 metrics.count_errors(&response);
                 let sent = Sent::of(&response, &execution);
