@@ -9,6 +9,9 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::Config;
 
+mod lane;
+pub use lane::Lane;
+
 /// The database this process uses, and the private cluster serving it (if any). Dropping it
 /// stops the private cluster.
 pub struct Database {

@@ -2,7 +2,7 @@
 //! not a member of is never returned (callers answer `NOT_FOUND`, revealing nothing).
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::Error;
@@ -221,7 +221,11 @@ pub async fn member_role_locked(
 }
 
 /// A workspace the reader is a member of.
-pub async fn workspace(db: &PgPool, id: Uuid, reader: Uuid) -> Result<Option<WorkspaceRow>, Error> {
+pub async fn workspace(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    reader: Uuid,
+) -> Result<Option<WorkspaceRow>, Error> {
     Ok(sqlx::query_as!(
         WorkspaceRow,
         r#"SELECT w.id, w.name, w.region, w.plan, w.trial_ends_at, w.created_at, w.updated_at, w.version,
@@ -299,7 +303,7 @@ macro_rules! keyset_query {
 /// The workspaces the reader is a member of, by name then id, after `after` (name, id); or,
 /// `backward`, before it, nearest first.
 pub async fn workspaces_of(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     reader: Uuid,
     after: Option<(String, Uuid)>,
     backward: bool,
@@ -323,7 +327,7 @@ pub async fn workspaces_of(
 }
 
 /// How many workspaces the reader is a member of.
-pub async fn count_workspaces_of(db: &PgPool, reader: Uuid) -> Result<i64, Error> {
+pub async fn count_workspaces_of(db: impl PgExecutor<'_>, reader: Uuid) -> Result<i64, Error> {
     Ok(sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM members WHERE user_id = $1"#,
         reader
@@ -335,7 +339,7 @@ pub async fn count_workspaces_of(db: &PgPool, reader: Uuid) -> Result<i64, Error
 /// Members of a workspace, by join time then user id, after `after` (joined_at, user id); or,
 /// `backward`, before it, nearest first.
 pub async fn members(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     workspace_id: Uuid,
     after: Option<(DateTime<Utc>, Uuid)>,
     backward: bool,
@@ -356,7 +360,7 @@ pub async fn members(
 }
 
 /// How many members a workspace has.
-pub async fn count_members(db: &PgPool, workspace_id: Uuid) -> Result<i64, Error> {
+pub async fn count_members(db: impl PgExecutor<'_>, workspace_id: Uuid) -> Result<i64, Error> {
     Ok(sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM members WHERE workspace_id = $1"#,
         workspace_id
@@ -366,7 +370,11 @@ pub async fn count_members(db: &PgPool, workspace_id: Uuid) -> Result<i64, Error
 }
 
 /// An item in a workspace the reader is a member of.
-pub async fn item(db: &PgPool, id: Uuid, reader: Uuid) -> Result<Option<ItemRow>, Error> {
+pub async fn item(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    reader: Uuid,
+) -> Result<Option<ItemRow>, Error> {
     Ok(sqlx::query_as!(
         ItemRow,
         r#"SELECT i.id, i.workspace_id, i.title, i.body, i.tags, i.status, i.author_id, i.created_at,
@@ -383,7 +391,7 @@ pub async fn item(db: &PgPool, id: Uuid, reader: Uuid) -> Result<Option<ItemRow>
 /// The items of one workspace among `ids` (in no particular order): search hits, read back
 /// from the read model (the caller has checked membership).
 pub async fn items_by_ids(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     workspace_id: Uuid,
     ids: &[Uuid],
 ) -> Result<Vec<ItemRow>, Error> {
@@ -487,7 +495,7 @@ macro_rules! items_page {
 
 /// Up to `limit` items of a workspace matching `filter`, in `order`, after `after`.
 pub async fn items(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     workspace_id: Uuid,
     filter: &ItemFilter,
     order: ItemOrder,
@@ -579,7 +587,7 @@ pub async fn items(
 
 /// One membership.
 pub async fn member(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     workspace_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<MemberRow>, Error> {
@@ -596,7 +604,7 @@ pub async fn member(
 /// A workspace's invites, oldest first, after `after` (created_at, id); or, `backward`,
 /// before it, nearest first.
 pub async fn invites(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     workspace_id: Uuid,
     after: Option<(DateTime<Utc>, Uuid)>,
     backward: bool,
@@ -618,7 +626,7 @@ pub async fn invites(
 }
 
 /// How many invites a workspace has sent (whatever they became).
-pub async fn count_invites(db: &PgPool, workspace_id: Uuid) -> Result<i64, Error> {
+pub async fn count_invites(db: impl PgExecutor<'_>, workspace_id: Uuid) -> Result<i64, Error> {
     Ok(sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM invites WHERE workspace_id = $1"#,
         workspace_id
@@ -629,7 +637,7 @@ pub async fn count_invites(db: &PgPool, workspace_id: Uuid) -> Result<i64, Error
 
 /// The invite a secret token (by its hash) belongs to.
 pub async fn invite_by_token_hash(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     token_hash: &str,
 ) -> Result<Option<InviteRow>, Error> {
     Ok(sqlx::query_as!(
@@ -643,7 +651,11 @@ pub async fn invite_by_token_hash(
 }
 
 /// One invite of a workspace.
-pub async fn invite(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Option<InviteRow>, Error> {
+pub async fn invite(
+    db: impl PgExecutor<'_>,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<InviteRow>, Error> {
     Ok(sqlx::query_as!(
         InviteRow,
         r#"SELECT id, workspace_id, email, role, status, expires_at, created_at FROM invites
@@ -658,7 +670,7 @@ pub async fn invite(db: &PgPool, workspace_id: Uuid, id: Uuid) -> Result<Option<
 /// A workspace's exports, oldest first, after `after` (created_at, id); or, `backward`,
 /// before it, nearest first.
 pub async fn exports(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     workspace_id: Uuid,
     after: Option<(DateTime<Utc>, Uuid)>,
     backward: bool,
@@ -681,7 +693,7 @@ pub async fn exports(
 }
 
 /// How many exports a workspace has asked for (whatever they became).
-pub async fn count_exports(db: &PgPool, workspace_id: Uuid) -> Result<i64, Error> {
+pub async fn count_exports(db: impl PgExecutor<'_>, workspace_id: Uuid) -> Result<i64, Error> {
     Ok(sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM exports WHERE workspace_id = $1"#,
         workspace_id
@@ -691,7 +703,10 @@ pub async fn count_exports(db: &PgPool, workspace_id: Uuid) -> Result<i64, Error
 }
 
 /// Exports by id, whatever their workspace (the caller decides who may see each).
-pub async fn exports_with_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<ExportRow>, Error> {
+pub async fn exports_with_ids(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> Result<Vec<ExportRow>, Error> {
     Ok(sqlx::query_as!(
         ExportRow,
         r#"SELECT id, workspace_id, format, filter, status, requested_by, row_count, size_bytes,
@@ -705,7 +720,7 @@ pub async fn exports_with_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<ExportRow
 }
 
 /// One export by id, whatever its workspace (the caller decides who may see it).
-pub async fn export(db: &PgPool, id: Uuid) -> Result<Option<ExportRow>, Error> {
+pub async fn export(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ExportRow>, Error> {
     Ok(exports_with_ids(db, &[id]).await?.pop())
 }
 
@@ -725,7 +740,7 @@ pub async fn user_by_email(
 }
 
 /// Users by id (those that exist).
-pub async fn users_by_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<UserRow>, Error> {
+pub async fn users_by_ids(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<UserRow>, Error> {
     Ok(sqlx::query_as!(
         UserRow,
         r#"SELECT id, email, display_name, referral_code, staff_roles, created_at
@@ -746,7 +761,7 @@ pub struct ActivityRow {
 }
 
 /// The activity counts of a workspace (zero if the projection has seen none of its events).
-pub async fn activity(db: &PgPool, workspace_id: Uuid) -> Result<ActivityRow, Error> {
+pub async fn activity(db: impl PgExecutor<'_>, workspace_id: Uuid) -> Result<ActivityRow, Error> {
     let row = sqlx::query_as!(
         ActivityRow,
         r#"SELECT events, items_created, items_deleted, last_event_at AS "last_event_at?"
@@ -768,7 +783,7 @@ pub async fn activity(db: &PgPool, workspace_id: Uuid) -> Result<ActivityRow, Er
 // row, what the caller may see of them (`api::authz`).
 
 /// Items by id, any workspace.
-pub async fn items_with_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<ItemRow>, Error> {
+pub async fn items_with_ids(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<ItemRow>, Error> {
     Ok(sqlx::query_as!(
         ItemRow,
         r#"SELECT id, workspace_id, title, body, tags, status, author_id, created_at, updated_at,
@@ -782,7 +797,7 @@ pub async fn items_with_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<ItemRow>, E
 
 /// Workspaces by id, each with `reader`'s role (empty when not a member).
 pub async fn workspaces_with_ids(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     ids: &[Uuid],
     reader: Uuid,
 ) -> Result<Vec<WorkspaceRow>, Error> {
@@ -800,7 +815,10 @@ pub async fn workspaces_with_ids(
 }
 
 /// Invites by id, any workspace.
-pub async fn invites_with_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<InviteRow>, Error> {
+pub async fn invites_with_ids(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> Result<Vec<InviteRow>, Error> {
     Ok(sqlx::query_as!(
         InviteRow,
         r#"SELECT id, workspace_id, email, role, status, expires_at, created_at FROM invites
@@ -813,7 +831,7 @@ pub async fn invites_with_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<InviteRow
 
 /// Memberships by (workspace, user) pairs (`workspaces[i]`, `users[i]`).
 pub async fn members_with_ids(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     workspaces: &[Uuid],
     users: &[Uuid],
 ) -> Result<Vec<MemberRow>, Error> {
@@ -831,7 +849,7 @@ pub async fn members_with_ids(
 
 /// `reader`'s role in each of `workspaces` they are a member of.
 pub async fn roles_in(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     reader: Uuid,
     workspaces: &[Uuid],
 ) -> Result<Vec<(Uuid, String)>, Error> {
@@ -849,7 +867,11 @@ pub async fn roles_in(
 }
 
 /// Which of `users` share at least one workspace with `reader`.
-pub async fn co_members(db: &PgPool, reader: Uuid, users: &[Uuid]) -> Result<Vec<Uuid>, Error> {
+pub async fn co_members(
+    db: impl PgExecutor<'_>,
+    reader: Uuid,
+    users: &[Uuid],
+) -> Result<Vec<Uuid>, Error> {
     Ok(sqlx::query_scalar!(
         r#"SELECT DISTINCT other.user_id AS "user_id!"
            FROM members mine JOIN members other ON other.workspace_id = mine.workspace_id
@@ -874,7 +896,7 @@ pub struct WorkspaceListingRow {
 /// Workspaces whose id is `id`, whose name contains `name_part` (any case), or that have a member
 /// with the email `email_normalized`, by name then id, after `after` (name, id).
 pub async fn find_workspaces(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     id: Option<Uuid>,
     name_part: &str,
     email_normalized: &str,

@@ -18,7 +18,7 @@ use crate::cache::reads;
 use uuid::Uuid;
 
 use super::ids::{Kind, encode};
-use super::types::{ItemStatus, pool};
+use super::types::{ItemStatus, lane, pool};
 use crate::error::ApiError;
 use crate::request::RequestContext;
 use crate::writes::Writes;
@@ -205,7 +205,7 @@ pub async fn entries(
     ctx: &Context<'_>,
     events: Vec<RecordedEvent>,
 ) -> async_graphql::Result<Vec<AuditEntry>> {
-    let pool = pool(ctx)?;
+    let db = lane(ctx)?;
     let decoded: Vec<(RecordedEvent, AnyEvent)> = events
         .into_iter()
         .filter_map(|recorded| match AnyEvent::decode(&recorded) {
@@ -230,7 +230,7 @@ pub async fn entries(
     for person in &people {
         reads::user(ctx, *person);
     }
-    let users: HashMap<Uuid, UserRow> = queries::users_by_ids(pool, &people)
+    let users: HashMap<Uuid, UserRow> = queries::users_by_ids(db, &people)
         .await
         .map_err(ApiError::from)?
         .into_iter()

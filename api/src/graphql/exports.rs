@@ -12,7 +12,7 @@ use projections::queries::{self, ExportRow};
 use super::ids::{Kind, decode, encode};
 use super::pagination::{Counted, Page, TotalCount, encode_cursor};
 use super::query::{ItemFilter, caller};
-use super::types::{User, pool, rights, stored, user};
+use super::types::{User, lane, rights, stored, user};
 use crate::authz::{self, Read};
 use crate::cache::reads;
 use crate::error::ApiError;
@@ -146,11 +146,10 @@ pub async fn exports(
 ) -> async_graphql::Result<Connection<String, Export, TotalCount>> {
     let user_id = caller(ctx)?;
     let workspace_id = decode(Kind::Workspace, &workspace_id)?;
-    let pool = pool(ctx)?;
+    let db = lane(ctx)?;
     authz::workspace(rights(ctx)?, user_id, workspace_id, Read::Content).await?;
     reads::workspace(ctx, workspace_id);
-    let read =
-        |after, backward, limit| queries::exports(pool, workspace_id, after, backward, limit);
+    let read = |after, backward, limit| queries::exports(db, workspace_id, after, backward, limit);
     let cursor = |row: &ExportRow| encode_cursor(&(row.created_at, row.id));
     let count = TotalCount(Counted::Exports(workspace_id));
     Ok(page.load(read, cursor, Export, count).await?)

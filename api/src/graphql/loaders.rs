@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use projections::queries::{self, UserRow};
-use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::database::Lane;
 
 /// Users by id.
 pub struct Users {
-    pool: PgPool,
+    lane: Lane,
 }
 
 impl Loader<Uuid> for Users {
@@ -22,7 +23,7 @@ impl Loader<Uuid> for Users {
     type Error = Arc<projections::Error>;
 
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, UserRow>, Self::Error> {
-        let rows = queries::users_by_ids(&self.pool, ids)
+        let rows = queries::users_by_ids(&self.lane, ids)
             .await
             .map_err(Arc::new)?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
@@ -32,7 +33,7 @@ impl Loader<Uuid> for Users {
 /// The per-request (or per-connection) loaders, put into the request's data.
 pub type UserLoader = DataLoader<Users>;
 
-/// A fresh user loader reading from `pool`.
-pub fn users(pool: PgPool) -> UserLoader {
-    DataLoader::new(Users { pool }, tokio::spawn)
+/// A fresh user loader reading through `lane`.
+pub fn users(lane: Lane) -> UserLoader {
+    DataLoader::new(Users { lane }, tokio::spawn)
 }

@@ -27,6 +27,7 @@ use async_graphql::SchemaBuilder;
 use crate::auth::Auth;
 use crate::authz::Rights;
 use crate::config::Environment;
+use crate::database::Lane;
 use crate::limits::Limits;
 use crate::read_side::ReadSide;
 use crate::writes::Writes;
@@ -55,12 +56,20 @@ pub fn build_schema(
     environment: Environment,
     limits: &Limits,
 ) -> ChronicleSchema {
-    let per_operation = operation::PerOperation::new(writes.log().clone(), pseudonymizer.clone());
+    let pool = writes.log().pool();
+    // Half the pool at most: the rest serves writes, projections and jobs.
+    let lane = Lane::new(
+        pool.clone(),
+        pool.options().get_max_connections() as usize / 2,
+    );
+    let per_operation =
+        operation::PerOperation::new(writes.log().clone(), lane.clone(), pseudonymizer.clone());
     let builder = builder()
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .data(query::ConsistencyWaits::new(limits.max_consistency_waits))
         .data(writes.log().clone())
+        .data(lane)
         .data(writes)
         .data(rights)
         .data(auth)

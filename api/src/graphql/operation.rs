@@ -12,18 +12,25 @@ use uuid::Uuid;
 
 use super::events::Pseudonymizer;
 use super::{loaders, node};
+use crate::database::Lane;
 use crate::request::{MAX_OPERATION_NAME, RequestContext};
 
 /// Gives each operation its own context and loaders.
 #[derive(Clone)]
 pub struct PerOperation {
     log: EventLog,
+    lane: Lane,
     pseudonymizer: Pseudonymizer,
 }
 
 impl PerOperation {
-    pub fn new(log: EventLog, pseudonymizer: Pseudonymizer) -> PerOperation {
-        PerOperation { log, pseudonymizer }
+    /// Loaders read through `lane`; nodes from `log`.
+    pub fn new(log: EventLog, lane: Lane, pseudonymizer: Pseudonymizer) -> PerOperation {
+        PerOperation {
+            log,
+            lane,
+            pseudonymizer,
+        }
     }
 
     /// Gives `request` its context (over a WebSocket: derived from the connection's, in
@@ -64,7 +71,7 @@ impl PerOperation {
             tracing::debug!(request_id = %operation.request_id, "operation over a WebSocket");
             request.data.insert(operation);
         }
-        request.data.insert(loaders::users(self.log.pool().clone()));
+        request.data.insert(loaders::users(self.lane.clone()));
         let caller = request
             .data
             .get(&TypeId::of::<RequestContext>())

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::types::pool;
+use super::types::{lane, pool};
 use crate::error::ApiError;
 
 const DEFAULT_PAGE: usize = 20;
@@ -200,22 +200,22 @@ impl TotalCount {
     /// How many elements the whole list holds, over all pages (the field that returns the
     /// list says what it counts). Counted only when selected, by one count query.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        let pool = pool(ctx)?;
+        let db = lane(ctx)?;
         let count = match self.0 {
             Counted::WorkspacesOf(user_id) => {
-                projections::queries::count_workspaces_of(pool, user_id).await
+                projections::queries::count_workspaces_of(db, user_id).await
             }
             Counted::Members(workspace_id) => {
-                projections::queries::count_members(pool, workspace_id).await
+                projections::queries::count_members(db, workspace_id).await
             }
             Counted::Invites(workspace_id) => {
-                projections::queries::count_invites(pool, workspace_id).await
+                projections::queries::count_invites(db, workspace_id).await
             }
             Counted::Exports(workspace_id) => {
-                projections::queries::count_exports(pool, workspace_id).await
+                projections::queries::count_exports(db, workspace_id).await
             }
             Counted::FailedJobs(workspace_id) => {
-                return Ok(jobs::failed::count(pool, workspace_id)
+                return Ok(jobs::failed::count(pool(ctx)?, workspace_id)
                     .await
                     .map_err(|err| ApiError::Internal(err.into()))?);
             }

@@ -15,7 +15,9 @@ use super::ids::{GlobalId, Kind, decode};
 use super::node::{Node, NodeLoader};
 use super::pagination::{Counted, Page, TotalCount, encode_cursor};
 use super::search::{self, SearchConnection, SearchFilter, SearchOrder, SearchRequest};
-use super::types::{AuditVerification, Invite, Item, ItemStatus, User, Workspace, pool, rights};
+use super::types::{
+    AuditVerification, Invite, Item, ItemStatus, User, Workspace, lane, pool, rights,
+};
 use crate::authz::{self, Grant, Read};
 use crate::cache::reads;
 use crate::error::ApiError;
@@ -194,7 +196,7 @@ impl Query {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let user_id = caller(ctx)?;
-        let row = queries::user(pool(ctx)?, user_id)
+        let row = queries::user(lane(ctx)?, user_id)
             .await
             .map_err(ApiError::from)?;
         let row = row.ok_or(ApiError::Unauthenticated("this account no longer exists"))?;
@@ -223,7 +225,7 @@ impl Query {
         if let Some(as_of) = as_of {
             return history::workspace(ctx, user_id, id, as_of).await;
         }
-        let row = queries::workspace(pool(ctx)?, id, user_id)
+        let row = queries::workspace(lane(ctx)?, id, user_id)
             .await
             .map_err(ApiError::from)?;
         Ok(Workspace(row.ok_or(ApiError::NotFound("workspace"))?))
@@ -252,9 +254,9 @@ impl Query {
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         // Which workspaces the caller belongs to is the caller's own scope, always recorded.
-        let pool = pool(ctx)?;
+        let db = lane(ctx)?;
         let read = |after, backward, limit| async move {
-            let rows = queries::workspaces_of(pool, user_id, after, backward, limit).await?;
+            let rows = queries::workspaces_of(db, user_id, after, backward, limit).await?;
             for row in &rows {
                 reads::workspace(ctx, row.id);
             }
@@ -332,12 +334,12 @@ impl Query {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
-        let pool = pool(ctx)?;
+        let db = lane(ctx)?;
         reads::workspace(ctx, workspace_id);
         authz::workspace(rights(ctx)?, user_id, workspace_id, Read::Invites).await?;
         let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
         let read =
-            |after, backward, limit| queries::invites(pool, workspace_id, after, backward, limit);
+            |after, backward, limit| queries::invites(db, workspace_id, after, backward, limit);
         let cursor = |row: &InviteRow| encode_cursor(&(row.created_at, row.id));
         let count = TotalCount(Counted::Invites(workspace_id));
         Ok(page.load(read, cursor, Invite, count).await?)
@@ -362,7 +364,7 @@ impl Query {
         if let Some(as_of) = as_of {
             return history::item(ctx, user_id, id, as_of).await;
         }
-        let row = queries::item(pool(ctx)?, id, user_id)
+        let row = queries::item(lane(ctx)?, id, user_id)
             .await
             .map_err(ApiError::from)?
             .ok_or(ApiError::NotFound("item"))?;
@@ -438,7 +440,7 @@ impl Query {
         let user_id = caller(ctx)?;
         consistent(ctx, min_position.as_deref(), ReadModel::Inline).await?;
         let workspace_id = decode(Kind::Workspace, &workspace_id)?;
-        let pool = pool(ctx)?;
+        let db = lane(ctx)?;
         reads::workspace(ctx, workspace_id);
         authz::workspace(rights(ctx)?, user_id, workspace_id, Read::Content).await?;
         let filter = filter.unwrap_or_default();
@@ -460,7 +462,7 @@ impl Query {
             order
         };
         let rows = queries::items(
-            pool,
+            db,
             workspace_id,
             &filter,
             read_order,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::ids::{Kind, decode};
 use super::pagination::Page;
 use super::query::{ReadModel, consistent};
-use super::types::{Item, ItemStatus, pool, rights};
+use super::types::{Item, ItemStatus, lane, rights};
 use crate::authz::{self, Read};
 use crate::cache::reads;
 use crate::error::ApiError;
@@ -146,7 +146,7 @@ pub async fn search(
     request: SearchRequest,
 ) -> async_graphql::Result<SearchConnection> {
     let workspace_id = decode(Kind::Workspace, &request.workspace_id)?;
-    let pool = pool(ctx)?;
+    let db = lane(ctx)?;
     reads::search_index(ctx, workspace_id);
     authz::workspace(rights(ctx)?, reader, workspace_id, Read::Content).await?;
     if request.query.len() > MAX_QUERY_CHARS * 4 || request.query.chars().count() > MAX_QUERY_CHARS
@@ -181,7 +181,7 @@ pub async fn search(
         .map_err(ApiError::from)?;
 
     let ids: Vec<Uuid> = results.hits.iter().map(|hit| hit.id).collect();
-    let mut rows: HashMap<Uuid, _> = queries::items_by_ids(pool, workspace_id, &ids)
+    let mut rows: HashMap<Uuid, _> = queries::items_by_ids(db, workspace_id, &ids)
         .await
         .map_err(ApiError::from)?
         .into_iter()

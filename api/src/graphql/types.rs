@@ -68,8 +68,16 @@ pub(super) fn stored<T: std::str::FromStr>(value: &str) -> Result<T, ApiError> {
     })
 }
 
+/// The server's pool, for what needs a pool of its own (the job queue's reads, staff roles);
+/// read statements go through [`lane`].
 pub(crate) fn pool<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a PgPool> {
     Ok(ctx.data::<crate::writes::Writes>()?.log().pool())
+}
+
+/// Where the resolvers' read statements run: the pool's connections, handed from one completed
+/// statement to the next (see [`crate::database::Lane`]).
+pub(crate) fn lane<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate::database::Lane> {
+    ctx.data::<crate::database::Lane>()
 }
 
 /// Where the request's rights are decided from.
@@ -169,7 +177,7 @@ impl Workspace {
         use super::query::{ReadModel, consistent};
         reads::uncacheable(ctx, "activity follows the log asynchronously");
         consistent(ctx, min_position.as_deref(), ReadModel::Activity).await?;
-        let row = queries::activity(pool(ctx)?, self.0.id)
+        let row = queries::activity(lane(ctx)?, self.0.id)
             .await
             .map_err(ApiError::from)?;
         Ok(WorkspaceActivity {
@@ -235,9 +243,9 @@ impl Workspace {
         #[graphql(desc = "Only members before this cursor (with `last`).")] before: Option<String>,
     ) -> async_graphql::Result<Connection<String, Member, TotalCount>> {
         let page = Page::either_way(first, after.as_deref(), last, before.as_deref())?;
-        let (pool, workspace_id) = (pool(ctx)?, self.0.id);
+        let (db, workspace_id) = (lane(ctx)?, self.0.id);
         let read =
-            |after, backward, limit| queries::members(pool, workspace_id, after, backward, limit);
+            |after, backward, limit| queries::members(db, workspace_id, after, backward, limit);
         let cursor = |row: &MemberRow| pagination::encode_cursor(&(row.joined_at, row.user_id));
         let count = TotalCount(Counted::Members(workspace_id));
         Ok(page.load(read, cursor, Member, count).await?)

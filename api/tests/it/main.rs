@@ -17,6 +17,7 @@ mod history;
 mod invites;
 mod items;
 mod jobs;
+mod lane;
 mod limits;
 mod metrics;
 mod ndjson_bulk;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Written, handles};
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::graphql::types::{AuthPayload, pool};
+use crate::graphql::types::{AuthPayload, lane};
 
 /// A new account.
 #[derive(InputObject, Serialize)]
@@ -65,7 +65,7 @@ impl AccountMutations {
                 let code = ReferralCode::parse(code)
                     .map_err(domain::DomainError::from)
                     .map_err(ApiError::from)?;
-                let referrer = queries::user_by_referral_code(pool(ctx)?, code.as_str())
+                let referrer = queries::user_by_referral_code(lane(ctx)?, code.as_str())
                     .await
                     .map_err(ApiError::from)?;
                 let referrer =

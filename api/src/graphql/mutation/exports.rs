@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::graphql::exports::{Export, ExportFormat};
 use crate::graphql::ids::{Kind, decode};
 use crate::graphql::query::{ItemFilter, caller};
-use crate::graphql::types::pool;
+use crate::graphql::types::lane;
 
 /// A new export.
 #[derive(SimpleObject)]
@@ -60,7 +60,7 @@ impl ExportMutations {
             export_id.as_uuid(),
         )
         .await?;
-        let row = queries::export(pool(ctx)?, written.id)
+        let row = queries::export(lane(ctx)?, written.id)
             .await
             .map_err(ApiError::from)?;
         Ok(RequestExportPayload {

@@ -10,7 +10,7 @@ use super::workspaces::{WorkspacePayload, payload, run_for};
 use crate::error::ApiError;
 use crate::graphql::ids::{Kind, decode};
 use crate::graphql::query::caller;
-use crate::graphql::types::{Invite, Role, pool};
+use crate::graphql::types::{Invite, Role, lane};
 
 /// A new invite.
 #[derive(SimpleObject)]
@@ -70,7 +70,7 @@ impl InviteMutations {
             invite_id.as_uuid(),
         )
         .await?;
-        let row = queries::invite(pool(ctx)?, workspace, written.id)
+        let row = queries::invite(lane(ctx)?, workspace, written.id)
             .await
             .map_err(ApiError::from)?;
         Ok(InviteMemberPayload {
@@ -89,12 +89,12 @@ impl InviteMutations {
         let h = handles(ctx)?;
         let user = h.req.user()?.user_id;
         let hash = token_hash(&token);
-        let pool = pool(ctx)?;
-        let invite = queries::invite_by_token_hash(pool, &hash)
+        let db = lane(ctx)?;
+        let invite = queries::invite_by_token_hash(db, &hash)
             .await
             .map_err(ApiError::from)?
             .ok_or(ApiError::NotFound("invite"))?;
-        let me = queries::user(pool, user)
+        let me = queries::user(db, user)
             .await
             .map_err(ApiError::from)?
             .ok_or(ApiError::Unauthenticated("this account no longer exists"))?;
@@ -139,7 +139,7 @@ impl InviteMutations {
             invite,
         )
         .await?;
-        let row = queries::invite(pool(ctx)?, workspace, invite)
+        let row = queries::invite(lane(ctx)?, workspace, invite)
             .await
             .map_err(ApiError::from)?;
         Ok(RevokeInvitePayload {

@@ -16,7 +16,7 @@ use crate::authz::{self, Appends};
 use crate::error::ApiError;
 use crate::graphql::ids::{Kind, decode, encode};
 use crate::graphql::query::caller;
-use crate::graphql::types::{Item, ItemStatus, pool};
+use crate::graphql::types::{Item, ItemStatus, lane};
 
 /// A new item.
 #[derive(InputObject, Serialize)]
@@ -341,7 +341,7 @@ async fn payload(
         Some(item) => item,
         None => {
             let caller = crate::graphql::query::caller(ctx)?;
-            let row = queries::item(pool(ctx)?, written.id, caller)
+            let row = queries::item(lane(ctx)?, written.id, caller)
                 .await
                 .map_err(ApiError::from)?;
             Item::from(row.ok_or(ApiError::NotFound("item"))?)

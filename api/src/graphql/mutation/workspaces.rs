@@ -11,7 +11,7 @@ use super::{Written, handles};
 use crate::error::ApiError;
 use crate::graphql::ids::{Kind, decode, encode};
 use crate::graphql::query::caller;
-use crate::graphql::types::{Member, Region, Role, Workspace, pool};
+use crate::graphql::types::{Member, Region, Role, Workspace, lane};
 
 /// A new workspace.
 #[derive(InputObject, Serialize)]
@@ -146,7 +146,7 @@ impl WorkspaceMutations {
         };
         let input = (&workspace_id, &user_id, domain::Role::from(role).as_str());
         let written = run(ctx, "changeMemberRole", &input, workspace, command).await?;
-        let row = queries::member(pool(ctx)?, workspace, member)
+        let row = queries::member(lane(ctx)?, workspace, member)
             .await
             .map_err(ApiError::from)?
             .ok_or(ApiError::NotFound("member"))?;
@@ -252,7 +252,7 @@ pub(super) async fn payload(
     written: Written,
 ) -> async_graphql::Result<WorkspacePayload> {
     let caller = crate::graphql::query::caller(ctx)?;
-    let row = queries::workspace(pool(ctx)?, written.id, caller)
+    let row = queries::workspace(lane(ctx)?, written.id, caller)
         .await
         .map_err(ApiError::from)?;
     Ok(WorkspacePayload {
