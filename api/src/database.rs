@@ -9,8 +9,8 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::Config;
 
-mod lane;
-pub use lane::Lane;
+/// The log's lane, which the GraphQL resolvers' reads go through too.
+pub use eventlog::Lane;
 
 /// The database this process uses, and the private cluster serving it (if any). Dropping it
 /// stops the private cluster.

@@ -13,7 +13,8 @@ use crate::{
 const ANY_VERSION_ATTEMPTS: usize = 16;
 
 impl EventLog {
-    /// Appends `events` to `stream` on a connection of its own, then announces them.
+    /// Appends `events` to `stream` on a connection of the log's [`crate::Lane`], then announces
+    /// them.
     ///
     /// The multi-row insert is one atomic statement, and a concurrent append to the stream is
     /// caught by the unique (stream, version) key, so no explicit transaction is needed: two
@@ -27,31 +28,37 @@ impl EventLog {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<Appended, Error> {
-        let mut conn = self.pool().acquire().await?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.append_in(&mut conn, stream, expected, events).await {
-                Ok(appended) => {
-                    // The insert committed on its own.
-                    self.committed([&appended]);
-                    return Ok(appended);
-                }
-                Err(err @ (Error::Conflict { .. } | Error::DuplicateEvent(_))) => {
-                    // Lost a race, or a retry: maybe to an earlier attempt of this very append.
-                    if let Some(stored) = stored_positions(&mut conn, events).await? {
-                        return Ok(stored);
+        let appended = self
+            .lane()
+            .run(async |conn| {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match self.append_in(conn, stream, expected, events).await {
+                        // The insert committed on its own.
+                        Ok(appended) => return Ok(appended),
+                        Err(err @ (Error::Conflict { .. } | Error::DuplicateEvent(_))) => {
+                            // Lost a race, or a retry: maybe to an earlier attempt of this very
+                            // append.
+                            if let Some(stored) = stored_positions(conn, events).await? {
+                                return Ok(stored);
+                            }
+                            let retry = expected == ExpectedVersion::Any
+                                && matches!(err, Error::Conflict { .. })
+                                && attempt < ANY_VERSION_ATTEMPTS;
+                            if !retry {
+                                return Err(err);
+                            }
+                        }
+                        Err(err) => return Err(err),
                     }
-                    let retry = expected == ExpectedVersion::Any
-                        && matches!(err, Error::Conflict { .. })
-                        && attempt < ANY_VERSION_ATTEMPTS;
-                    if !retry {
-                        return Err(err);
-                    }
                 }
-                Err(err) => return Err(err),
-            }
+            })
+            .await?;
+        if !appended.already_stored {
+            self.committed([&appended]);
         }
+        Ok(appended)
     }
 
     /// Appends `events` to `stream` on the caller's connection — normally inside the caller's

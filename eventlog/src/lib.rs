@@ -19,6 +19,7 @@ mod error;
 mod event;
 mod hash;
 mod heads;
+pub mod lane;
 mod position;
 mod read;
 mod tail;
@@ -35,6 +36,7 @@ pub use event::{
     Actor, Appended, ExpectedVersion, Metadata, NewEvent, RecordedEvent, ScannedEvent, StreamRef,
 };
 pub use heads::StreamHead;
+pub use lane::Lane;
 pub use position::{InvalidPosition, Position};
 pub use read::{EventFilter, ReaderStall, StallCause};
 pub use tail::Tail;
@@ -57,6 +59,8 @@ pub struct EventLog {
 
 struct Inner {
     pool: PgPool,
+    /// One-statement work on the pool's connections without sqlx's check between statements.
+    lane: Lane,
     /// The transaction last seen holding readers back, and since when (its age when the
     /// database does not tell it: another role's transaction).
     stall_seen: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
@@ -96,9 +100,15 @@ impl EventLog {
             },
             shutdown_rx,
         ));
+        // Half the pool at most: the rest serves transactions, tails and jobs.
+        let lane = Lane::new(
+            pool.clone(),
+            pool.options().get_max_connections() as usize / 2,
+        );
         EventLog {
             inner: Arc::new(Inner {
                 pool,
+                lane,
                 stall_seen: std::sync::Mutex::new(None),
                 wake,
                 listening,
@@ -113,6 +123,12 @@ impl EventLog {
     /// The connection pool the log uses.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    /// The lane for one-statement work on the pool's connections (see [`Lane`]): appends, and
+    /// the GraphQL resolvers' reads.
+    pub fn lane(&self) -> &Lane {
+        &self.inner.lane
     }
 
     /// Wakes this node's readers and announces the append to other nodes. Call after

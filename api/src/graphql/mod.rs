@@ -27,7 +27,6 @@ use async_graphql::SchemaBuilder;
 use crate::auth::Auth;
 use crate::authz::Rights;
 use crate::config::Environment;
-use crate::database::Lane;
 use crate::limits::Limits;
 use crate::read_side::ReadSide;
 use crate::writes::Writes;
@@ -56,12 +55,7 @@ pub fn build_schema(
     environment: Environment,
     limits: &Limits,
 ) -> ChronicleSchema {
-    let pool = writes.log().pool();
-    // Half the pool at most: the rest serves writes, projections and jobs.
-    let lane = Lane::new(
-        pool.clone(),
-        pool.options().get_max_connections() as usize / 2,
-    );
+    let lane = writes.log().lane().clone();
     let per_operation =
         operation::PerOperation::new(writes.log().clone(), lane.clone(), pseudonymizer.clone());
     let builder = builder()

@@ -1,8 +1,9 @@
-//! The resolvers' read lane (`api::database::Lane`): a statement that completed leaves its
-//! connection to the next one without going back to the pool (so without the pool's check);
-//! a statement that failed or was dropped midway gives its connection back to the pool, and the
-//! next statement gets its own answer; kept connections go back to the pool after a second
-//! without use, when the pool closes, and beyond the lane's capacity.
+//! The log's lane (`eventlog::Lane`; the resolvers' reads and `EventLog::append` go through it):
+//! a statement that completed leaves its connection to the next one without going back to the
+//! pool (so without the pool's check); a statement that failed or was dropped midway gives its
+//! connection back to the pool, and the next statement gets its own answer; kept connections go
+//! back to the pool after a second without use, when the pool closes, and beyond the lane's
+//! capacity.
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
-//! A lane for the GraphQL resolvers' read statements: a connection goes from one statement to
-//! the next without sqlx's check on its way back to the pool.
+//! A lane for one-statement work (the GraphQL resolvers' reads, [`crate::EventLog::append`]): a
+//! pooled connection goes from one statement to the next without sqlx's check on its way back
+//! to the pool.
 //!
 //! sqlx sends a round trip (a `Sync`, answered by `ReadyForQuery`) whenever a connection goes
 //! back to its pool, and spawns a task to do it; no option turns it off. For a request that runs
@@ -14,12 +15,12 @@
 //! and one whose statement was dropped midway (its future owned it). Connections are the pool's:
 //! the lane is bounded by [`Lane::new`]'s capacity, and a connection kept by it is one the pool
 //! counts as in use. A connection goes back to the pool when it has been kept for
-//! [`RECHECK_IDLE_AFTER`] without use (so one idle longer is checked by the pool before it is
-//! used, as the pool does for its own) and once it has served for [`SERVE_FOR`] (so the pool's
+//! [`KEEP_FOR`] without use (then the pool checks it, and checks it again before handing it out
+//! if it sat idle there as long) and once it has served for [`SERVE_FOR`] (so the pool's
 //! lifetime and idle rules still apply to it), and every kept connection goes back as soon as
 //! the pool closes.
 //!
-//! The cost is the pool's own (see [`super::pool_options`]): a connection that PostgreSQL
+//! The cost is the server pool's own (see `api::database::pool_options`): a connection that PostgreSQL
 //! dropped while the lane kept it fails the one statement it is next given, then goes back to the
 //! pool, which closes it.
 
@@ -33,7 +34,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgQueryResult, PgRow, PgStatement, PgTypeInfo};
 use sqlx::{Describe, Either, Error, Execute, Executor, PgConnection, PgPool, Postgres, SqlStr};
 
-use super::RECHECK_IDLE_AFTER;
+/// How long a connection is kept without use before it goes back to the pool.
+pub const KEEP_FOR: Duration = Duration::from_secs(1);
 
 /// How long a connection serves through the lane before it goes back to the pool.
 pub const SERVE_FOR: Duration = Duration::from_secs(60);
@@ -85,11 +87,13 @@ impl Lane {
     }
 
     /// Runs `statement` on a connection of the lane (or a new one from the pool), and keeps the
-    /// connection for the next statement if `statement` completed without error.
-    pub async fn run<T>(
+    /// connection for the next statement if `statement` completed without error. A transaction
+    /// must not outlive `statement` (sqlx's `Transaction` rolls back when dropped; a bare
+    /// `BEGIN` left open would pass to the next statement).
+    pub async fn run<T, E: From<Error>>(
         &self,
-        statement: impl AsyncFnOnce(&mut PgConnection) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+        statement: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
         let (mut conn, taken) = match self.take_kept() {
             Some(kept) => (kept.conn, kept.taken),
             None => (self.inner.pool.acquire().await?, Instant::now()),
@@ -112,7 +116,7 @@ impl Lane {
     fn take_kept(&self) -> Option<Kept> {
         let mut kept = self.inner.lock();
         let newest = kept.pop()?;
-        if newest.since.elapsed() < RECHECK_IDLE_AFTER {
+        if newest.since.elapsed() < KEEP_FOR {
             return Some(newest);
         }
         let stale = std::mem::take(&mut *kept);
@@ -152,7 +156,7 @@ impl Inner {
             std::mem::take(&mut *kept)
         } else {
             // Oldest first: the stale ones are a prefix.
-            let fresh = kept.partition_point(|k| k.since.elapsed() >= RECHECK_IDLE_AFTER);
+            let fresh = kept.partition_point(|k| k.since.elapsed() >= KEEP_FOR);
             kept.drain(..fresh).collect()
         };
         drop(kept);
