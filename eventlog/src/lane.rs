@@ -20,9 +20,9 @@
 //! lifetime and idle rules still apply to it), and every kept connection goes back as soon as
 //! the pool closes.
 //!
-//! The cost is the server pool's own (see `api::database::pool_options`): a connection that PostgreSQL
-//! dropped while the lane kept it fails the one statement it is next given, then goes back to the
-//! pool, which closes it.
+//! The cost is the server pool's own (see `api::database::pool_options`): a connection that
+//! PostgreSQL dropped while the lane kept it fails the one statement it is next given, then goes
+//! back to the pool, which closes it.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ pub const SERVE_FOR: Duration = Duration::from_secs(60);
 /// How often the lane gives back the connections it kept for too long without use.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
-/// The read lane; see the module docs. Clones share the kept connections.
+/// The lane; see the module docs. Clones share the kept connections.
 #[derive(Clone)]
 pub struct Lane {
     inner: Arc<Inner>,

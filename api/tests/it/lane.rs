@@ -11,6 +11,8 @@ use api::database::Lane;
 use pgcluster::TestDatabase;
 use sqlx::PgPool;
 
+use crate::pool::{backend_pid, settled};
+
 /// A server pool of `size` connections and a lane over it keeping up to `capacity`.
 async fn lane(size: u32, capacity: usize) -> (TestDatabase, PgPool, Lane) {
     let db = TestDatabase::create(&eventlog::MIGRATOR).await;
@@ -21,25 +23,6 @@ async fn lane(size: u32, capacity: usize) -> (TestDatabase, PgPool, Lane) {
         .expect("connect the server's pool");
     let lane = Lane::new(pool.clone(), capacity);
     (db, pool, lane)
-}
-
-/// The backend serving the statement.
-async fn backend_pid(lane: &Lane) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(lane)
-        .await
-}
-
-/// Waits until every connection of `pool` is back in it (sqlx returns a connection in a task
-/// of its own, checking it on the way).
-async fn settled(pool: &PgPool) {
-    for _ in 0..300 {
-        if pool.num_idle() as u32 == pool.size() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("a connection never came back to the pool");
 }
 
 #[tokio::test]

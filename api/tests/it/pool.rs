@@ -18,16 +18,16 @@ async fn server_pool(db: &TestDatabase) -> PgPool {
 }
 
 /// The backend serving the statement.
-async fn backend_pid(pool: &PgPool) -> Result<i32, sqlx::Error> {
+pub(crate) async fn backend_pid<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(pool)
+        .fetch_one(db)
         .await
 }
 
 /// Waits until no connection of `pool` is out: each is back in it or closed (sqlx returns a
 /// connection in a task of its own, checking it on the way).
-async fn settled(pool: &PgPool) {
-    for _ in 0..200 {
+pub(crate) async fn settled(pool: &PgPool) {
+    for _ in 0..300 {
         if pool.num_idle() as u32 == pool.size() {
             return;
         }
