@@ -205,8 +205,9 @@ impl Metrics {
             ),
             pool_connections: gauge_vec(
                 "db_pool_connections",
-                "This node's database connections: in_use, idle (in_use at db_pool_max means \
-                 requests wait for a connection)",
+                "This node's database connections: in_use, idle, kept (by the lane between one \
+                 statement and the next; in_use + kept at db_pool_max means requests wait for a \
+                 connection)",
                 &["state"],
             ),
             pool_max: register(
@@ -356,11 +357,13 @@ impl Metrics {
         let pool = log.pool();
         let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
         let size = i64::from(pool.size());
+        let kept = i64::try_from(log.lane().kept()).unwrap_or(i64::MAX);
         let connections = &self.inner.pool_connections;
         connections.with_label_values(&["idle"]).set(idle);
+        connections.with_label_values(&["kept"]).set(kept);
         connections
             .with_label_values(&["in_use"])
-            .set((size - idle).max(0));
+            .set((size - idle - kept).max(0));
         self.inner
             .pool_max
             .set(i64::from(pool.options().get_max_connections()));

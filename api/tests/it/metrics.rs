@@ -184,6 +184,7 @@ async fn metrics_parse_and_move_with_the_requests_made() {
     assert_eq!(value(&after, "chronicle_database_up{}"), 1.0);
     assert!(value(&after, "chronicle_db_pool_max{}") >= 1.0);
     assert!(after.contains_key("chronicle_db_pool_connections{state=\"idle\"}"));
+    assert!(after.contains_key("chronicle_db_pool_connections{state=\"kept\"}"));
     assert!(after.contains_key("chronicle_log_reader_stall_seconds{}"));
     for projection in ["search", "activity"] {
         assert!(
