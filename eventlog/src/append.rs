@@ -17,10 +17,10 @@ impl EventLog {
     /// them.
     ///
     /// The multi-row insert is one atomic statement, and a concurrent append to the stream is
-    /// caught by the unique (stream, version) key, so no explicit transaction is needed: two
-    /// round trips and one commit. A retry of an append whose events are all stored already
-    /// (same event ids) returns the stored positions with `already_stored` set and writes
-    /// nothing — also when the two race.
+    /// caught by the unique (stream, version) key, so no explicit transaction is needed: one
+    /// round trip (two when the node must read the stream's head first) and one commit. A retry
+    /// of an append whose events are all stored already (same event ids) returns the stored
+    /// positions with `already_stored` set and writes nothing — also when the two race.
     #[tracing::instrument(skip(self, events), fields(stream = %stream.stream_id, n = events.len()))]
     pub async fn append(
         &self,
