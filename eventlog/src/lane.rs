@@ -156,8 +156,8 @@ impl Inner {
             std::mem::take(&mut *kept)
         } else {
             // Oldest first: the stale ones are a prefix.
-            let fresh = kept.partition_point(|k| k.since.elapsed() >= KEEP_FOR);
-            kept.drain(..fresh).collect()
+            let first_fresh = kept.partition_point(|k| k.since.elapsed() >= KEEP_FOR);
+            kept.drain(..first_fresh).collect()
         };
         drop(kept);
         drop(stale);
