@@ -384,8 +384,11 @@ async fn a_node_stopped_with_sigterm_finishes_its_slow_request_sends_subscribers
     let cluster = LocalCluster::start(&[
         ("CHRONICLE_SHUTDOWN_GRACE_MS", "1000"),
         ("CHRONICLE_SHUTDOWN_TIMEOUT_MS", "30000"),
-        // The slow request: a search that waits for the index to reach a position.
+        // The slow request: a search that waits for the index to reach a position, for as long
+        // as the test takes to get there (on a loaded machine, more than the default 15 s
+        // request timeout).
         ("CHRONICLE_CONSISTENCY_WAIT_MS", "60000"),
+        ("CHRONICLE_REQUEST_TIMEOUT_MS", "60000"),
     ])
     .await;
     let app = cluster.app();
