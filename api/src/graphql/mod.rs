@@ -55,15 +55,12 @@ pub fn build_schema(
     environment: Environment,
     limits: &Limits,
 ) -> ChronicleSchema {
-    let lane = writes.log().lane().clone();
-    let per_operation =
-        operation::PerOperation::new(writes.log().clone(), lane.clone(), pseudonymizer.clone());
+    let per_operation = operation::PerOperation::new(writes.log().clone(), pseudonymizer.clone());
     let builder = builder()
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .data(query::ConsistencyWaits::new(limits.max_consistency_waits))
         .data(writes.log().clone())
-        .data(lane)
         .data(writes)
         .data(rights)
         .data(auth)

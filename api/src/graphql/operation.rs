@@ -12,25 +12,18 @@ use uuid::Uuid;
 
 use super::events::Pseudonymizer;
 use super::{loaders, node};
-use crate::database::Lane;
 use crate::request::{MAX_OPERATION_NAME, RequestContext};
 
 /// Gives each operation its own context and loaders.
 #[derive(Clone)]
 pub struct PerOperation {
     log: EventLog,
-    lane: Lane,
     pseudonymizer: Pseudonymizer,
 }
 
 impl PerOperation {
-    /// Loaders read through `lane`; nodes from `log`.
-    pub fn new(log: EventLog, lane: Lane, pseudonymizer: Pseudonymizer) -> PerOperation {
-        PerOperation {
-            log,
-            lane,
-            pseudonymizer,
-        }
+    pub fn new(log: EventLog, pseudonymizer: Pseudonymizer) -> PerOperation {
+        PerOperation { log, pseudonymizer }
     }
 
     /// Gives `request` its context (over a WebSocket: derived from the connection's, in
@@ -71,7 +64,7 @@ impl PerOperation {
             tracing::debug!(request_id = %operation.request_id, "operation over a WebSocket");
             request.data.insert(operation);
         }
-        request.data.insert(loaders::users(self.lane.clone()));
+        request.data.insert(loaders::users(self.log.lane().clone()));
         let caller = request
             .data
             .get(&TypeId::of::<RequestContext>())

@@ -77,7 +77,7 @@ pub(crate) fn pool<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a PgPool> {
 /// Where the resolvers' read statements run: the pool's connections, handed from one completed
 /// statement to the next (see [`crate::database::Lane`]).
 pub(crate) fn lane<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate::database::Lane> {
-    ctx.data::<crate::database::Lane>()
+    Ok(ctx.data::<crate::writes::Writes>()?.log().lane())
 }
 
 /// Where the request's rights are decided from.
