@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::latency::{Latencies, millis};
 use crate::pgbench::Baseline;
 use crate::report::{self, Context};
+use crate::rounds::{self, ROUNDS};
 use crate::sample;
 use crate::server::Server;
 
@@ -33,18 +34,45 @@ pub struct Args {
     out: PathBuf,
 }
 
-/// The figures of one concurrency level.
+/// The figures of one concurrency level, its rounds taken as one.
 struct Row {
     appenders: usize,
+    /// The mean over the rounds.
     appends_per_second: f64,
+    /// Every append of every round.
     latencies: Latencies,
+    /// The mean over the rounds.
     raw_tps: f64,
+    /// Each round's appends per second ÷ raw insert TPS, in the order measured.
+    ratios: Vec<f64>,
 }
 
 impl Row {
-    fn ratio(&self) -> f64 {
-        self.appends_per_second / self.raw_tps
+    fn new(appenders: usize, appends: Vec<(f64, Latencies)>, raw: Vec<f64>) -> Row {
+        let ratios = appends
+            .iter()
+            .zip(&raw)
+            .map(|((per_second, _), raw_tps)| per_second / raw_tps)
+            .collect();
+        let appends_per_second = mean(appends.iter().map(|(per_second, _)| *per_second));
+        Row {
+            appenders,
+            appends_per_second,
+            latencies: Latencies::pooled(appends.into_iter().map(|(_, latencies)| latencies)),
+            raw_tps: mean(raw.iter().copied()),
+            ratios,
+        }
     }
+
+    /// The ratio the verdict is on: the median of the rounds'.
+    fn ratio(&self) -> f64 {
+        rounds::median(&self.ratios)
+    }
+}
+
+fn mean(values: impl ExactSizeIterator<Item = f64>) -> f64 {
+    let n = values.len().max(1) as f64;
+    values.sum::<f64>() / n
 }
 
 pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
@@ -56,18 +84,20 @@ pub async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     for appenders in CONCURRENCY {
-        database.checkpoint().await;
-        eprintln!("append: {appenders} appender(s), {}s", duration.as_secs());
-        let (appends_per_second, latencies) = measure(&log, appenders, duration).await?;
-        database.checkpoint().await;
-        eprintln!("pgbench: {appenders} client(s), {}s", duration.as_secs());
-        let raw_tps = baseline.tps(appenders, WARM_UP, duration).await?;
-        rows.push(Row {
-            appenders,
-            appends_per_second,
-            latencies,
-            raw_tps,
-        });
+        let (appends, raw) = rounds::alternate(
+            async || {
+                database.checkpoint().await;
+                eprintln!("append: {appenders} appender(s), {}s", duration.as_secs());
+                measure(&log, appenders, duration).await
+            },
+            async || {
+                database.checkpoint().await;
+                eprintln!("pgbench: {appenders} client(s), {}s", duration.as_secs());
+                baseline.tps(appenders, WARM_UP, duration).await
+            },
+        )
+        .await?;
+        rows.push(Row::new(appenders, appends, raw));
     }
 
     drop(log);
@@ -161,26 +191,30 @@ fn render(context: &Context, rows: &[Row], duration: Duration) -> String {
         "## Event log append vs. raw insert (`append`)\n\n{}\n\
          Each append is one `EventLog::append` of one event ({payload} bytes of JSON payload + \
          {metadata} bytes of metadata) to the appender's own item stream with \
-         `ExpectedVersion::Exact`: one multi-row insert that commits on its own (the node remembers the head it wrote last, so it reads none), then the node's notifier announces the append to other nodes with a `pg_notify` of its own (coalesced when appends come faster than it can send). The raw baseline is pgbench \
+         `ExpectedVersion::Exact`: one insert that commits on its own (the node remembers the head it wrote last, so it reads none), then the node's notifier announces the append to other nodes with a `pg_notify` of its own (coalesced when appends come faster than it can send). The raw baseline is pgbench \
          (`-M prepared`, one thread per client up to 2) inserting the same row, one per \
          transaction, into `raw_events`, a copy of `events` with the same columns, keys and \
-         indexes. Each side runs {}s per concurrency level after a {}s warm-up and a \
-         `CHECKPOINT`; p50 and p99 are append latencies.\n\n\
-         | concurrency | append/s | p50 | p99 | raw insert TPS (pgbench) | append / raw |\n\
-         |---:|---:|---:|---:|---:|---:|\n",
+         indexes. Each measurement runs {}s after a {}s warm-up and a `CHECKPOINT`; the two \
+         sides are measured in {ROUNDS} rounds per concurrency level, the appends first in the \
+         first round and pgbench first in the next, alternately. Rates are the rounds' means, \
+         p50 and p99 are over every append of the rounds, and the verdict is on the median of \
+         the rounds' ratios.\n\n\
+         | concurrency | append/s | p50 | p99 | raw insert TPS (pgbench) | append / raw (median) | rounds |\n\
+         |---:|---:|---:|---:|---:|---:|---|\n",
         context.markdown(),
         duration.as_secs(),
         WARM_UP.as_secs(),
     );
     for row in rows {
         out.push_str(&format!(
-            "| {} | {:.0} | {} | {} | {:.0} | {:.2} |\n",
+            "| {} | {:.0} | {} | {} | {:.0} | {:.2} | {} |\n",
             row.appenders,
             row.appends_per_second,
             millis(row.latencies.percentile(0.50)),
             millis(row.latencies.percentile(0.99)),
             row.raw_tps,
             row.ratio(),
+            rounds::listed(&row.ratios),
         ));
     }
     if let Some(last) = rows.last() {

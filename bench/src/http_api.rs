@@ -22,6 +22,7 @@ use self::postgraphile::{Installation, Setup};
 use crate::latency::{Latencies, millis};
 use crate::pgbench::Baseline;
 use crate::report::{self, Context};
+use crate::rounds::{self, ROUNDS};
 use crate::server::{self, APP_POOL_SIZE, Server};
 
 /// Concurrent clients in every measurement.
@@ -32,11 +33,6 @@ const WARM_UP: Duration = Duration::from_secs(2);
 const TARGET_RATIO: f64 = 0.5;
 /// Issue 12: uncached `items` throughput at 32 clients ≥ this × PostGraphile v4's.
 const POSTGRAPHILE_TARGET_RATIO: f64 = 2.0;
-/// Rounds of each `items` comparison with PostGraphile. On a shared two-core machine either
-/// server's rate swings by about 15 % from one measurement to the next, which moved a single
-/// ratio more than most changes do: the verdict takes the median of the rounds' ratios, and
-/// the rounds alternate which server goes first, so that a drift favours neither.
-const ROUNDS: usize = 3;
 /// Items every workspace holds before `items` is measured.
 const MIN_ITEMS: usize = 200;
 /// Sign-ups run a few at a time: each hashes a password with argon2id.
@@ -196,8 +192,8 @@ fn chronicle_http_workers() -> usize {
     std::thread::available_parallelism().map_or(2, NonZeroUsize::get)
 }
 
-/// Chronicle's `items` next to PostGraphile's `allItems` on the same workspaces, in [`ROUNDS`]
-/// rounds.
+/// Chronicle's `items` next to PostGraphile's `allItems` on the same workspaces, in alternating
+/// rounds (see [`rounds`]).
 struct Comparison {
     /// Chronicle's rounds taken as one: the mean rate, percentiles over every request.
     chronicle: Row,
@@ -210,15 +206,12 @@ struct Comparison {
 impl Comparison {
     /// The ratio the verdict is on: the median of the rounds'.
     fn ratio(&self) -> f64 {
-        let mut ratios = self.ratios.clone();
-        ratios.sort_by(f64::total_cmp);
-        ratios.get(ratios.len() / 2).copied().unwrap_or_default()
+        rounds::median(&self.ratios)
     }
 }
 
-/// Measures both servers of `sides` (Chronicle's, PostGraphile's) [`ROUNDS`] times on
-/// `tenants`' workspaces: Chronicle first in the first round, PostGraphile first in the
-/// second, and so on.
+/// Measures both servers of `sides` (Chronicle's, PostGraphile's) in alternating rounds on
+/// `tenants`' workspaces.
 async fn compare(
     database: &server::Database,
     (chronicle_client, postgraphile_client): (&Client, &Client),
@@ -226,24 +219,16 @@ async fn compare(
     workspaces: &str,
     duration: Duration,
 ) -> anyhow::Result<Comparison> {
-    let (mut chronicle, mut postgraphile) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let mut order = [
-            (chronicle_client, Request::Items),
-            (postgraphile_client, Request::PostGraphileItems),
-        ];
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for (answering, request) in order {
-            database.checkpoint().await;
-            let (row, _) = measure(answering, tenants, request, duration).await?;
-            match request {
-                Request::Items => chronicle.push(row),
-                _ => postgraphile.push(row),
-            }
-        }
-    }
+    let side = async |client, request| {
+        database.checkpoint().await;
+        let (row, _) = measure(client, tenants, request, duration).await?;
+        anyhow::Ok(row)
+    };
+    let (chronicle, postgraphile) = rounds::alternate(
+        async || side(chronicle_client, Request::Items).await,
+        async || side(postgraphile_client, Request::PostGraphileItems).await,
+    )
+    .await?;
     let ratios = chronicle
         .iter()
         .zip(&postgraphile)
@@ -468,16 +453,11 @@ fn render(
         .iter()
         .map(|comparison| {
             let ratio = comparison.ratio();
-            let rounds: Vec<String> = comparison
-                .ratios
-                .iter()
-                .map(|ratio| format!("{ratio:.2}"))
-                .collect();
             format!(
                 "{}: **{}** (median {ratio:.2} ×; rounds {})",
                 comparison.chronicle.workspaces,
                 verdict(ratio >= POSTGRAPHILE_TARGET_RATIO),
-                rounds.join(", ")
+                rounds::listed(&comparison.ratios)
             )
         })
         .collect();

@@ -46,6 +46,7 @@ mod latency;
 mod machine;
 mod pgbench;
 mod report;
+mod rounds;
 mod sample;
 mod search;
 mod server;
