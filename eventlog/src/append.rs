@@ -19,9 +19,9 @@ impl EventLog {
     /// The insert (of one row or many) is one atomic statement, and a concurrent append to the
     /// stream is caught by the unique (stream, version) key, so no explicit transaction is
     /// needed: one round trip (two when the node must read the stream's head first) and one
-    /// commit. A retry
-    /// of an append whose events are all stored already (same event ids) returns the stored
-    /// positions with `already_stored` set and writes nothing — also when the two race.
+    /// commit. A retry of an append whose events are all stored already (same event ids)
+    /// returns the stored positions with `already_stored` set and writes nothing — also when
+    /// the two race.
     #[tracing::instrument(skip(self, events), fields(stream = %stream.stream_id, n = events.len()))]
     pub async fn append(
         &self,
@@ -203,15 +203,18 @@ struct Inserted {
 /// `events_check_first_write` in the migrations): extending a stream must be the transaction's
 /// first write, or its version could sort before the one it follows. It is written inline, so
 /// the PL/pgSQL function (which raises) is called only when the check fails.
+///
 /// The tx_id is what the column default gives (the transaction id plus the era's offset), with
 /// the offset read once per statement (an uncorrelated subquery) rather than by a function per
 /// row; like the default, it is read with the statement's snapshot, taken after the insert got
 /// its lock, so an append held up by a new era lands in it. A subquery rather than a join: the
 /// one-row `events_era` is never analyzed, and a join with its default estimate (1,810 rows)
 /// costs the generic plan so high that PostgreSQL planned the statement anew on every call
-/// (0.13 ms of 0.3 ms). An append that extends a stream inserts nothing unless the head it
-/// chains to is stored (a remembered head is then at worst behind: a conflict), so the chain
-/// can neither fork nor skip a version.
+/// (0.13 ms of 0.3 ms).
+///
+/// An append that extends a stream inserts nothing unless the head it chains to is stored (a
+/// remembered head is then at worst behind: a conflict), so the chain can neither fork nor
+/// skip a version.
 ///
 /// One event (what nearly every write appends) goes as scalar parameters: unnesting seven
 /// one-element arrays made PostgreSQL's side of an append about a fifth dearer than a plain
